@@ -1,0 +1,34 @@
+//! The accept-distribution harness: forks worker fleets under different
+//! accept models, drives them with the built-in load generator, and records
+//! how the kernel (or a dispatcher) spread the connections over the workers.
+//!
+//! Data flows one way: a run spec -> a fleet and the load -> counters and
+//! histograms -> records -> CSV, JSON and a printed table.
+
+pub mod cli;
+pub mod counters;
+pub mod export;
+pub mod fleet;
+pub mod introspect;
+pub mod model;
+pub mod record;
+pub mod reproduce;
+pub mod run;
+pub mod stats;
+pub mod sys;
+pub mod worker;
+
+use std::fmt;
+
+/// A mistake in what the user asked for: reported in one line, exit code 2,
+/// before anything starts.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}

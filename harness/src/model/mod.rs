@@ -1,0 +1,195 @@
+//! The accept models: how a worker gets its connections.
+//!
+//! One name per model, used everywhere (CLI, CSV, plots). Each model lives in
+//! its own module with two halves: what the master sets up before it forks
+//! (`prepare`), and the loop a worker runs after the fork. This module only
+//! routes between them.
+
+pub mod dispatch_rr;
+pub mod epoll_exclusive;
+pub mod reuseport;
+pub mod shared_blocking;
+pub mod shared_epoll;
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+
+use crate::counters::Slot;
+
+/// Listen backlog for every model (as nginx's and Node's default, 511).
+pub const BACKLOG: i32 = 511;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Model {
+    SharedBlocking,
+    SharedEpoll,
+    EpollExclusive,
+    Reuseport,
+    DispatchRr,
+}
+
+impl Model {
+    pub const ALL: [Model; 5] = [
+        Model::SharedBlocking,
+        Model::SharedEpoll,
+        Model::EpollExclusive,
+        Model::Reuseport,
+        Model::DispatchRr,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::SharedBlocking => "shared-blocking",
+            Model::SharedEpoll => "shared-epoll",
+            Model::EpollExclusive => "epoll-exclusive",
+            Model::Reuseport => "reuseport",
+            Model::DispatchRr => "dispatch-rr",
+        }
+    }
+
+    /// One line: how a worker gets a connection, and who does this in the wild.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Model::SharedBlocking => "one socket made before fork; every worker blocks in accept(2); the kernel wakes one waiter, FIFO (classic prefork)",
+            Model::SharedEpoll => "one socket made before fork; each worker has its own level-triggered epoll set and accepts until EAGAIN (libuv, Node's SCHED_NONE: the herd)",
+            Model::EpollExclusive => "as shared-epoll, registered with EPOLLEXCLUSIVE so one waiter is woken (nginx with accept_mutex off)",
+            Model::Reuseport => "one SO_REUSEPORT socket per worker on the same port; the kernel hashes the 4-tuple (nginx reuseport, Envoy)",
+            Model::DispatchRr => "the master accepts and passes each fd to a worker over a Unix socketpair (SCM_RIGHTS), round robin (Node cluster SCHED_RR)",
+        }
+    }
+
+    /// Whether a dispatcher process accepts on the workers' behalf.
+    pub fn has_dispatcher(self) -> bool {
+        matches!(self, Model::DispatchRr)
+    }
+
+    /// Whether each worker has an epoll set of its own.
+    pub fn uses_epoll(self) -> bool {
+        matches!(self, Model::SharedEpoll | Model::EpollExclusive)
+    }
+
+    pub fn names() -> String {
+        Model::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Sets up, in the master and before any fork, what the workers will share.
+    /// Fails with `AddrInUse` if the port is taken.
+    pub fn prepare(self, addr: SocketAddr, workers: usize) -> io::Result<Listeners> {
+        match self {
+            Model::SharedBlocking => shared_blocking::prepare(addr),
+            Model::SharedEpoll | Model::EpollExclusive => shared_epoll::prepare(addr),
+            Model::Reuseport => reuseport::prepare(addr, workers),
+            Model::DispatchRr => dispatch_rr::prepare(addr, workers),
+        }
+    }
+
+    /// A worker's loop; returns only on an error that stops the worker.
+    pub fn run_worker(self, end: WorkerEnd, worker: usize, slot: &Slot) -> io::Error {
+        let response = crate::worker::response(worker);
+        match (self, end) {
+            (Model::SharedBlocking, WorkerEnd::Listener(l)) => shared_blocking::run(l, slot, &response),
+            (Model::SharedEpoll, WorkerEnd::Listener(l)) => shared_epoll::run(l, worker, slot, &response),
+            (Model::EpollExclusive, WorkerEnd::Listener(l)) => epoll_exclusive::run(l, worker, slot, &response),
+            (Model::Reuseport, WorkerEnd::Listener(l)) => reuseport::run(l, slot, &response),
+            (Model::DispatchRr, WorkerEnd::Channel(c)) => dispatch_rr::run(c, slot, &response),
+            (m, _) => io::Error::other(format!("{m}: worker handed the wrong kind of endpoint")),
+        }
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Model {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Model, String> {
+        Model::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("unknown model '{s}' (valid: {})", Model::names()))
+    }
+}
+
+/// What the master holds between `prepare` and the forks.
+pub enum Listeners {
+    /// One listening socket that every worker inherits.
+    Shared { listener: OwnedFd, addr: SocketAddr },
+    /// One listening socket per worker, all on the same port.
+    PerWorker { listeners: Vec<OwnedFd>, addr: SocketAddr },
+    /// A listening socket for the dispatcher and one channel per worker
+    /// (dispatcher end, worker end).
+    Dispatch {
+        listener: OwnedFd,
+        channels: Vec<(OwnedFd, OwnedFd)>,
+        addr: SocketAddr,
+    },
+}
+
+/// What one worker keeps after the fork.
+pub enum WorkerEnd {
+    Listener(OwnedFd),
+    Channel(OwnedFd),
+}
+
+impl Listeners {
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Listeners::Shared { addr, .. } | Listeners::PerWorker { addr, .. } | Listeners::Dispatch { addr, .. } => *addr,
+        }
+    }
+
+    /// In worker `i`'s process: keeps its endpoint and closes everything else,
+    /// so that no worker holds another's socket open.
+    pub fn into_worker(self, i: usize) -> WorkerEnd {
+        match self {
+            Listeners::Shared { listener, .. } => WorkerEnd::Listener(listener),
+            Listeners::PerWorker { mut listeners, .. } => WorkerEnd::Listener(listeners.swap_remove(i)),
+            Listeners::Dispatch { mut channels, .. } => WorkerEnd::Channel(channels.swap_remove(i).1),
+        }
+    }
+
+    /// In the dispatcher's process: the listener and the dispatcher ends of the
+    /// channels; the workers' ends are closed. `None` for models without one.
+    pub fn into_dispatcher(self) -> Option<(OwnedFd, Vec<OwnedFd>)> {
+        match self {
+            Listeners::Dispatch { listener, channels, .. } => {
+                Some((listener, channels.into_iter().map(|(d, _)| d).collect()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The accept loop shared by the blocking models: block in accept(2), serve,
+/// repeat. Each return of accept is one wakeup.
+pub(crate) fn blocking_accept_loop(listener: OwnedFd, slot: &Slot, response: &[u8]) -> io::Error {
+    use std::os::fd::{AsFd, AsRawFd};
+    Slot::set_fd(&slot.listen_fd, listener.as_raw_fd());
+    slot.ready.store(1, std::sync::atomic::Ordering::Release);
+    loop {
+        match crate::sys::accept(listener.as_fd()) {
+            Ok(conn) => {
+                Slot::bump(&slot.wakeups);
+                Slot::bump(&slot.accepted);
+                crate::worker::serve(conn, response, slot);
+            }
+            Err(e) if transient_accept_error(&e) => Slot::bump(&slot.wakeups),
+            Err(e) => return e,
+        }
+    }
+}
+
+/// Errors after which accept is simply called again: a signal, or a
+/// connection that was reset while it waited in the queue.
+pub(crate) fn transient_accept_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINTR) | Some(libc::ECONNABORTED) | Some(libc::EPROTO) | Some(libc::EPERM)
+    )
+}

@@ -1,0 +1,46 @@
+//! `reuseport`: one SO_REUSEPORT listening socket per worker, all bound to the
+//! same port. The kernel picks the socket by a hash of the connection's
+//! 4-tuple, so the spread is hash noise and does not react to a busy worker.
+//! As nginx does, the master opens the sockets (one per worker) and each worker
+//! keeps only its own after the fork; each blocks in accept(2) on it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+
+use super::{blocking_accept_loop, Listeners, BACKLOG};
+use crate::counters::Slot;
+use crate::sys::{self, ListenOpts};
+
+pub fn prepare(addr: SocketAddr, workers: usize) -> io::Result<Listeners> {
+    // A plain socket first: it fails with EADDRINUSE if anything listens on
+    // the port, including another reuseport group we must not join, and it
+    // picks the port when asked for port 0.
+    let probe = sys::tcp_listener(
+        &addr,
+        ListenOpts {
+            reuseport: false,
+            nonblocking: false,
+            backlog: 1,
+        },
+    )?;
+    let addr = sys::local_addr(probe.as_fd())?;
+    drop(probe);
+    let listeners = (0..workers)
+        .map(|_| {
+            sys::tcp_listener(
+                &addr,
+                ListenOpts {
+                    reuseport: true,
+                    nonblocking: false,
+                    backlog: BACKLOG,
+                },
+            )
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    Ok(Listeners::PerWorker { listeners, addr })
+}
+
+pub fn run(listener: OwnedFd, slot: &Slot, response: &[u8]) -> io::Error {
+    blocking_accept_loop(listener, slot, response)
+}

@@ -1,0 +1,29 @@
+//! `shared-blocking`: one listening socket made before fork; every worker
+//! blocks in accept(2) on it. The kernel queues the sleepers exclusively and
+//! wakes one per connection in FIFO order, so a serial client sees strict
+//! rotation. This is the classic prefork server.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+
+use super::{blocking_accept_loop, Listeners, BACKLOG};
+use crate::counters::Slot;
+use crate::sys::{self, ListenOpts};
+
+pub fn prepare(addr: SocketAddr) -> io::Result<Listeners> {
+    let listener = sys::tcp_listener(
+        &addr,
+        ListenOpts {
+            reuseport: false,
+            nonblocking: false,
+            backlog: BACKLOG,
+        },
+    )?;
+    let addr = sys::local_addr(std::os::fd::AsFd::as_fd(&listener))?;
+    Ok(Listeners::Shared { listener, addr })
+}
+
+pub fn run(listener: OwnedFd, slot: &Slot, response: &[u8]) -> io::Error {
+    blocking_accept_loop(listener, slot, response)
+}

@@ -1,0 +1,80 @@
+//! `shared-epoll`: one non-blocking listening socket made before fork; each
+//! worker makes its own level-triggered epoll set after the fork and, when
+//! woken, accepts until EAGAIN. That is what libuv does, so it is Node.js with
+//! SCHED_NONE, the seed's demo. Every worker's epoll set is woken by every
+//! connection: the thundering herd, visible as spurious wakeups.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
+
+use super::{transient_accept_error, Listeners, BACKLOG};
+use crate::counters::Slot;
+use crate::sys::{self, Epoll, ListenOpts};
+
+pub fn prepare(addr: SocketAddr) -> io::Result<Listeners> {
+    let listener = sys::tcp_listener(
+        &addr,
+        ListenOpts {
+            reuseport: false,
+            nonblocking: true,
+            backlog: BACKLOG,
+        },
+    )?;
+    let addr = sys::local_addr(listener.as_fd())?;
+    Ok(Listeners::Shared { listener, addr })
+}
+
+pub fn run(listener: OwnedFd, worker: usize, slot: &Slot, response: &[u8]) -> io::Error {
+    epoll_loop(listener, worker, slot, response, false)
+}
+
+/// The epoll worker loop, shared with `epoll-exclusive`, which differs only in
+/// the registration flag. The listener is registered with the worker's index
+/// as its tag, which /proc/PID/fdinfo shows: that is how a run proves the
+/// epoll sets are the workers' own.
+pub(super) fn epoll_loop(listener: OwnedFd, worker: usize, slot: &Slot, response: &[u8], exclusive: bool) -> io::Error {
+    let epoll = match Epoll::new() {
+        Ok(e) => e,
+        Err(e) => return e,
+    };
+    let mut events = libc::EPOLLIN as u32;
+    if exclusive {
+        events |= libc::EPOLLEXCLUSIVE as u32;
+    }
+    if let Err(e) = epoll.add(listener.as_fd(), events, worker as u64) {
+        return e;
+    }
+    Slot::set_fd(&slot.listen_fd, listener.as_raw_fd());
+    Slot::set_fd(&slot.epoll_fd, epoll.raw());
+    slot.ready.store(1, Ordering::Release);
+    loop {
+        match epoll.wait_one() {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return e,
+        }
+        Slot::bump(&slot.wakeups);
+        let mut got = 0u64;
+        loop {
+            match sys::accept(listener.as_fd()) {
+                Ok(conn) => {
+                    got += 1;
+                    Slot::bump(&slot.accepted);
+                    crate::worker::serve(conn, response, slot);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    Slot::bump(&slot.empty_accepts);
+                    break;
+                }
+                Err(e) if transient_accept_error(&e) => continue,
+                Err(e) => return e,
+            }
+        }
+        if got == 0 {
+            Slot::bump(&slot.spurious_wakeups);
+        }
+    }
+}

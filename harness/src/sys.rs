@@ -1,0 +1,508 @@
+//! Thin wrappers over the libc calls the fleet needs.
+//!
+//! Every `unsafe` block of the harness lives here, each with a `// SAFETY:` note.
+//! Callers get `io::Result` (errno turned into `io::Error`) and `OwnedFd`s, so no
+//! raw descriptor is ever left without an owner.
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// Turns a libc return value into `io::Result`, reading errno on -1.
+fn cvt<T: PartialEq + From<i8>>(ret: T) -> io::Result<T> {
+    if ret == T::from(-1) {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Wraps a descriptor that a successful syscall just returned.
+fn owned(fd: RawFd) -> OwnedFd {
+    // SAFETY: `fd` was returned by a successful syscall that creates a new
+    // descriptor, so nothing else owns it yet.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+fn setsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: `value` outlives the call and its size is passed alongside it.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const i32).cast(),
+            size_of::<i32>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+/// Encodes a socket address for bind/connect.
+fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data for which all-zero bytes are valid.
+    let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+/// Options for a listening TCP socket.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenOpts {
+    pub reuseport: bool,
+    pub nonblocking: bool,
+    pub backlog: i32,
+}
+
+/// socket + SO_REUSEADDR (+ SO_REUSEPORT) + bind + listen. CLOEXEC always.
+pub fn tcp_listener(addr: &SocketAddr, opts: ListenOpts) -> io::Result<OwnedFd> {
+    let fd = tcp_socket(addr, opts.nonblocking)?;
+    setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    if opts.reuseport {
+        setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    }
+    bind(fd.as_fd(), addr)?;
+    // SAFETY: plain syscall on a descriptor we own.
+    cvt(unsafe { libc::listen(fd.as_raw_fd(), opts.backlog) })?;
+    Ok(fd)
+}
+
+/// A bound but not listening socket: reserves a port without taking connections.
+pub fn tcp_bound(addr: &SocketAddr) -> io::Result<OwnedFd> {
+    let fd = tcp_socket(addr, false)?;
+    setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    bind(fd.as_fd(), addr)?;
+    Ok(fd)
+}
+
+fn tcp_socket(addr: &SocketAddr, nonblocking: bool) -> io::Result<OwnedFd> {
+    let domain = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    let mut ty = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
+    if nonblocking {
+        ty |= libc::SOCK_NONBLOCK;
+    }
+    // SAFETY: plain syscall with constant arguments.
+    let fd = cvt(unsafe { libc::socket(domain, ty, 0) })?;
+    Ok(owned(fd))
+}
+
+fn bind(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<()> {
+    let (storage, len) = sockaddr(addr);
+    // SAFETY: `storage` holds a valid address of length `len` for the call.
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    })?;
+    Ok(())
+}
+
+/// The local address a socket is bound to.
+pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<SocketAddr> {
+    // SAFETY: all-zero bytes are a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` and `len` are valid for writes and describe each other.
+    cvt(unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    })?;
+    match storage.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in (family AF_INET).
+            let sin: libc::sockaddr_in = unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
+            let ip = std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+            Ok(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the kernel wrote a sockaddr_in6 (family AF_INET6).
+            let sin6: libc::sockaddr_in6 = unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
+            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Ok(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        f => Err(io::Error::other(format!("unexpected address family {f}"))),
+    }
+}
+
+/// accept4 with CLOEXEC; the accepted socket is blocking whatever the listener is.
+pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: null address pointers are allowed: we do not ask for the peer.
+    let fd = cvt(unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC,
+        )
+    })?;
+    Ok(owned(fd))
+}
+
+/// read(2) into `buf`.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+    let n = cvt(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })?;
+    Ok(n as usize)
+}
+
+/// write(2) from `buf`.
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+    let n = cvt(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })?;
+    Ok(n as usize)
+}
+
+/// An epoll instance owned by one process.
+pub struct Epoll(OwnedFd);
+
+impl Epoll {
+    pub fn new() -> io::Result<Epoll> {
+        // SAFETY: plain syscall with a constant flag.
+        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        Ok(Epoll(owned(fd)))
+    }
+
+    /// Registers `fd` for `events` with `data` as its tag.
+    pub fn add(&self, fd: BorrowedFd<'_>, events: u32, data: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: data };
+        // SAFETY: `ev` is a valid epoll_event for the duration of the call.
+        cvt(unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev) })?;
+        Ok(())
+    }
+
+    /// Waits for at most one event, forever; returns how many came (0 or 1).
+    pub fn wait_one(&self) -> io::Result<usize> {
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: `ev` has room for the one event we ask for.
+        let n = cvt(unsafe { libc::epoll_wait(self.0.as_raw_fd(), &mut ev, 1, -1) })?;
+        Ok(n as usize)
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// A connected pair of SOCK_SEQPACKET Unix sockets for passing descriptors.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: `fds` has room for the two descriptors socketpair writes.
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    Ok((owned(fds[0]), owned(fds[1])))
+}
+
+const FD_CMSG_SPACE: usize = 64;
+
+/// Sends one descriptor over a Unix socket with SCM_RIGHTS (and one data byte).
+pub fn send_fd(chan: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut cbuf = [0u64; FD_CMSG_SPACE / 8];
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as _;
+    // SAFETY: msg_control points at a buffer of at least msg_controllen bytes,
+    // aligned for cmsghdr, so the first header and its data fit in it.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd.as_raw_fd());
+    }
+    // SAFETY: `msg` and everything it points at live across the call.
+    cvt(unsafe { libc::sendmsg(chan.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })?;
+    Ok(())
+}
+
+/// Receives one descriptor sent by [`send_fd`]; `Ok(None)` when the peer closed.
+///
+/// Uses MSG_CMSG_CLOEXEC, rejects truncated control data, and wraps every
+/// received descriptor in an `OwnedFd` at once.
+pub fn recv_fd(chan: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut cbuf = [0u64; FD_CMSG_SPACE / 8];
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = FD_CMSG_SPACE as _;
+    // SAFETY: `msg` points at buffers valid for writes of the given lengths.
+    let n = cvt(unsafe { libc::recvmsg(chan.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) })?;
+    let mut fds = Vec::new();
+    // SAFETY: the kernel filled msg_control with msg_controllen bytes of
+    // well-formed cmsghdrs; the CMSG macros walk only within them.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg);
+                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / size_of::<RawFd>();
+                for i in 0..count {
+                    let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                    fds.push(owned(fd));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::other("descriptor message truncated (MSG_CTRUNC)"));
+    }
+    if n == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    let mut it = fds.into_iter();
+    match (it.next(), it.next()) {
+        (Some(fd), None) => Ok(Some(fd)),
+        (None, _) => Err(io::Error::other("message carried no descriptor")),
+        (Some(_), Some(_)) => Err(io::Error::other("message carried more than one descriptor")),
+    }
+}
+
+/// Outcome of [`fork`] as seen by the calling process.
+pub enum Fork {
+    Parent(libc::pid_t),
+    Child,
+}
+
+/// Number of threads in this process, from /proc/self/status.
+pub fn thread_count() -> io::Result<usize> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("no Threads: line in /proc/self/status"))
+}
+
+/// fork(2), refused unless this process has exactly one thread.
+///
+/// A child forked from a multi-threaded process may inherit a lock that another
+/// thread held (the allocator's, stdout's) and deadlock; checking first turns
+/// that into an error instead of a rare hang.
+pub fn fork() -> io::Result<Fork> {
+    let threads = thread_count()?;
+    if threads != 1 {
+        return Err(io::Error::other(format!(
+            "refusing to fork: the process has {threads} threads (fleets are forked before any thread starts)"
+        )));
+    }
+    // SAFETY: the process is single-threaded (checked above), so the child
+    // gets a consistent copy of every lock and allocator state.
+    let pid = cvt(unsafe { libc::fork() })?;
+    Ok(if pid == 0 { Fork::Child } else { Fork::Parent(pid) })
+}
+
+/// In a freshly forked child: die with SIGKILL when the parent dies, and exit
+/// at once if the parent is already gone (the race between fork and prctl).
+pub fn die_with_parent(parent: libc::pid_t) {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and no pointers.
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    // SAFETY: getppid has no preconditions.
+    if rc != 0 || unsafe { libc::getppid() } != parent {
+        exit_now(1);
+    }
+}
+
+/// Restores the default action of the signals a harness might handle, so a
+/// worker dies on SIGTERM/SIGINT whatever syscall it is blocked in.
+pub fn default_signals() {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
+        // SAFETY: installing SIG_DFL is always valid.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
+/// Ignores SIGPIPE so a write to a closed socket returns EPIPE instead.
+pub fn ignore_sigpipe() {
+    // SAFETY: installing SIG_IGN for SIGPIPE is always valid.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
+/// _exit(2): leaves at once, running no destructors or atexit handlers (a
+/// forked child must not flush buffers it shares with its parent).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}
+
+/// Sends `sig` to `pid`; a process already gone is not an error.
+pub fn kill(pid: libc::pid_t, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall; pid is one of our children.
+    match cvt(unsafe { libc::kill(pid, sig) }) {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// How a reaped child ended and the CPU it used.
+#[derive(Debug, Clone, Copy)]
+pub struct Reaped {
+    pub status: i32,
+    pub cpu: Duration,
+}
+
+fn timeval(tv: libc::timeval) -> Duration {
+    Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
+}
+
+/// wait4(2) on one child; `Ok(None)` with `nohang` if it has not exited yet.
+pub fn wait4(pid: libc::pid_t, nohang: bool) -> io::Result<Option<Reaped>> {
+    let mut status = 0;
+    // SAFETY: all-zero is a valid rusage.
+    let mut ru: libc::rusage = unsafe { zeroed() };
+    let flags = if nohang { libc::WNOHANG } else { 0 };
+    loop {
+        // SAFETY: `status` and `ru` are valid for writes.
+        let r = unsafe { libc::wait4(pid, &mut status, flags, &mut ru) };
+        match cvt(r) {
+            Ok(0) => return Ok(None),
+            Ok(_) => {
+                return Ok(Some(Reaped {
+                    status,
+                    cpu: timeval(ru.ru_utime) + timeval(ru.ru_stime),
+                }))
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// CPU time (user + system) this process has used so far, all threads.
+pub fn self_cpu() -> Duration {
+    // SAFETY: all-zero is a valid rusage.
+    let mut ru: libc::rusage = unsafe { zeroed() };
+    // SAFETY: `ru` is valid for writes.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    timeval(ru.ru_utime) + timeval(ru.ru_stime)
+}
+
+/// Raises the soft RLIMIT_NOFILE towards `want`, up to the hard limit.
+/// Returns the soft limit in force afterwards.
+pub fn raise_nofile(want: u64) -> io::Result<u64> {
+    // SAFETY: all-zero is a valid rlimit.
+    let mut rl: libc::rlimit = unsafe { zeroed() };
+    // SAFETY: `rl` is valid for writes.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) })?;
+    if rl.rlim_cur as u64 >= want {
+        return Ok(rl.rlim_cur as u64);
+    }
+    rl.rlim_cur = (want as libc::rlim_t).min(rl.rlim_max);
+    // SAFETY: `rl` is a valid rlimit no larger than the hard limit.
+    cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) })?;
+    Ok(rl.rlim_cur as u64)
+}
+
+/// Anonymous shared memory that survives fork: written by children, read by
+/// the parent.
+pub struct SharedMem {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl SharedMem {
+    /// `len` zeroed bytes, page-aligned.
+    pub fn new(len: usize) -> io::Result<SharedMem> {
+        // SAFETY: anonymous mapping with no address hint; checked for MAP_FAILED.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SharedMem { ptr: ptr.cast(), len })
+    }
+
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for SharedMem {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len came from a successful mmap and are unmapped once.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
