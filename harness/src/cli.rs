@@ -32,7 +32,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run one fleet under one accept model and measure the spread.
-    #[command(after_help = "Example:\n  harness run --model reuseport --workers 4 --concurrency 64 --duration 5s --out results/rp")]
+    #[command(
+        after_help = "Example:\n  harness run --model reuseport --workers 4 --concurrency 64 --duration 5s --out results/rp"
+    )]
     Run(RunArgs),
     /// Rerun the seed article's experiment (4 workers, shared-epoll) and the same load under every model.
     #[command(after_help = "Example:\n  harness reproduce --out results/seed")]
@@ -202,13 +204,21 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
     print!("{}", export::table::run(&result.summary, &result.workers));
     println!("{}", result.conservation_line());
     println!("files: {}", dir.display());
-    Ok(if result.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if result.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Writes a run's three files into `dir`.
 pub fn write_run(dir: &Path, result: &run::RunResult, meta: &Meta) -> anyhow::Result<()> {
     export::write_atomic(dir, "workers.csv", &export::csv::workers(&result.workers)?)?;
-    export::write_atomic(dir, "summary.csv", &export::csv::summary(std::slice::from_ref(&result.summary))?)?;
+    export::write_atomic(
+        dir,
+        "summary.csv",
+        &export::csv::summary(std::slice::from_ref(&result.summary))?,
+    )?;
     export::write_atomic(dir, "meta.json", &meta.to_json()?).context("writing meta.json")?;
     Ok(())
 }

@@ -33,6 +33,11 @@ pub struct Fleet {
 /// CPU time and exit of every child, after `stop`.
 pub struct Teardown {
     pub worker_cpu: Vec<Duration>,
+    /// Voluntary context switches per worker: every wakeup, wasted or not,
+    /// costs one, so the herd shows here even when the kernel hides it from
+    /// accept (a level-triggered epoll_wait that finds the socket drained
+    /// goes back to sleep without returning).
+    pub worker_switches: Vec<u64>,
     pub dispatcher_cpu: Option<Duration>,
     /// Children that had exited before they were asked to (index or "dispatcher", status).
     pub early_exits: Vec<String>,
@@ -63,7 +68,9 @@ impl Fleet {
         if model.has_dispatcher() {
             match sys::fork()? {
                 Fork::Child => child(master, "dispatcher", || match listeners.into_dispatcher() {
-                    Some((listener, channels)) => dispatch_rr::dispatcher(listener, channels, &fleet.counters),
+                    Some((listener, channels)) => {
+                        dispatch_rr::dispatcher(listener, channels, &fleet.counters)
+                    }
                     None => io::Error::other("dispatcher forked for a model without one"),
                 }),
                 Fork::Parent(pid) => fleet.dispatcher = Some(pid),
@@ -114,7 +121,11 @@ impl Fleet {
         let pending: Vec<_> = self.all_pids().filter(|p| !self.is_reaped(*p)).collect();
         for pid in pending {
             if let Some(r) = sys::wait4(pid, true)? {
-                gone.push(format!("{} exited ({})", self.name_of(pid), describe_status(r.status)));
+                gone.push(format!(
+                    "{} exited ({})",
+                    self.name_of(pid),
+                    describe_status(r.status)
+                ));
                 self.reaped.push((pid, r));
             }
         }
@@ -136,15 +147,15 @@ impl Fleet {
             std::thread::sleep(Duration::from_micros(200));
         }
         self.kill_and_reap()?;
-        let cpu_of = |pid| {
-            self.reaped
-                .iter()
-                .find(|(p, _)| *p == pid)
-                .map(|(_, r)| r.cpu)
-                .unwrap_or_default()
-        };
+        let reaped = |pid| self.reaped.iter().find(|(p, _)| *p == pid).map(|(_, r)| *r);
+        let cpu_of = |pid| reaped(pid).map(|r| r.cpu).unwrap_or_default();
         Ok(Teardown {
             worker_cpu: self.pids.iter().map(|&p| cpu_of(p)).collect(),
+            worker_switches: self
+                .pids
+                .iter()
+                .map(|&p| reaped(p).map_or(0, |r| r.voluntary_switches))
+                .collect(),
             dispatcher_cpu: self.dispatcher.map(cpu_of),
             early_exits,
         })

@@ -44,7 +44,10 @@ fn socket_inode(pid: libc::pid_t, fd: i32) -> Option<u64> {
 }
 
 fn parse_socket_link(link: &str) -> Option<u64> {
-    link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 fn epoll_tag(pid: libc::pid_t, fd: i32) -> Option<u64> {

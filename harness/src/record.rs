@@ -25,6 +25,8 @@ pub struct WorkerRow {
     pub max_us: u64,
     pub wakeups: u64,
     pub empty_accepts: u64,
+    /// Voluntary context switches of the worker over the run (wait4).
+    pub voluntary_switches: u64,
     /// Connections the worker took but could not answer.
     pub worker_errors: u64,
     /// Responses the load generator attributed to this worker (x-worker).
@@ -61,6 +63,10 @@ pub struct SummaryRow {
     pub accepted: u64,
     pub spurious_wakeups: u64,
     pub empty_accepts: u64,
+    /// Workers' voluntary context switches per completed connection: about
+    /// 1-2 when one worker is woken per connection, about the fleet size
+    /// under a thundering herd.
+    pub switches_per_conn: f64,
     pub worker_cpu_ms: f64,
     pub dispatcher_cpu_ms: Option<f64>,
     pub loadgen_cpu_ms: f64,

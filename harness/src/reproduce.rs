@@ -40,7 +40,11 @@ const ORDER: [Model; 5] = [
     Model::DispatchRr,
 ];
 
-pub fn main(out: Option<PathBuf>, connections: u64, concurrency: usize) -> anyhow::Result<ExitCode> {
+pub fn main(
+    out: Option<PathBuf>,
+    connections: u64,
+    concurrency: usize,
+) -> anyhow::Result<ExitCode> {
     let spec_for = |model| RunSpec {
         model,
         workers: WORKERS,
@@ -78,14 +82,21 @@ pub fn main(out: Option<PathBuf>, connections: u64, concurrency: usize) -> anyho
         ok &= r.ok();
     }
     println!("files: {}", dir.display());
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// The seed's own form, then fairness beside the seed's.
 fn seed_form(r: &RunResult) -> String {
     let mut s = String::new();
     for w in &r.workers {
-        s.push_str(&format!("worker {} got {} connections\n", w.pid, w.accepted));
+        s.push_str(&format!(
+            "worker {} got {} connections\n",
+            w.pid, w.accepted
+        ));
     }
     s.push_str(&format!(
         "Jain's fairness index {:.2} (seed: {:.2}), max/min {} (seed: {:.1}), at {:.0} conn/s with {} connections in flight\n",
@@ -105,7 +116,12 @@ pub fn comparison(results: &[RunResult]) -> String {
         "{:<18} {:>8} {:>28} {:>6} {:>8} {:>9} {:>7}\n",
         "model", "conn/s", "connections per worker", "Jain", "max/min", "spurious", "p99_us"
     );
-    let counts = |c: &[u64]| c.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" / ");
+    let counts = |c: &[u64]| {
+        c.iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
     s.push_str(&format!(
         "{:<18} {:>8} {:>28} {:>6.2} {:>8} {:>9} {:>7}\n",
         "seed (Node.js)",
@@ -153,6 +169,10 @@ fn write_combined(
         "concurrency": concurrency,
         "models": ORDER.iter().map(|m| m.name()).collect::<Vec<_>>(),
     });
-    export::write_atomic(dir, "meta.json", &Meta::collect(started.to_string(), params).to_json()?)?;
+    export::write_atomic(
+        dir,
+        "meta.json",
+        &Meta::collect(started.to_string(), params).to_json()?,
+    )?;
     Ok(())
 }

@@ -63,10 +63,15 @@ impl RunSpec {
     /// Checks what can be checked before anything starts; usage errors.
     pub fn validate(&self) -> Result<(), UsageError> {
         if !(1..=1024).contains(&self.workers) {
-            return Err(UsageError(format!("--workers {} is out of range: 1 to 1024", self.workers)));
+            return Err(UsageError(format!(
+                "--workers {} is out of range: 1 to 1024",
+                self.workers
+            )));
         }
         if self.concurrency == 0 {
-            return Err(UsageError("--concurrency 0: at least 1 connection must be in flight".into()));
+            return Err(UsageError(
+                "--concurrency 0: at least 1 connection must be in flight".into(),
+            ));
         }
         if self.threads == 0 || self.threads > self.concurrency {
             return Err(UsageError(format!(
@@ -75,7 +80,8 @@ impl RunSpec {
             )));
         }
         let need = self.concurrency as u64 + 2 * self.workers as u64 + 64;
-        let have = sys::raise_nofile(need).map_err(|e| UsageError(format!("cannot raise the open-file limit: {e}")))?;
+        let have = sys::raise_nofile(need)
+            .map_err(|e| UsageError(format!("cannot raise the open-file limit: {e}")))?;
         if have < need {
             return Err(UsageError(format!(
                 "--concurrency {} needs about {need} open files but RLIMIT_NOFILE allows {have}",
@@ -120,7 +126,10 @@ fn prepare(spec: &RunSpec) -> anyhow::Result<crate::model::Listeners> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, spec.port));
     spec.model.prepare(addr, spec.workers).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
-            anyhow!(UsageError(format!("--port {} is already in use on 127.0.0.1", spec.port)))
+            anyhow!(UsageError(format!(
+                "--port {} is already in use on 127.0.0.1",
+                spec.port
+            )))
         } else {
             anyhow!(e).context(format!("setting up {} on port {}", spec.model, spec.port))
         }
@@ -132,7 +141,8 @@ fn prepare(spec: &RunSpec) -> anyhow::Result<crate::model::Listeners> {
 pub fn execute(spec: &RunSpec) -> anyhow::Result<RunResult> {
     let listeners = prepare(spec)?;
     let addr = listeners.addr();
-    let mut fleet = Fleet::start(spec.model, listeners, spec.workers).context("forking the fleet")?;
+    let mut fleet =
+        Fleet::start(spec.model, listeners, spec.workers).context("forking the fleet")?;
     fleet.wait_ready(READY_TIMEOUT)?;
     let endpoints = introspect::endpoints(&fleet);
 
@@ -150,7 +160,16 @@ pub fn execute(spec: &RunSpec) -> anyhow::Result<RunResult> {
     let pids = fleet.pids.clone();
     let dispatcher = fleet.counters.len() > fleet.workers();
     let teardown = fleet.stop().context("stopping the fleet")?;
-    Ok(build(spec, &report, &counts, &pids, dispatcher, &endpoints, &teardown, loadgen_cpu))
+    Ok(build(
+        spec,
+        &report,
+        &counts,
+        &pids,
+        dispatcher,
+        &endpoints,
+        &teardown,
+        loadgen_cpu,
+    ))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -179,7 +198,9 @@ fn build(
         .map(|i| {
             let c = &counts[i];
             let attributed = attributed_to(i);
-            let q = attributed.map(|w| Quantiles::of(&w.latency)).unwrap_or_default();
+            let q = attributed
+                .map(|w| Quantiles::of(&w.latency))
+                .unwrap_or_default();
             WorkerRow {
                 model: spec.model.name().into(),
                 workers: n,
@@ -195,6 +216,7 @@ fn build(
                 max_us: q.max,
                 wakeups: c.wakeups,
                 empty_accepts: c.empty_accepts,
+                voluntary_switches: teardown.worker_switches[i],
                 worker_errors: c.errors,
                 attributed: attributed.map(|w| w.completed).unwrap_or(0),
                 dispatched: has_dispatcher.then_some(c.dispatched),
@@ -221,7 +243,10 @@ fn build(
         }
         if let Some(d) = w.dispatched {
             if d != w.accepted {
-                problems.push(format!("worker {} was handed {d} but took {}", w.worker, w.accepted));
+                problems.push(format!(
+                    "worker {} was handed {d} but took {}",
+                    w.worker, w.accepted
+                ));
             }
         }
     }
@@ -240,11 +265,16 @@ fn build(
             .filter(|(_, c)| *c > 0)
             .map(|(k, c)| format!("{k} {c}"))
             .collect();
-        problems.push(format!("{lost} connections failed ({})", classes.join(", ")));
+        problems.push(format!(
+            "{lost} connections failed ({})",
+            classes.join(", ")
+        ));
     }
     let dispatch_errors: u64 = counts[..n].iter().map(|c| c.dispatch_errors).sum();
     if dispatch_errors > 0 {
-        problems.push(format!("{dispatch_errors} hand-offs from the dispatcher failed"));
+        problems.push(format!(
+            "{dispatch_errors} hand-offs from the dispatcher failed"
+        ));
     }
     for gone in &teardown.early_exits {
         problems.push(format!("{gone} during the run"));
@@ -274,6 +304,10 @@ fn build(
         accepted: total_accepted,
         spurious_wakeups: counts[..n].iter().map(|c| c.spurious_wakeups).sum(),
         empty_accepts: counts[..n].iter().map(|c| c.empty_accepts).sum(),
+        switches_per_conn: round(
+            teardown.worker_switches.iter().sum::<u64>() as f64 / report.completed.max(1) as f64,
+            3,
+        ),
         worker_cpu_ms: ms(teardown.worker_cpu.iter().sum()),
         dispatcher_cpu_ms: teardown.dispatcher_cpu.map(ms),
         loadgen_cpu_ms: ms(loadgen_cpu),

@@ -33,7 +33,13 @@ pub fn shares(counts: &[u64]) -> Vec<f64> {
     let total: u64 = counts.iter().sum();
     counts
         .iter()
-        .map(|&c| if total == 0 { 0.0 } else { c as f64 / total as f64 })
+        .map(|&c| {
+            if total == 0 {
+                0.0
+            } else {
+                c as f64 / total as f64
+            }
+        })
         .collect()
 }
 
@@ -66,6 +72,9 @@ mod tests {
         assert!((499..=501).contains(&q.p50), "{q:?}");
         assert!((989..=991).contains(&q.p99), "{q:?}");
         assert_eq!(q.max, 1000);
-        assert_eq!(Quantiles::of(&Histogram::<u64>::new(3).unwrap()), Quantiles::default());
+        assert_eq!(
+            Quantiles::of(&Histogram::<u64>::new(3).unwrap()),
+            Quantiles::default()
+        );
     }
 }

@@ -149,13 +149,18 @@ pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<SocketAddr> {
     match storage.ss_family as i32 {
         libc::AF_INET => {
             // SAFETY: the kernel wrote a sockaddr_in (family AF_INET).
-            let sin: libc::sockaddr_in = unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
+            let sin: libc::sockaddr_in =
+                unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
             let ip = std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Ok(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+            Ok(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
         }
         libc::AF_INET6 => {
             // SAFETY: the kernel wrote a sockaddr_in6 (family AF_INET6).
-            let sin6: libc::sockaddr_in6 = unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
+            let sin6: libc::sockaddr_in6 =
+                unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
             let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
             Ok(SocketAddr::V6(SocketAddrV6::new(
                 ip,
@@ -210,7 +215,14 @@ impl Epoll {
     pub fn add(&self, fd: BorrowedFd<'_>, events: u32, data: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event { events, u64: data };
         // SAFETY: `ev` is a valid epoll_event for the duration of the call.
-        cvt(unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev) })?;
+        cvt(unsafe {
+            libc::epoll_ctl(
+                self.0.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd.as_raw_fd(),
+                &mut ev,
+            )
+        })?;
         Ok(())
     }
 
@@ -300,7 +312,8 @@ pub fn recv_fd(chan: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
                 let data = libc::CMSG_DATA(cmsg);
-                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / size_of::<RawFd>();
+                let count =
+                    ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / size_of::<RawFd>();
                 for i in 0..count {
                     let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
                     fds.push(owned(fd));
@@ -310,7 +323,9 @@ pub fn recv_fd(chan: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
         }
     }
     if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-        return Err(io::Error::other("descriptor message truncated (MSG_CTRUNC)"));
+        return Err(io::Error::other(
+            "descriptor message truncated (MSG_CTRUNC)",
+        ));
     }
     if n == 0 && fds.is_empty() {
         return Ok(None);
@@ -354,14 +369,26 @@ pub fn fork() -> io::Result<Fork> {
     // SAFETY: the process is single-threaded (checked above), so the child
     // gets a consistent copy of every lock and allocator state.
     let pid = cvt(unsafe { libc::fork() })?;
-    Ok(if pid == 0 { Fork::Child } else { Fork::Parent(pid) })
+    Ok(if pid == 0 {
+        Fork::Child
+    } else {
+        Fork::Parent(pid)
+    })
 }
 
 /// In a freshly forked child: die with SIGKILL when the parent dies, and exit
 /// at once if the parent is already gone (the race between fork and prctl).
 pub fn die_with_parent(parent: libc::pid_t) {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and no pointers.
-    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
     // SAFETY: getppid has no preconditions.
     if rc != 0 || unsafe { libc::getppid() } != parent {
         exit_now(1);
@@ -410,6 +437,8 @@ pub fn kill(pid: libc::pid_t, sig: i32) -> io::Result<()> {
 pub struct Reaped {
     pub status: i32,
     pub cpu: Duration,
+    /// Voluntary context switches: how often the child went to sleep waiting.
+    pub voluntary_switches: u64,
 }
 
 fn timeval(tv: libc::timeval) -> Duration {
@@ -431,6 +460,7 @@ pub fn wait4(pid: libc::pid_t, nohang: bool) -> io::Result<Option<Reaped>> {
                 return Ok(Some(Reaped {
                     status,
                     cpu: timeval(ru.ru_utime) + timeval(ru.ru_stime),
+                    voluntary_switches: ru.ru_nvcsw as u64,
                 }))
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -488,7 +518,10 @@ impl SharedMem {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(SharedMem { ptr: ptr.cast(), len })
+        Ok(SharedMem {
+            ptr: ptr.cast(),
+            len,
+        })
     }
 
     pub fn as_ptr(&self) -> *mut u8 {

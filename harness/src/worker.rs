@@ -43,7 +43,10 @@ fn serve_inner(conn: &OwnedFd, response: &[u8]) -> io::Result<()> {
     let body_len = loop {
         let n = read_retry(conn, &mut buf[len..])?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed before the request ended"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "client closed before the request ended",
+            ));
         }
         // Search only where the end of the head could newly appear.
         let from = len.saturating_sub(3);
@@ -54,7 +57,10 @@ fn serve_inner(conn: &OwnedFd, response: &[u8]) -> io::Result<()> {
             break want.saturating_sub(len - head_end);
         }
         if len == buf.len() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "request head too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
         }
     };
     // Drain a request body so that closing does not send a RST.
@@ -62,7 +68,10 @@ fn serve_inner(conn: &OwnedFd, response: &[u8]) -> io::Result<()> {
     while left > 0 {
         let n = read_retry(conn, &mut buf)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed inside the body"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "client closed inside the body",
+            ));
         }
         left = left.saturating_sub(n);
     }
@@ -134,7 +143,9 @@ mod tests {
         let (a, b) = UnixStream::pair().unwrap();
         let counters = crate::counters::Counters::new(1).unwrap();
         let mut client = a;
-        client.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
         serve(OwnedFd::from(b), &response(0), counters.slot(0));
         let mut got = String::new();
         client.read_to_string(&mut got).unwrap();

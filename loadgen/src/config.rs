@@ -96,7 +96,10 @@ impl Config {
             return Err("timeout 0s: every connection would time out".into());
         }
         if self.host_header.bytes().any(|b| b.is_ascii_control()) || self.host_header.is_empty() {
-            return Err(format!("host header {:?} is empty or has control characters", self.host_header));
+            return Err(format!(
+                "host header {:?} is empty or has control characters",
+                self.host_header
+            ));
         }
         for src in &self.sources {
             if !is_loopback(*src) {
@@ -105,7 +108,10 @@ impl Config {
                 ));
             }
             if src.is_ipv4() != self.target.is_ipv4() {
-                return Err(format!("source {src} is not of the same family as target {}", self.target));
+                return Err(format!(
+                    "source {src} is not of the same family as target {}",
+                    self.target
+                ));
             }
         }
         Ok(())
@@ -122,9 +128,13 @@ pub fn is_loopback(ip: IpAddr) -> bool {
 
 /// Parses `10s`, `1.5s`, `500ms`, `200us`, `2m`, `1h`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {s:?}: expected a number with unit h, m, s, ms or us, e.g. 1.5s or 200ms");
+    let bad = || {
+        format!("invalid duration {s:?}: expected a number with unit h, m, s, ms or us, e.g. 1.5s or 200ms")
+    };
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let scale = match unit {
         "" | "s" => 1.0,
@@ -169,9 +179,14 @@ mod tests {
 
     #[test]
     fn durations_that_do_not_parse() {
-        for s in ["", "s", "10x", "-1s", "1.2.3s", ".5s", "5.s", "ten", "1e3", "10 s", "1sec", "inf"] {
+        for s in [
+            "", "s", "10x", "-1s", "1.2.3s", ".5s", "5.s", "ten", "1e3", "10 s", "1sec", "inf",
+        ] {
             let err = parse_duration(s).expect_err(s);
-            assert!(err.contains(&format!("{s:?}")), "message names the value: {err}");
+            assert!(
+                err.contains(&format!("{s:?}")),
+                "message names the value: {err}"
+            );
             assert!(!err.contains('\n'));
         }
     }
@@ -183,7 +198,11 @@ mod tests {
         assert_eq!(c.threads, 1);
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
         assert_eq!(c.validate(), Ok(()));
-        let v6 = Config::new("[::1]:80".parse().unwrap(), 1, Stop::Duration(Duration::from_secs(1)));
+        let v6 = Config::new(
+            "[::1]:80".parse().unwrap(),
+            1,
+            Stop::Duration(Duration::from_secs(1)),
+        );
         assert_eq!(v6.validate(), Ok(()));
     }
 
@@ -195,20 +214,82 @@ mod tests {
             assert!(e.contains(needle), "{e:?} should contain {needle:?}");
             assert!(!e.contains('\n'));
         };
-        check(Config { concurrency: 0, threads: 0, ..base.clone() }, "concurrency 0");
-        check(Config { threads: 0, ..base.clone() }, "threads 0");
-        check(Config { threads: 5, ..base.clone() }, "threads 5");
-        check(Config { stop: Stop::Connections(0), ..base.clone() }, "connections 0");
-        check(Config { stop: Stop::Duration(Duration::ZERO), ..base.clone() }, "duration 0");
-        check(Config { timeout: Duration::ZERO, ..base.clone() }, "timeout 0");
+        check(
+            Config {
+                concurrency: 0,
+                threads: 0,
+                ..base.clone()
+            },
+            "concurrency 0",
+        );
+        check(
+            Config {
+                threads: 0,
+                ..base.clone()
+            },
+            "threads 0",
+        );
+        check(
+            Config {
+                threads: 5,
+                ..base.clone()
+            },
+            "threads 5",
+        );
+        check(
+            Config {
+                stop: Stop::Connections(0),
+                ..base.clone()
+            },
+            "connections 0",
+        );
+        check(
+            Config {
+                stop: Stop::Duration(Duration::ZERO),
+                ..base.clone()
+            },
+            "duration 0",
+        );
+        check(
+            Config {
+                timeout: Duration::ZERO,
+                ..base.clone()
+            },
+            "timeout 0",
+        );
         check(
             Config::new("10.0.0.1:80".parse().unwrap(), 1, Stop::Connections(1)),
             "target 10.0.0.1:80 is not on loopback: only 127.0.0.0/8 and ::1 may be loaded",
         );
-        check(Config::new("[::ffff:127.0.0.1]:80".parse().unwrap(), 1, Stop::Connections(1)), "not on loopback");
-        check(Config { sources: vec!["192.168.1.2".parse().unwrap()], ..base.clone() }, "source 192.168.1.2");
-        check(Config { sources: vec!["::1".parse().unwrap()], ..base.clone() }, "source ::1");
-        check(Config { host_header: "a\r\nb".into(), ..base }, "host header");
+        check(
+            Config::new(
+                "[::ffff:127.0.0.1]:80".parse().unwrap(),
+                1,
+                Stop::Connections(1),
+            ),
+            "not on loopback",
+        );
+        check(
+            Config {
+                sources: vec!["192.168.1.2".parse().unwrap()],
+                ..base.clone()
+            },
+            "source 192.168.1.2",
+        );
+        check(
+            Config {
+                sources: vec!["::1".parse().unwrap()],
+                ..base.clone()
+            },
+            "source ::1",
+        );
+        check(
+            Config {
+                host_header: "a\r\nb".into(),
+                ..base
+            },
+            "host header",
+        );
     }
 
     #[test]

@@ -29,7 +29,11 @@ pub fn cov(counts: &[u64]) -> f64 {
     if mean == 0.0 {
         return 0.0;
     }
-    let var = counts.iter().map(|&c| (c as f64 - mean).powi(2)).sum::<f64>() / n;
+    let var = counts
+        .iter()
+        .map(|&c| (c as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
     var.sqrt() / mean
 }
 
@@ -62,7 +66,11 @@ mod tests {
 
     #[test]
     fn max_min() {
-        assert!((max_min_ratio(&SEED) - 6.18).abs() < 0.005, "{}", max_min_ratio(&SEED));
+        assert!(
+            (max_min_ratio(&SEED) - 6.18).abs() < 0.005,
+            "{}",
+            max_min_ratio(&SEED)
+        );
         assert_eq!(max_min_ratio(&[3, 0]), f64::INFINITY);
         assert_eq!(max_min_ratio(&[0, 0]), 1.0);
         assert_eq!(max_min_ratio(&[]), 1.0);

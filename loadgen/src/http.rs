@@ -160,7 +160,12 @@ impl ResponseParser {
         let room = MAX_HEAD - self.head.len();
         // Common case: the whole head is in this chunk; copy only the head,
         // not the body bytes behind it.
-        let take = match self.head.is_empty().then(|| find_blank_line(chunk)).flatten() {
+        let take = match self
+            .head
+            .is_empty()
+            .then(|| find_blank_line(chunk))
+            .flatten()
+        {
             Some(p) if p + 4 <= room => p + 4,
             _ => chunk.len().min(room),
         };
@@ -224,7 +229,10 @@ impl ResponseParser {
         let mut chunked = false;
         let mut worker = None;
         for (start, line) in lines {
-            let colon = line.iter().position(|&b| b == b':').ok_or(ParseError::BadHeader)?;
+            let colon = line
+                .iter()
+                .position(|&b| b == b':')
+                .ok_or(ParseError::BadHeader)?;
             let name = &line[..colon];
             if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
                 return Err(ParseError::BadHeader);
@@ -242,7 +250,10 @@ impl ResponseParser {
                 content_length = Some(n);
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                 chunked = true;
-            } else if name.eq_ignore_ascii_case(b"x-worker") && worker.is_none() && !value.is_empty() {
+            } else if name.eq_ignore_ascii_case(b"x-worker")
+                && worker.is_none()
+                && !value.is_empty()
+            {
                 worker = Some((start + vs, start + ve));
             }
         }
@@ -283,7 +294,10 @@ impl<'a> Iterator for Lines<'a> {
         }
         let start = self.pos;
         let rest = &self.buf[start..];
-        let len = rest.windows(2).position(|w| w == b"\r\n").unwrap_or(rest.len());
+        let len = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .unwrap_or(rest.len());
         self.pos = start + len + 2;
         Some((start, &rest[..len]))
     }
@@ -292,17 +306,26 @@ impl<'a> Iterator for Lines<'a> {
 /// `HTTP/1.x ddd` optionally followed by ` reason`.
 fn parse_status_line(line: &[u8]) -> Result<u16, ParseError> {
     let bad = ParseError::BadStatusLine;
-    if line.len() < 12 || !line.starts_with(b"HTTP/1.") || !line[7].is_ascii_digit() || line[8] != b' ' {
+    if line.len() < 12
+        || !line.starts_with(b"HTTP/1.")
+        || !line[7].is_ascii_digit()
+        || line[8] != b' '
+    {
         return Err(bad);
     }
     let code = &line[9..12];
     if !code.iter().all(u8::is_ascii_digit) || (line.len() > 12 && line[12] != b' ') {
         return Err(bad);
     }
-    if line[12..].iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
+    if line[12..]
+        .iter()
+        .any(|&b| b == b'\r' || b == b'\n' || b == 0)
+    {
         return Err(bad);
     }
-    let status = code.iter().fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
+    let status = code
+        .iter()
+        .fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
     if status < 100 {
         return Err(bad);
     }
@@ -345,7 +368,8 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Worker: 3\r\nConnection: close\r\n\r\nhello";
+    const OK: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Worker: 3\r\nConnection: close\r\n\r\nhello";
 
     fn parse_all(chunks: &[&[u8]]) -> (ResponseParser, Result<(), ParseError>) {
         let mut p = ResponseParser::new();
@@ -424,7 +448,12 @@ mod tests {
             b"\r\n\r\n",
         ] {
             let (_, r) = parse_all(&[bad]);
-            assert_eq!(r, Err(ParseError::BadStatusLine), "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                r,
+                Err(ParseError::BadStatusLine),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         // Reason phrase is optional; non-200 is still a response.
         let (p, r) = parse_all(&[b"HTTP/1.1 404\r\ncontent-length: 0\r\n\r\n"]);
@@ -440,7 +469,12 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nfolded: a\r\n continued\r\n\r\n",
         ] {
             let (_, r) = parse_all(&[bad]);
-            assert_eq!(r, Err(ParseError::BadHeader), "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                r,
+                Err(ParseError::BadHeader),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         for bad in [
             &b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n"[..],
@@ -450,10 +484,16 @@ mod tests {
             b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
         ] {
             let (_, r) = parse_all(&[bad]);
-            assert_eq!(r, Err(ParseError::BadContentLength), "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                r,
+                Err(ParseError::BadContentLength),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         // The same length twice is fine.
-        let (p, r) = parse_all(&[b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\nContent-Length: 1\r\n\r\nx"]);
+        let (p, r) =
+            parse_all(&[b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\nContent-Length: 1\r\n\r\nx"]);
         assert_eq!((r, p.body_len()), (Ok(()), 1));
     }
 
@@ -470,7 +510,10 @@ mod tests {
             }
         }
         assert_eq!(result, Err(ParseError::HeadTooLarge));
-        assert!(p.head.capacity() <= 2 * MAX_HEAD, "head buffer must stay bounded");
+        assert!(
+            p.head.capacity() <= 2 * MAX_HEAD,
+            "head buffer must stay bounded"
+        );
         // Just under the limit is accepted.
         let mut resp = b"HTTP/1.1 200 OK\r\nx-pad: ".to_vec();
         resp.resize(MAX_HEAD - 4, b'p');
@@ -482,14 +525,17 @@ mod tests {
     #[test]
     fn x_worker_is_case_insensitive_and_trimmed() {
         for name in ["x-worker", "X-Worker", "X-WORKER", "x-WoRkEr"] {
-            let resp = format!("HTTP/1.1 200 OK\r\n{name}: \t pid-1234 \t\r\ncontent-length: 0\r\n\r\n");
+            let resp =
+                format!("HTTP/1.1 200 OK\r\n{name}: \t pid-1234 \t\r\ncontent-length: 0\r\n\r\n");
             let (p, r) = parse_all(&[resp.as_bytes()]);
             assert_eq!(r, Ok(()));
             assert_eq!(p.worker(), Some(&b"pid-1234"[..]), "{name}");
         }
         let (p, _) = parse_all(&[b"HTTP/1.1 200 OK\r\nx-workers: 1\r\ncontent-length: 0\r\n\r\n"]);
         assert_eq!(p.worker(), None);
-        let (p, _) = parse_all(&[b"HTTP/1.1 200 OK\r\nx-worker:\r\nx-worker: 2\r\ncontent-length: 0\r\n\r\n"]);
+        let (p, _) = parse_all(&[
+            b"HTTP/1.1 200 OK\r\nx-worker:\r\nx-worker: 2\r\ncontent-length: 0\r\n\r\n",
+        ]);
         assert_eq!(p.worker(), Some(&b"2"[..]));
     }
 
@@ -499,7 +545,7 @@ mod tests {
         let head = format!("HTTP/1.1 200 OK\r\nx-worker: 1\r\ncontent-length: {body}\r\n\r\n");
         let mut p = ResponseParser::new();
         let mut first = head.into_bytes();
-        first.extend(std::iter::repeat(b'b').take(40_000)); // more than the head buffer holds
+        first.resize(first.len() + 40_000, b'b'); // more than the head buffer holds
         assert_eq!(p.feed(&first), Ok(Progress::NeedMore));
         let chunk = [b'b'; 4096];
         let mut fed = 40_000u64;

@@ -99,7 +99,8 @@ fn run() -> anyhow::Result<ExitCode> {
         cfg.host_header = h;
     }
     cfg.validate().map_err(UsageError)?;
-    let report = loadgen::run(&cfg).with_context(|| format!("load run against {} failed", cfg.target))?;
+    let report =
+        loadgen::run(&cfg).with_context(|| format!("load run against {} failed", cfg.target))?;
     print!("{}", render(&report));
     Ok(if report.errors.total() > 0 {
         ExitCode::FAILURE
@@ -111,16 +112,38 @@ fn run() -> anyhow::Result<ExitCode> {
 /// The per-worker table and the totals.
 fn render(r: &Report) -> String {
     let mut out = String::new();
-    let idw = r.per_worker.iter().map(|w| w.id.len()).chain([3]).max().unwrap_or(3);
+    let idw = r
+        .per_worker
+        .iter()
+        .map(|w| w.id.len())
+        .chain([3])
+        .max()
+        .unwrap_or(3);
     let _ = writeln!(
         out,
         "{:idw$}  {:>10}  {:>7}  {:>8}  {:>8}  {:>8}  {:>8}  (latency, us)",
-        "worker", "completed", "share", "p50", "p99", "p999", "max",
+        "worker",
+        "completed",
+        "share",
+        "p50",
+        "p99",
+        "p999",
+        "max",
         idw = idw + 7
     );
     let row = |out: &mut String, label: &str, n: u64, h: &hdrhistogram::Histogram<u64>| {
-        let share = if r.completed > 0 { 100.0 * n as f64 / r.completed as f64 } else { 0.0 };
-        let q = |p: f64| if h.is_empty() { 0 } else { h.value_at_quantile(p) };
+        let share = if r.completed > 0 {
+            100.0 * n as f64 / r.completed as f64
+        } else {
+            0.0
+        };
+        let q = |p: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(p)
+            }
+        };
         let _ = writeln!(
             out,
             "{label:idw$}  {n:>10}  {share:>6.2}%  {:>8}  {:>8}  {:>8}  {:>8}",
@@ -132,11 +155,21 @@ fn render(r: &Report) -> String {
         );
     };
     for w in &r.per_worker {
-        row(&mut out, &format!("worker {}", w.id), w.completed, &w.latency);
+        row(
+            &mut out,
+            &format!("worker {}", w.id),
+            w.completed,
+            &w.latency,
+        );
     }
     row(&mut out, "all", r.completed, &r.latency);
     let _ = writeln!(out, "completed: {} of {} started", r.completed, r.started);
-    let errors: Vec<String> = r.errors.iter().filter(|&(_, n)| n > 0).map(|(k, n)| format!("{k} {n}")).collect();
+    let errors: Vec<String> = r
+        .errors
+        .iter()
+        .filter(|&(_, n)| n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
     if errors.is_empty() {
         let _ = writeln!(out, "errors: none");
     } else {

@@ -81,7 +81,8 @@ impl ErrorClass {
 
     /// Classifies an I/O error (errors without an errno are `Other`).
     pub fn from_io(e: &io::Error) -> ErrorClass {
-        e.raw_os_error().map_or(ErrorClass::Other, ErrorClass::from_errno)
+        e.raw_os_error()
+            .map_or(ErrorClass::Other, ErrorClass::from_errno)
     }
 }
 
@@ -341,7 +342,10 @@ fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) {
 
 /// Numeric order if every id except `?` is a u64, else lexicographic; `?` last.
 fn sort_workers(ws: &mut [WorkerReport]) {
-    let numeric = ws.iter().filter(|w| w.id != UNKNOWN_WORKER).all(|w| w.id.parse::<u64>().is_ok());
+    let numeric = ws
+        .iter()
+        .filter(|w| w.id != UNKNOWN_WORKER)
+        .all(|w| w.id.parse::<u64>().is_ok());
     ws.sort_by(|a, b| {
         let unknown = (a.id == UNKNOWN_WORKER).cmp(&(b.id == UNKNOWN_WORKER));
         unknown.then_with(|| {
@@ -425,13 +429,32 @@ mod tests {
     #[test]
     fn error_names_and_classes() {
         let names: Vec<_> = ErrorCounts::default().iter().map(|(n, _)| n).collect();
-        assert_eq!(names, ["refused", "reset", "timeout", "addr_not_available", "malformed", "other"]);
-        assert_eq!(ErrorClass::from_errno(libc::ECONNREFUSED), ErrorClass::Refused);
+        assert_eq!(
+            names,
+            [
+                "refused",
+                "reset",
+                "timeout",
+                "addr_not_available",
+                "malformed",
+                "other"
+            ]
+        );
+        assert_eq!(
+            ErrorClass::from_errno(libc::ECONNREFUSED),
+            ErrorClass::Refused
+        );
         assert_eq!(ErrorClass::from_errno(libc::ECONNRESET), ErrorClass::Reset);
         assert_eq!(ErrorClass::from_errno(libc::EPIPE), ErrorClass::Reset);
-        assert_eq!(ErrorClass::from_errno(libc::EADDRNOTAVAIL), ErrorClass::AddrNotAvailable);
+        assert_eq!(
+            ErrorClass::from_errno(libc::EADDRNOTAVAIL),
+            ErrorClass::AddrNotAvailable
+        );
         assert_eq!(ErrorClass::from_errno(libc::EMFILE), ErrorClass::Other);
-        assert_eq!(ErrorClass::from_io(&io::Error::other("x")), ErrorClass::Other);
+        assert_eq!(
+            ErrorClass::from_io(&io::Error::other("x")),
+            ErrorClass::Other
+        );
         let mut e = ErrorCounts::default();
         e.add(ErrorClass::Timeout, 3);
         e.add(ErrorClass::Other, 1);
@@ -441,7 +464,10 @@ mod tests {
     #[test]
     fn empty_report() {
         let r = Recorder::new().into_report();
-        assert_eq!((r.started, r.elapsed, r.conn_per_s()), (0, Duration::ZERO, 0.0));
+        assert_eq!(
+            (r.started, r.elapsed, r.conn_per_s()),
+            (0, Duration::ZERO, 0.0)
+        );
         assert!(r.per_worker.is_empty());
     }
 }

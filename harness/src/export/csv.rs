@@ -41,6 +41,7 @@ mod tests {
             max_us: 4,
             wakeups: 10,
             empty_accepts: 0,
+            voluntary_switches: 12,
             worker_errors: 0,
             attributed: 10,
             dispatched: None,
@@ -57,7 +58,10 @@ mod tests {
         assert!(header.starts_with(
             "model,workers,worker,pid,accepted,share,spurious_wakeups,cpu_ms,p50_us,p99_us,p999_us,max_us"
         ));
-        assert_eq!(lines.next().unwrap(), "reuseport,2,0,100,10,0.5,0,1.5,1,2,3,4,10,0,0,10,,77,");
+        assert_eq!(
+            lines.next().unwrap(),
+            "reuseport,2,0,100,10,0.5,0,1.5,1,2,3,4,10,0,12,0,10,,77,"
+        );
         assert_eq!(lines.count(), 1);
     }
 }

@@ -9,12 +9,27 @@ pub fn run(summary: &SummaryRow, workers: &[WorkerRow]) -> String {
     let _ = writeln!(
         s,
         "{}: {} workers, concurrency {}, {} connections in {:.2} s = {:.0} conn/s",
-        summary.model, summary.workers, summary.concurrency, summary.completed, summary.duration_s, summary.conn_per_s
+        summary.model,
+        summary.workers,
+        summary.concurrency,
+        summary.completed,
+        summary.duration_s,
+        summary.conn_per_s
     );
     let _ = writeln!(
         s,
         "{:>6} {:>8} {:>9} {:>7} {:>8} {:>9} {:>8} {:>7} {:>7} {:>8} {:>8}",
-        "worker", "pid", "accepted", "share", "wakeups", "spurious", "cpu_ms", "p50_us", "p99_us", "p999_us", "max_us"
+        "worker",
+        "pid",
+        "accepted",
+        "share",
+        "wakeups",
+        "spurious",
+        "cpu_ms",
+        "p50_us",
+        "p99_us",
+        "p999_us",
+        "max_us"
     );
     for w in workers {
         let _ = writeln!(

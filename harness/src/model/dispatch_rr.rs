@@ -22,7 +22,9 @@ pub fn prepare(addr: SocketAddr, workers: usize) -> io::Result<Listeners> {
         },
     )?;
     let addr = sys::local_addr(listener.as_fd())?;
-    let channels = (0..workers).map(|_| sys::seqpacket_pair()).collect::<io::Result<Vec<_>>>()?;
+    let channels = (0..workers)
+        .map(|_| sys::seqpacket_pair())
+        .collect::<io::Result<Vec<_>>>()?;
     Ok(Listeners::Dispatch {
         listener,
         channels,
@@ -66,7 +68,12 @@ pub fn run(channel: OwnedFd, slot: &Slot, response: &[u8]) -> io::Error {
                 Slot::bump(&slot.accepted);
                 crate::worker::serve(conn, response, slot);
             }
-            Ok(None) => return io::Error::new(io::ErrorKind::UnexpectedEof, "the dispatcher closed the channel"),
+            Ok(None) => {
+                return io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the dispatcher closed the channel",
+                )
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return e,
         }

@@ -71,7 +71,11 @@ impl Model {
     }
 
     pub fn names() -> String {
-        Model::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+        Model::ALL
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Sets up, in the master and before any fork, what the workers will share.
@@ -89,9 +93,15 @@ impl Model {
     pub fn run_worker(self, end: WorkerEnd, worker: usize, slot: &Slot) -> io::Error {
         let response = crate::worker::response(worker);
         match (self, end) {
-            (Model::SharedBlocking, WorkerEnd::Listener(l)) => shared_blocking::run(l, slot, &response),
-            (Model::SharedEpoll, WorkerEnd::Listener(l)) => shared_epoll::run(l, worker, slot, &response),
-            (Model::EpollExclusive, WorkerEnd::Listener(l)) => epoll_exclusive::run(l, worker, slot, &response),
+            (Model::SharedBlocking, WorkerEnd::Listener(l)) => {
+                shared_blocking::run(l, slot, &response)
+            }
+            (Model::SharedEpoll, WorkerEnd::Listener(l)) => {
+                shared_epoll::run(l, worker, slot, &response)
+            }
+            (Model::EpollExclusive, WorkerEnd::Listener(l)) => {
+                epoll_exclusive::run(l, worker, slot, &response)
+            }
             (Model::Reuseport, WorkerEnd::Listener(l)) => reuseport::run(l, slot, &response),
             (Model::DispatchRr, WorkerEnd::Channel(c)) => dispatch_rr::run(c, slot, &response),
             (m, _) => io::Error::other(format!("{m}: worker handed the wrong kind of endpoint")),
@@ -121,7 +131,10 @@ pub enum Listeners {
     /// One listening socket that every worker inherits.
     Shared { listener: OwnedFd, addr: SocketAddr },
     /// One listening socket per worker, all on the same port.
-    PerWorker { listeners: Vec<OwnedFd>, addr: SocketAddr },
+    PerWorker {
+        listeners: Vec<OwnedFd>,
+        addr: SocketAddr,
+    },
     /// A listening socket for the dispatcher and one channel per worker
     /// (dispatcher end, worker end).
     Dispatch {
@@ -140,7 +153,9 @@ pub enum WorkerEnd {
 impl Listeners {
     pub fn addr(&self) -> SocketAddr {
         match self {
-            Listeners::Shared { addr, .. } | Listeners::PerWorker { addr, .. } | Listeners::Dispatch { addr, .. } => *addr,
+            Listeners::Shared { addr, .. }
+            | Listeners::PerWorker { addr, .. }
+            | Listeners::Dispatch { addr, .. } => *addr,
         }
     }
 
@@ -149,8 +164,12 @@ impl Listeners {
     pub fn into_worker(self, i: usize) -> WorkerEnd {
         match self {
             Listeners::Shared { listener, .. } => WorkerEnd::Listener(listener),
-            Listeners::PerWorker { mut listeners, .. } => WorkerEnd::Listener(listeners.swap_remove(i)),
-            Listeners::Dispatch { mut channels, .. } => WorkerEnd::Channel(channels.swap_remove(i).1),
+            Listeners::PerWorker { mut listeners, .. } => {
+                WorkerEnd::Listener(listeners.swap_remove(i))
+            }
+            Listeners::Dispatch { mut channels, .. } => {
+                WorkerEnd::Channel(channels.swap_remove(i).1)
+            }
         }
     }
 
@@ -158,9 +177,9 @@ impl Listeners {
     /// channels; the workers' ends are closed. `None` for models without one.
     pub fn into_dispatcher(self) -> Option<(OwnedFd, Vec<OwnedFd>)> {
         match self {
-            Listeners::Dispatch { listener, channels, .. } => {
-                Some((listener, channels.into_iter().map(|(d, _)| d).collect()))
-            }
+            Listeners::Dispatch {
+                listener, channels, ..
+            } => Some((listener, channels.into_iter().map(|(d, _)| d).collect())),
             _ => None,
         }
     }

@@ -34,7 +34,13 @@ pub fn run(listener: OwnedFd, worker: usize, slot: &Slot, response: &[u8]) -> io
 /// the registration flag. The listener is registered with the worker's index
 /// as its tag, which /proc/PID/fdinfo shows: that is how a run proves the
 /// epoll sets are the workers' own.
-pub(super) fn epoll_loop(listener: OwnedFd, worker: usize, slot: &Slot, response: &[u8], exclusive: bool) -> io::Error {
+pub(super) fn epoll_loop(
+    listener: OwnedFd,
+    worker: usize,
+    slot: &Slot,
+    response: &[u8],
+    exclusive: bool,
+) -> io::Error {
     let epoll = match Epoll::new() {
         Ok(e) => e,
         Err(e) => return e,

@@ -1,0 +1,486 @@
+//! End-to-end tests of the `harness` binary: each accept model checked by its
+//! kernel signature, conservation, teardown, and usage errors.
+//!
+//! Fleets are driven through the binary (it forks while single-threaded; this
+//! test process is not). Tests that read a distribution must not run beside
+//! each other on two cores, so every test here takes one lock.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn harness() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("harness-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Runs `harness run` with `args` into a fresh directory; returns the output
+/// and the directory.
+fn run(name: &str, args: &[&str]) -> (Output, PathBuf) {
+    let out = scratch(name);
+    let output = harness()
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("harness runs");
+    (output, out)
+}
+
+/// A CSV file as rows of column -> value.
+fn read_csv(path: &Path) -> Vec<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    let header: Vec<String> = lines
+        .next()
+        .expect("header")
+        .split(',')
+        .map(String::from)
+        .collect();
+    lines
+        .map(|l| {
+            header
+                .iter()
+                .cloned()
+                .zip(l.split(',').map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+fn col(rows: &[HashMap<String, String>], name: &str) -> Vec<u64> {
+    rows.iter()
+        .map(|r| {
+            r[name]
+                .parse()
+                .unwrap_or_else(|_| panic!("{name}={:?}", r[name]))
+        })
+        .collect()
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// One client in series, 200 us between connections: the load at which the
+/// models' signatures differ most (DESIGN.md).
+fn serial_run(model: &str, connections: u32) -> Vec<HashMap<String, String>> {
+    let n = connections.to_string();
+    let (o, dir) = run(
+        &format!("serial-{model}"),
+        &[
+            "--model",
+            model,
+            "--workers",
+            "4",
+            "--concurrency",
+            "1",
+            "--gap",
+            "200us",
+            "--connections",
+            &n,
+        ],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    let rows = read_csv(&dir.join("workers.csv"));
+    assert_eq!(rows.len(), 4);
+    assert_eq!(
+        col(&rows, "accepted").iter().sum::<u64>(),
+        connections as u64,
+        "{}",
+        show(&o)
+    );
+    rows
+}
+
+#[test]
+fn dispatch_rr_splits_exactly_evenly() {
+    let _g = serial();
+    let (o, dir) = run(
+        "rr",
+        &[
+            "--model",
+            "dispatch-rr",
+            "--workers",
+            "4",
+            "--concurrency",
+            "16",
+            "--connections",
+            "4001",
+        ],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    let rows = read_csv(&dir.join("workers.csv"));
+    let accepted = col(&rows, "accepted");
+    let mean = 4001.0 / 4.0;
+    for a in &accepted {
+        assert!(
+            (*a as f64 - mean).abs() <= 1.0,
+            "dispatch-rr is not exact: {accepted:?}"
+        );
+    }
+    assert_eq!(
+        col(&rows, "dispatched"),
+        accepted,
+        "the dispatcher's counts differ from the workers'"
+    );
+}
+
+#[test]
+fn shared_blocking_rotates_with_a_serial_client() {
+    let _g = serial();
+    let rows = serial_run("shared-blocking", 800);
+    let accepted = col(&rows, "accepted");
+    let (min, max) = (
+        accepted.iter().min().unwrap(),
+        accepted.iter().max().unwrap(),
+    );
+    // FIFO wakeups give 200 each; a 4-tuple hash would spread about +-25.
+    assert!(max - min <= 8, "no rotation: {accepted:?}");
+    assert_eq!(col(&rows, "spurious_wakeups").iter().sum::<u64>(), 0);
+}
+
+#[test]
+fn epoll_exclusive_favours_one_worker_with_a_serial_client() {
+    let _g = serial();
+    let rows = serial_run("epoll-exclusive", 1000);
+    let accepted = col(&rows, "accepted");
+    let max = *accepted.iter().max().unwrap();
+    assert!(max >= 900, "no worker got 90%: {accepted:?}");
+    // Its own epoll set per worker: the kernel shows each worker's own tag.
+    assert_eq!(col(&rows, "epoll_owner"), vec![0, 1, 2, 3]);
+    let inodes = col(&rows, "listen_inode");
+    assert!(inodes.iter().all(|i| *i == inodes[0]), "{inodes:?}");
+}
+
+#[test]
+fn shared_epoll_herds_with_separate_epoll_sets_on_one_socket() {
+    let _g = serial();
+    let rows = serial_run("shared-epoll", 1000);
+    // Each worker's epoll set holds the listener under its own index: no set is shared.
+    assert_eq!(col(&rows, "epoll_owner"), vec![0, 1, 2, 3]);
+    // One listening socket for all.
+    let inodes = col(&rows, "listen_inode");
+    assert!(inodes.iter().all(|i| *i == inodes[0]), "{inodes:?}");
+    // The herd: every connection wakes all four level-triggered sets; the
+    // losers mostly go back to sleep inside epoll_wait (so accept rarely sees
+    // EAGAIN), but each wakeup costs a context switch.
+    let switches: u64 = col(&rows, "voluntary_switches").iter().sum();
+    assert!(
+        switches >= 2500,
+        "no herd: {switches} context switches for 1000 connections"
+    );
+}
+
+#[test]
+fn epoll_exclusive_wakes_one_worker_per_connection() {
+    let _g = serial();
+    let rows = serial_run("epoll-exclusive", 1000);
+    let switches: u64 = col(&rows, "voluntary_switches").iter().sum();
+    assert!(
+        switches <= 1500,
+        "a herd under EPOLLEXCLUSIVE: {switches} context switches for 1000 connections"
+    );
+}
+
+#[test]
+fn reuseport_workers_own_distinct_listening_sockets() {
+    let _g = serial();
+    let (o, dir) = run(
+        "reuseport",
+        &[
+            "--model",
+            "reuseport",
+            "--workers",
+            "4",
+            "--concurrency",
+            "8",
+            "--connections",
+            "2000",
+        ],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    let rows = read_csv(&dir.join("workers.csv"));
+    let mut inodes = col(&rows, "listen_inode");
+    inodes.sort_unstable();
+    inodes.dedup();
+    assert_eq!(
+        inodes.len(),
+        4,
+        "workers share a listening socket: {inodes:?}"
+    );
+    // And every worker got some: the kernel hashes over all four sockets.
+    assert!(col(&rows, "accepted").iter().all(|a| *a > 0));
+}
+
+#[test]
+fn shared_blocking_workers_share_one_listening_socket() {
+    let _g = serial();
+    let rows = serial_run("shared-blocking", 40);
+    let inodes = col(&rows, "listen_inode");
+    assert!(inodes.iter().all(|i| *i == inodes[0]), "{inodes:?}");
+}
+
+#[test]
+fn conservation_holds_for_every_model() {
+    let _g = serial();
+    for model in [
+        "shared-blocking",
+        "shared-epoll",
+        "epoll-exclusive",
+        "reuseport",
+        "dispatch-rr",
+    ] {
+        let (o, dir) = run(
+            &format!("cons-{model}"),
+            &[
+                "--model",
+                model,
+                "--workers",
+                "4",
+                "--concurrency",
+                "32",
+                "--connections",
+                "20000",
+            ],
+        );
+        assert!(o.status.success(), "{model}: {}", show(&o));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(stdout.contains("conservation: ok"), "{model}: {stdout}");
+        let summary = &read_csv(&dir.join("summary.csv"))[0];
+        assert_eq!(summary["completed"], "20000", "{model}");
+        assert_eq!(summary["errors"], "0", "{model}");
+        assert_eq!(summary["conserved"], "true", "{model}");
+        let rows = read_csv(&dir.join("workers.csv"));
+        assert_eq!(col(&rows, "accepted").iter().sum::<u64>(), 20000, "{model}");
+        assert_eq!(col(&rows, "attributed"), col(&rows, "accepted"), "{model}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Pids of the direct children of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Whether `pid` is a live process (a zombie awaiting its reaper is not).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X") | None)
+        }
+        Err(_) => false,
+    }
+}
+
+fn no_worker_outlives(signal: i32, model: &str) {
+    let out = scratch(&format!("kill-{signal}-{model}"));
+    let mut child = harness()
+        .args([
+            "run",
+            "--model",
+            model,
+            "--workers",
+            "4",
+            "--concurrency",
+            "4",
+            "--duration",
+            "30s",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut workers = Vec::new();
+    while Instant::now() < deadline {
+        workers = children(pid);
+        if workers.len() >= 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(workers.len() >= 4, "the fleet did not start: {workers:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: plain kill(2) of our own child.
+    assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0);
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while workers.iter().any(|w| alive(*w)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left: Vec<_> = workers.iter().filter(|w| alive(**w)).collect();
+    assert!(
+        left.is_empty(),
+        "workers outlived the harness ({model}, signal {signal}): {left:?}"
+    );
+    assert!(
+        !out.join("summary.csv").exists(),
+        "a killed run left a result behind"
+    );
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn no_worker_outlives_a_sigkilled_harness() {
+    let _g = serial();
+    // shared-blocking: workers sit in a blocking accept(2).
+    no_worker_outlives(libc::SIGKILL, "shared-blocking");
+    no_worker_outlives(libc::SIGKILL, "dispatch-rr");
+}
+
+#[test]
+fn no_worker_outlives_a_sigtermed_or_interrupted_harness() {
+    let _g = serial();
+    no_worker_outlives(libc::SIGTERM, "shared-epoll");
+    no_worker_outlives(libc::SIGINT, "reuseport");
+}
+
+/// A usage error: exit code 2, one line on stderr that names `needle`.
+fn usage_error(args: &[&str], needle: &str) {
+    let o = harness().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", show(&o));
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{args:?}: not one line: {stderr}"
+    );
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: {stderr:?} does not name {needle:?}"
+    );
+    assert!(o.stdout.is_empty(), "{args:?}: something ran: {}", show(&o));
+}
+
+#[test]
+fn bad_input_is_a_one_line_usage_error() {
+    let _g = serial();
+    usage_error(&["run", "--model", "round-robin"], "round-robin");
+    usage_error(&["run", "--model", "nope"], "shared-epoll"); // lists the valid ones
+    usage_error(&["run", "--model", "reuseport", "--workers", "0"], "0");
+    usage_error(
+        &["run", "--model", "reuseport", "--workers", "1025"],
+        "1025",
+    );
+    usage_error(
+        &["run", "--model", "reuseport", "--concurrency", "0"],
+        "--concurrency",
+    );
+    usage_error(
+        &[
+            "run",
+            "--model",
+            "reuseport",
+            "--connections",
+            "10",
+            "--duration",
+            "1s",
+        ],
+        "--duration",
+    );
+    usage_error(
+        &["run", "--model", "reuseport", "--duration", "soon"],
+        "soon",
+    );
+    usage_error(
+        &[
+            "run",
+            "--model",
+            "reuseport",
+            "--threads",
+            "5",
+            "--concurrency",
+            "4",
+        ],
+        "--threads 5",
+    );
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = scratch("port-taken");
+    for model in ["shared-epoll", "reuseport", "dispatch-rr"] {
+        usage_error(
+            &[
+                "run",
+                "--model",
+                model,
+                "--port",
+                &port,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &port,
+        );
+    }
+    assert!(
+        !out.exists(),
+        "a refused run left its output directory behind"
+    );
+
+    let file = scratch("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let under_file = file.join("sub");
+    usage_error(
+        &[
+            "run",
+            "--model",
+            "reuseport",
+            "--out",
+            under_file.to_str().unwrap(),
+        ],
+        under_file.to_str().unwrap(),
+    );
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn models_lists_every_model() {
+    let o = harness().arg("models").output().unwrap();
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "shared-blocking",
+            "shared-epoll",
+            "epoll-exclusive",
+            "reuseport",
+            "dispatch-rr"
+        ]
+    );
+}
