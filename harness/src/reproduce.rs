@@ -110,11 +110,13 @@ fn seed_form(r: &RunResult) -> String {
     s
 }
 
-/// Every model under the same load, with the seed's row on top.
+/// Every model under the same load, with the seed's row on top. `cs/conn` is
+/// the workers' voluntary context switches per connection: about the fleet
+/// size under a thundering herd, about one when one worker is woken.
 pub fn comparison(results: &[RunResult]) -> String {
     let mut s = format!(
         "{:<18} {:>8} {:>28} {:>6} {:>8} {:>9} {:>7}\n",
-        "model", "conn/s", "connections per worker", "Jain", "max/min", "spurious", "p99_us"
+        "model", "conn/s", "connections per worker", "Jain", "max/min", "cs/conn", "p99_us"
     );
     let counts = |c: &[u64]| {
         c.iter()
@@ -141,7 +143,7 @@ pub fn comparison(results: &[RunResult]) -> String {
             counts(&c),
             r.summary.jain,
             ratio(r.summary.max_min_ratio),
-            r.summary.spurious_wakeups,
+            format!("{:.2}", r.summary.switches_per_conn),
             r.summary.p99_us
         ));
     }

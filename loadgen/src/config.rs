@@ -48,14 +48,15 @@ pub struct Config {
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Config {
-    /// One thread, 10 s timeout, no think time, no source binding,
+    /// Defaults: one thread per CPU but no more than `concurrency` (see
+    /// [`default_threads`]), 10 s timeout, no think time, no source binding,
     /// `Host:` = the target address.
     pub fn new(target: SocketAddr, concurrency: usize, stop: Stop) -> Config {
         Config {
             target,
             host_header: target.to_string(),
             concurrency,
-            threads: 1,
+            threads: default_threads(concurrency),
             stop,
             timeout: DEFAULT_TIMEOUT,
             gap: Duration::ZERO,
@@ -116,6 +117,14 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// min(CPUs available to this process, `concurrency`), at least 1. On the
+/// 2-core machines this was written for, two threads reached about 1.5 times
+/// the connection rate of one against a minimal C server.
+pub fn default_threads(concurrency: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cpus.min(concurrency).max(1)
 }
 
 /// 127.0.0.0/8 or ::1, nothing else (not even IPv4-mapped loopback).
@@ -195,7 +204,10 @@ mod tests {
     fn defaults_validate() {
         let c = Config::new(lo(), 4, Stop::Connections(10));
         assert_eq!(c.host_header, "127.0.0.1:8080");
-        assert_eq!(c.threads, 1);
+        assert_eq!(c.threads, default_threads(4));
+        assert!((1..=4).contains(&c.threads));
+        assert_eq!(default_threads(1), 1);
+        assert_eq!(default_threads(0), 1);
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
         assert_eq!(c.validate(), Ok(()));
         let v6 = Config::new(

@@ -175,10 +175,11 @@ impl<'a> Thread<'a> {
     }
 
     fn run(mut self) -> io::Result<Recorder> {
-        if !self.cfg.gap.is_zero() {
-            // Best effort: without it a gap is only overshot by up to 50 us.
-            let _ = sys::set_timer_slack(Duration::from_micros(1));
-        }
+        // Precise short gaps; restored on return because with one thread
+        // this is the caller's thread.
+        let _slack = (!self.cfg.gap.is_zero())
+            .then(TimerSlack::precise)
+            .flatten();
         let now = Instant::now();
         self.ready.extend((0..self.slots.len()).map(|i| (now, i)));
         let mut events = vec![sys::EMPTY_EVENT; EVENT_BATCH];
@@ -339,6 +340,24 @@ impl<'a> Thread<'a> {
                 self.finish(idx, Err(ErrorClass::Timeout));
             }
         }
+    }
+}
+
+/// Lowers the thread's timer slack to 1 us while alive (best effort: without
+/// it a gap is only overshot by up to the default 50 us).
+struct TimerSlack(u64);
+
+impl TimerSlack {
+    fn precise() -> Option<TimerSlack> {
+        let old = sys::timer_slack_ns().ok()?;
+        sys::set_timer_slack_ns(1_000).ok()?;
+        Some(TimerSlack(old))
+    }
+}
+
+impl Drop for TimerSlack {
+    fn drop(&mut self) {
+        let _ = sys::set_timer_slack_ns(self.0);
     }
 }
 

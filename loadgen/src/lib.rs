@@ -19,11 +19,14 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+#![deny(unsafe_code)]
+
 pub mod config;
 pub mod engine;
 pub mod fairness;
 pub mod http;
 pub mod report;
+#[allow(unsafe_code)] // the one place for libc calls; see its module doc
 mod sys;
 
 pub use config::{parse_duration, Config, Stop};

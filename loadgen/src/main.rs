@@ -4,6 +4,8 @@
 //! Exit status: 0 all connections completed, 1 some failed (or the run could
 //! not be carried out), 2 bad input.
 
+#![forbid(unsafe_code)]
+
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -41,9 +43,9 @@ struct Cli {
     /// Start connections for this long, then drain (e.g. 10s, 500ms, 2m)
     #[arg(long, short = 'd', value_name = "D", value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Event-loop threads (at most --concurrency)
-    #[arg(long, short = 't', value_name = "T", default_value_t = 1)]
-    threads: usize,
+    /// Event-loop threads, at most --concurrency [default: min(CPUs, C)]
+    #[arg(long, short = 't', value_name = "T")]
+    threads: Option<usize>,
     /// Per-connection limit, connect to end of stream
     #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "10s")]
     timeout: Duration,
@@ -91,7 +93,9 @@ fn run() -> anyhow::Result<ExitCode> {
         (n, None) => Stop::Connections(n.unwrap_or(10_000)),
     };
     let mut cfg = Config::new(cli.target, cli.concurrency, stop);
-    cfg.threads = cli.threads;
+    if let Some(t) = cli.threads {
+        cfg.threads = t;
+    }
     cfg.timeout = cli.timeout;
     cfg.gap = cli.gap;
     cfg.sources = cli.sources;

@@ -1,6 +1,6 @@
 //! What a run measured, and how per-thread results are combined.
 //!
-//! Each engine thread records into its own [`Recorder`] (no sharing on the hot
+//! Each engine thread records into its own `Recorder` (no sharing on the hot
 //! path; workers are found by a linear scan over their id bytes, so a response
 //! costs no allocation). At the end the recorders are merged into one
 //! [`Report`], which keeps the conservation invariant

@@ -200,12 +200,35 @@ pub fn epoll_add(
     Ok(())
 }
 
-/// Sets this thread's timer slack (default 50 us) so that short think times
-/// (`--gap 200us`) are slept precisely rather than rounded up by the kernel.
-pub fn set_timer_slack(slack: Duration) -> io::Result<()> {
-    let ns = slack.as_nanos().clamp(1, libc::c_ulong::MAX as u128) as libc::c_ulong;
+/// This thread's timer slack in nanoseconds (default 50 us).
+pub fn timer_slack_ns() -> io::Result<u64> {
+    // SAFETY: PR_GET_TIMERSLACK takes no arguments and returns the value.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_GET_TIMERSLACK,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    Ok(cvt(ret)? as u64)
+}
+
+/// Sets this thread's timer slack, so that short think times (`--gap
+/// 200us`) are slept precisely rather than rounded up by the kernel.
+pub fn set_timer_slack_ns(ns: u64) -> io::Result<()> {
+    let ns = libc::c_ulong::try_from(ns.max(1)).unwrap_or(libc::c_ulong::MAX);
     // SAFETY: PR_SET_TIMERSLACK takes one integer argument and no pointers.
-    cvt(unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) })?;
+    cvt(unsafe {
+        libc::prctl(
+            libc::PR_SET_TIMERSLACK,
+            ns,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    })?;
     Ok(())
 }
 
@@ -304,6 +327,15 @@ mod tests {
             Ok(true) => panic!("connected to a closed port"),
             Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED)),
         }
+    }
+
+    #[test]
+    fn timer_slack_round_trips() {
+        let old = timer_slack_ns().unwrap();
+        set_timer_slack_ns(1000).unwrap();
+        assert_eq!(timer_slack_ns().unwrap(), 1000);
+        set_timer_slack_ns(old).unwrap();
+        assert_eq!(timer_slack_ns().unwrap(), old);
     }
 
     #[test]

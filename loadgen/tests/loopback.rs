@@ -305,6 +305,22 @@ fn garbage_and_truncated_responses_are_malformed() {
 }
 
 #[test]
+fn reset_is_its_own_class() {
+    // Closing with unread request bytes makes the kernel send RST.
+    let server = TestServer::spawn(
+        2,
+        Arc::new(|mut s, _, _: &mut Vec<TcpStream>| {
+            let mut four = [0u8; 4];
+            s.read_exact(&mut four).is_ok()
+        }),
+    );
+    let r = loadgen::run(&config(server.addr, 2, Stop::Connections(10))).unwrap();
+    server.shutdown();
+    check_invariants(&r);
+    assert_eq!((r.completed, r.errors.reset), (0, 10), "{r:?}");
+}
+
+#[test]
 fn silent_server_times_out() {
     // Accepts, keeps the connection open, never answers.
     let server = TestServer::spawn(
