@@ -184,7 +184,9 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
             Some(d) => Stop::Duration(d),
             None => Stop::Connections(a.connections.unwrap_or(20_000)),
         },
-        threads: a.threads.unwrap_or_else(|| loadgen::config::default_threads(a.concurrency)),
+        threads: a
+            .threads
+            .unwrap_or_else(|| loadgen::config::default_threads(a.concurrency)),
         port: a.port,
         gap: a.gap,
         timeout: a.timeout,

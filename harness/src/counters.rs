@@ -99,13 +99,14 @@ impl Counters {
         Ok(Counters { mem, n })
     }
 
-    pub fn len(&self) -> usize {
+    /// Number of slots (workers, plus the dispatcher's where there is one).
+    pub fn slots(&self) -> usize {
         self.n
     }
 
     pub fn slot(&self, i: usize) -> &Slot {
         assert!(i < self.n, "worker index {i} out of range 0..{}", self.n);
-        debug_assert!(self.mem.len() >= self.n * std::mem::size_of::<Slot>());
+        debug_assert!(self.mem.size() >= self.n * std::mem::size_of::<Slot>());
         // SAFETY: the mapping is zero-initialised, page-aligned (so aligned for
         // Slot), at least n slots long, and lives as long as `self`; a Slot
         // holds only atomics, for which all-zero bytes are valid and shared

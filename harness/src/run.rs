@@ -146,7 +146,7 @@ pub fn execute(spec: &RunSpec) -> anyhow::Result<RunResult> {
     fleet.wait_ready(READY_TIMEOUT)?;
     let endpoints = introspect::endpoints(&fleet);
 
-    let mut cfg = loadgen::Config::new(addr, spec.concurrency, spec.stop.clone());
+    let mut cfg = loadgen::Config::new(addr, spec.concurrency, spec.stop);
     cfg.threads = spec.threads;
     cfg.gap = spec.gap;
     cfg.timeout = spec.timeout;
@@ -158,7 +158,7 @@ pub fn execute(spec: &RunSpec) -> anyhow::Result<RunResult> {
 
     let counts = fleet.counters.snapshot();
     let pids = fleet.pids.clone();
-    let dispatcher = fleet.counters.len() > fleet.workers();
+    let dispatcher = fleet.counters.slots() > fleet.workers();
     let teardown = fleet.stop().context("stopping the fleet")?;
     Ok(build(
         spec,

@@ -528,7 +528,7 @@ impl SharedMem {
         self.ptr
     }
 
-    pub fn len(&self) -> usize {
+    pub fn size(&self) -> usize {
         self.len
     }
 }

@@ -10,7 +10,7 @@ fn to_csv<T: Serialize>(rows: &[T]) -> anyhow::Result<Vec<u8>> {
     for r in rows {
         w.serialize(r)?;
     }
-    Ok(w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?)
+    w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))
 }
 
 pub fn workers(rows: &[WorkerRow]) -> anyhow::Result<Vec<u8>> {
