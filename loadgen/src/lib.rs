@@ -27,7 +27,7 @@ pub mod fairness;
 pub mod http;
 pub mod report;
 #[allow(unsafe_code)] // the one place for libc calls; see its module doc
-mod sys;
+pub mod sys;
 
 pub use config::{parse_duration, Config, Stop};
 pub use engine::run;

@@ -4,7 +4,8 @@
 //! errno becomes an `io::Error` in one place, every new file descriptor is
 //! wrapped in an `OwnedFd` the moment it exists (so it is closed exactly once,
 //! on every path), and each `unsafe` block carries the argument for why it is
-//! sound.
+//! sound. It is public so that the harness encodes socket addresses and
+//! reads sockets through the same wrappers rather than copies of them.
 
 use std::io;
 use std::mem;
@@ -31,7 +32,7 @@ fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
 }
 
 /// A `sockaddr_storage` filled from a Rust socket address, with its length.
-fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+pub fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let len = match addr {

@@ -8,20 +8,12 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
-use super::{transient_accept_error, Listeners, BACKLOG};
+use super::{shared_listener, transient_accept_error, Listeners};
 use crate::counters::{Counters, Slot};
-use crate::sys::{self, ListenOpts};
+use crate::sys;
 
 pub fn prepare(addr: SocketAddr, workers: usize) -> io::Result<Listeners> {
-    let listener = sys::tcp_listener(
-        &addr,
-        ListenOpts {
-            reuseport: false,
-            nonblocking: false,
-            backlog: BACKLOG,
-        },
-    )?;
-    let addr = sys::local_addr(listener.as_fd())?;
+    let (listener, addr) = shared_listener(addr, false)?;
     let channels = (0..workers)
         .map(|_| sys::seqpacket_pair())
         .collect::<io::Result<Vec<_>>>()?;

@@ -185,6 +185,24 @@ impl Listeners {
     }
 }
 
+/// One listening socket on `addr` for a model that shares it (or hands it
+/// to a dispatcher), with the address it got (the port, if `addr` asked for 0).
+pub(crate) fn shared_listener(
+    addr: SocketAddr,
+    nonblocking: bool,
+) -> io::Result<(OwnedFd, SocketAddr)> {
+    let listener = crate::sys::tcp_listener(
+        &addr,
+        crate::sys::ListenOpts {
+            reuseport: false,
+            nonblocking,
+            backlog: BACKLOG,
+        },
+    )?;
+    let addr = crate::sys::local_addr(std::os::fd::AsFd::as_fd(&listener))?;
+    Ok((listener, addr))
+}
+
 /// The accept loop shared by the blocking models: block in accept(2), serve,
 /// repeat. Each return of accept is one wakeup.
 pub(crate) fn blocking_accept_loop(listener: OwnedFd, slot: &Slot, response: &[u8]) -> io::Error {

@@ -7,20 +7,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 
-use super::{blocking_accept_loop, Listeners, BACKLOG};
+use super::{blocking_accept_loop, shared_listener, Listeners};
 use crate::counters::Slot;
-use crate::sys::{self, ListenOpts};
 
 pub fn prepare(addr: SocketAddr) -> io::Result<Listeners> {
-    let listener = sys::tcp_listener(
-        &addr,
-        ListenOpts {
-            reuseport: false,
-            nonblocking: false,
-            backlog: BACKLOG,
-        },
-    )?;
-    let addr = sys::local_addr(std::os::fd::AsFd::as_fd(&listener))?;
+    let (listener, addr) = shared_listener(addr, false)?;
     Ok(Listeners::Shared { listener, addr })
 }
 

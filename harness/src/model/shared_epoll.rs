@@ -9,20 +9,12 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
-use super::{transient_accept_error, Listeners, BACKLOG};
+use super::{shared_listener, transient_accept_error, Listeners};
 use crate::counters::Slot;
-use crate::sys::{self, Epoll, ListenOpts};
+use crate::sys::{self, Epoll};
 
 pub fn prepare(addr: SocketAddr) -> io::Result<Listeners> {
-    let listener = sys::tcp_listener(
-        &addr,
-        ListenOpts {
-            reuseport: false,
-            nonblocking: true,
-            backlog: BACKLOG,
-        },
-    )?;
-    let addr = sys::local_addr(listener.as_fd())?;
+    let (listener, addr) = shared_listener(addr, true)?;
     Ok(Listeners::Shared { listener, addr })
 }
 
