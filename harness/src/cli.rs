@@ -136,10 +136,11 @@ pub fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            // One line: clap's first line names the argument and the value.
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("error: bad arguments");
-            eprintln!("harness: {}", first.trim_start_matches("error: "));
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                let _ = e.print();
+                return ExitCode::from(2);
+            }
+            eprintln!("harness: {}", one_line(&e.render().to_string()));
             return ExitCode::from(2);
         }
     };
@@ -155,6 +156,19 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Clap's message up to its usage block, folded into one line: the first
+/// line names the argument and the value, and a missing argument is named on
+/// the lines after it.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches("error: ")
+        .to_string()
 }
 
 fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {

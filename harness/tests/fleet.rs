@@ -387,6 +387,11 @@ fn usage_error(args: &[&str], needle: &str) {
 fn bad_input_is_a_one_line_usage_error() {
     let _g = serial();
     usage_error(&["run", "--model", "round-robin"], "round-robin");
+    usage_error(&["run", "--workers", "4"], "--model");
+    usage_error(
+        &["run", "--model", "reuseport", "--workers", "four"],
+        "four",
+    );
     usage_error(&["run", "--model", "nope"], "shared-epoll"); // lists the valid ones
     usage_error(&["run", "--model", "reuseport", "--workers", "0"], "0");
     usage_error(
@@ -483,4 +488,57 @@ fn models_lists_every_model() {
             "dispatch-rr"
         ]
     );
+}
+
+#[test]
+fn reproduce_prints_the_seed_form_and_runs_every_model() {
+    let _g = serial();
+    let out = scratch("reproduce");
+    let o = harness()
+        .args(["reproduce", "--connections", "2000", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    // The seed's own form: "worker <pid> got <n> connections", one per worker.
+    let counts: Vec<u64> = stdout
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("worker ")?.strip_suffix(" connections")?;
+            let (pid, n) = rest.split_once(" got ")?;
+            pid.parse::<u32>().ok()?;
+            n.parse().ok()
+        })
+        .collect();
+    assert_eq!(counts.len(), 4, "{stdout}");
+    assert_eq!(counts.iter().sum::<u64>(), 2000, "{stdout}");
+    assert!(
+        stdout.contains("(seed: 0.73)") && stdout.contains("(seed: 6.2)"),
+        "{stdout}"
+    );
+    let models = [
+        "shared-epoll",
+        "shared-blocking",
+        "epoll-exclusive",
+        "reuseport",
+        "dispatch-rr",
+    ];
+    for m in models {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(m)),
+            "{m} missing from the table:\n{stdout}"
+        );
+        let rows = read_csv(&out.join(m).join("workers.csv"));
+        assert_eq!(col(&rows, "accepted").iter().sum::<u64>(), 2000, "{m}");
+    }
+    let summary = read_csv(&out.join("summary.csv"));
+    let names: Vec<&str> = summary.iter().map(|r| r["model"].as_str()).collect();
+    assert_eq!(names, models);
+    assert!(summary
+        .iter()
+        .all(|r| r["conserved"] == "true" && r["completed"] == "2000"));
+    assert_eq!(read_csv(&out.join("workers.csv")).len(), 20);
+    assert!(out.join("meta.json").is_file());
+    let _ = std::fs::remove_dir_all(out);
 }
