@@ -41,6 +41,14 @@ pub struct Slot {
     pub dispatched: AtomicU64,
     /// Hand-offs to this worker that failed (written by the dispatcher).
     pub dispatch_errors: AtomicU64,
+    /// Requests answered (more than `accepted` with keep-alive).
+    pub requests: AtomicU64,
+    /// Connections open in the worker right now (a gauge, for the time series).
+    pub active: AtomicU64,
+    /// When the worker's injected stall began and ended, in ns since the
+    /// run's epoch, plus one (0: it did not stall).
+    pub stall_from: AtomicU64,
+    pub stall_to: AtomicU64,
 }
 
 impl Slot {
@@ -49,6 +57,12 @@ impl Slot {
     #[inline]
     pub fn bump(counter: &AtomicU64) {
         counter.store(counter.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// Subtracts one from a gauge; same single-writer rule as `bump`.
+    #[inline]
+    pub fn drop_one(counter: &AtomicU64) {
+        counter.store(counter.load(Relaxed).saturating_sub(1), Relaxed);
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -60,6 +74,8 @@ impl Slot {
             errors: self.errors.load(Relaxed),
             dispatched: self.dispatched.load(Relaxed),
             dispatch_errors: self.dispatch_errors.load(Relaxed),
+            requests: self.requests.load(Relaxed),
+            active: self.active.load(Relaxed),
         }
     }
 
@@ -85,9 +101,20 @@ pub struct Snapshot {
     pub errors: u64,
     pub dispatched: u64,
     pub dispatch_errors: u64,
+    pub requests: u64,
+    pub active: u64,
 }
 
-/// The shared region: one `Slot` per worker.
+/// Run-wide values the master publishes to the workers.
+#[repr(C, align(128))]
+#[derive(Default)]
+pub struct Header {
+    /// CLOCK_MONOTONIC time, in ns, when the measured load began (0 before):
+    /// the origin of the time series and of injected stalls.
+    pub epoch_ns: AtomicU64,
+}
+
+/// The shared region: a header, then one `Slot` per worker.
 pub struct Counters {
     mem: SharedMem,
     n: usize,
@@ -95,7 +122,7 @@ pub struct Counters {
 
 impl Counters {
     pub fn new(n: usize) -> io::Result<Counters> {
-        let mem = SharedMem::new(n.max(1) * std::mem::size_of::<Slot>())?;
+        let mem = SharedMem::new(std::mem::size_of::<Header>() + n * std::mem::size_of::<Slot>())?;
         Ok(Counters { mem, n })
     }
 
@@ -104,14 +131,27 @@ impl Counters {
         self.n
     }
 
+    pub fn header(&self) -> &Header {
+        // SAFETY: the mapping is zero-initialised, page-aligned (so aligned for
+        // Header) and starts with one Header; it lives as long as `self`. A
+        // Header holds only atomics, valid as all-zero bytes and sound to
+        // share between processes.
+        unsafe { &*(self.mem.as_ptr() as *const Header) }
+    }
+
     pub fn slot(&self, i: usize) -> &Slot {
         assert!(i < self.n, "worker index {i} out of range 0..{}", self.n);
-        debug_assert!(self.mem.size() >= self.n * std::mem::size_of::<Slot>());
-        // SAFETY: the mapping is zero-initialised, page-aligned (so aligned for
-        // Slot), at least n slots long, and lives as long as `self`; a Slot
-        // holds only atomics, for which all-zero bytes are valid and shared
-        // access from several processes is sound.
-        unsafe { &*(self.mem.as_ptr() as *const Slot).add(i) }
+        debug_assert!(
+            self.mem.size() >= std::mem::size_of::<Header>() + self.n * std::mem::size_of::<Slot>()
+        );
+        // SAFETY: the slots follow the Header (whose size is a multiple of
+        // Slot's alignment) inside a zero-initialised, page-aligned mapping of
+        // at least n slots that lives as long as `self`; a Slot holds only
+        // atomics, valid as all-zero bytes and sound to share between processes.
+        unsafe {
+            let base = self.mem.as_ptr().add(std::mem::size_of::<Header>()) as *const Slot;
+            &*base.add(i)
+        }
     }
 
     pub fn all_ready(&self) -> bool {
@@ -130,6 +170,7 @@ mod tests {
     #[test]
     fn slots_do_not_share_cache_lines() {
         assert_eq!(std::mem::size_of::<Slot>() % 128, 0);
+        assert_eq!(std::mem::size_of::<Header>() % 128, 0);
         let c = Counters::new(3).unwrap();
         let a = c.slot(0) as *const Slot as usize;
         let b = c.slot(1) as *const Slot as usize;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::counters::Counters;
 use crate::model::{dispatch_rr, Listeners, Model};
 use crate::sys::{self, Fork, Reaped};
+use crate::worker::{Stall, WorkerCtx};
 
 /// How long workers get to exit after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(2);
@@ -46,7 +47,13 @@ pub struct Teardown {
 impl Fleet {
     /// Forks `workers` workers (and a dispatcher when the model has one) over
     /// what `prepare` set up; the master keeps none of the listening sockets.
-    pub fn start(model: Model, listeners: Listeners, workers: usize) -> io::Result<Fleet> {
+    /// `stall`: one worker (by index) that pauses once during the run.
+    pub fn start(
+        model: Model,
+        listeners: Listeners,
+        workers: usize,
+        stall: Option<(usize, Stall)>,
+    ) -> io::Result<Fleet> {
         let extra = usize::from(model.has_dispatcher());
         let mut fleet = Fleet {
             model,
@@ -60,7 +67,10 @@ impl Fleet {
             match sys::fork()? {
                 Fork::Child => child(master, &format!("worker {i}"), || {
                     let end = listeners.into_worker(i);
-                    model.run_worker(end, i, fleet.counters.slot(i))
+                    let stall = stall.filter(|(w, _)| *w == i).map(|(_, s)| s);
+                    let ctx =
+                        WorkerCtx::new(i, fleet.counters.slot(i), fleet.counters.header(), stall);
+                    model.run_worker(end, &ctx)
                 }),
                 Fork::Parent(pid) => fleet.pids.push(pid),
             }

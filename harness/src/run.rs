@@ -142,7 +142,7 @@ pub fn execute(spec: &RunSpec) -> anyhow::Result<RunResult> {
     let listeners = prepare(spec)?;
     let addr = listeners.addr();
     let mut fleet =
-        Fleet::start(spec.model, listeners, spec.workers).context("forking the fleet")?;
+        Fleet::start(spec.model, listeners, spec.workers, None).context("forking the fleet")?;
     fleet.wait_ready(READY_TIMEOUT)?;
     let endpoints = introspect::endpoints(&fleet);
 

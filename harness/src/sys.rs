@@ -499,3 +499,14 @@ impl Drop for SharedMem {
         unsafe { libc::munmap(self.ptr.cast(), self.len) };
     }
 }
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process of the fleet.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is valid for writes; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

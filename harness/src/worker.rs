@@ -1,17 +1,19 @@
-//! What a worker does with one connection: read the HTTP/1.1 request, answer
+//! What a worker does with one connection: read each HTTP/1.1 request, answer
 //! `200 OK` with `x-worker: <index>` and the body `hello nodejs` (the seed's),
-//! and close.
+//! and close when the client asks to (or at once for HTTP/1.0 without
+//! keep-alive).
 //!
-//! The request is read in full before answering: closing a socket with unread
-//! bytes sends a RST, which the client would report as a reset (the seed's own
-//! demo has that bug). The accepted socket is blocking; a worker serves one
-//! connection at a time, so the order in which the kernel hands out
+//! Every request is read in full before answering: closing a socket with
+//! unread bytes sends a RST, which the client would report as a reset (the
+//! seed's own demo has that bug). The accepted socket is blocking; a worker
+//! serves one connection at a time, so the order in which the kernel hands out
 //! connections is what the counters record.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
 
-use crate::counters::Slot;
+use crate::counters::{Header, Slot};
 use crate::sys;
 
 /// The body every worker answers with: the seed's.
@@ -20,65 +22,172 @@ pub const BODY: &str = "hello nodejs";
 /// Largest request head a worker accepts.
 const MAX_REQUEST: usize = 8192;
 
-/// A worker's canned response, built once.
-pub fn response(worker: usize) -> Vec<u8> {
+/// An injected pause: the worker stops serving from `at` to `at + length`
+/// after the run's epoch (a GC pause, a blocking call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stall {
+    pub at: Duration,
+    pub length: Duration,
+}
+
+/// Everything a worker's loop needs besides its endpoint.
+pub struct WorkerCtx<'a> {
+    pub index: usize,
+    pub slot: &'a Slot,
+    pub header: &'a Header,
+    pub stall: Option<Stall>,
+    keep_alive: Vec<u8>,
+    close: Vec<u8>,
+}
+
+impl<'a> WorkerCtx<'a> {
+    pub fn new(index: usize, slot: &'a Slot, header: &'a Header, stall: Option<Stall>) -> Self {
+        WorkerCtx {
+            index,
+            slot,
+            header,
+            stall,
+            keep_alive: response(index, true),
+            close: response(index, false),
+        }
+    }
+
+    /// Takes one connection: counts it, pauses if a stall is due, serves it.
+    pub fn take(&self, conn: OwnedFd) {
+        Slot::bump(&self.slot.accepted);
+        Slot::bump(&self.slot.active);
+        self.stall_if_due();
+        if self.serve(&conn).is_err() {
+            Slot::bump(&self.slot.errors);
+        }
+        drop(conn);
+        Slot::drop_one(&self.slot.active);
+    }
+
+    /// Sleeps through the stall window if now falls inside it (once).
+    fn stall_if_due(&self) {
+        let Some(stall) = self.stall else { return };
+        if self
+            .slot
+            .stall_from
+            .load(std::sync::atomic::Ordering::Relaxed)
+            != 0
+        {
+            return;
+        }
+        let epoch = self
+            .header
+            .epoch_ns
+            .load(std::sync::atomic::Ordering::Acquire);
+        if epoch == 0 {
+            return;
+        }
+        let now = sys::monotonic_ns().saturating_sub(epoch);
+        let (from, to) = (
+            stall.at.as_nanos() as u64,
+            (stall.at + stall.length).as_nanos() as u64,
+        );
+        if now >= from && now < to {
+            self.slot
+                .stall_from
+                .store(now + 1, std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(Duration::from_nanos(to - now));
+            let end = sys::monotonic_ns().saturating_sub(epoch);
+            self.slot
+                .stall_to
+                .store(end + 1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Answers requests until the client asks to close or goes away.
+    fn serve(&self, conn: &OwnedFd) -> io::Result<()> {
+        let mut buf = [0u8; MAX_REQUEST];
+        // Bytes [start, len) of `buf` are read but not yet consumed.
+        let (mut start, mut len) = (0usize, 0usize);
+        let mut served = 0u64;
+        loop {
+            let head_end = loop {
+                if let Some(end) = find_head_end(&buf[start..len]) {
+                    break start + end;
+                }
+                if start > 0 {
+                    buf.copy_within(start..len, 0);
+                    len -= start;
+                    start = 0;
+                }
+                if len == buf.len() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "request head too large",
+                    ));
+                }
+                let n = read_retry(conn, &mut buf[len..])?;
+                if n == 0 {
+                    return if served > 0 && len == 0 {
+                        Ok(()) // the client closed between requests
+                    } else {
+                        Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "client closed inside a request",
+                        ))
+                    };
+                }
+                len += n;
+            };
+            let head = &buf[start..head_end];
+            let keep_alive = wants_keep_alive(head);
+            // Skip the body (if any) so that closing never sends a RST.
+            let mut body = content_length(head).unwrap_or(0);
+            let buffered = (len - head_end).min(body);
+            body -= buffered;
+            start = head_end + buffered;
+            while body > 0 {
+                let n = read_retry(conn, &mut buf[..body.min(MAX_REQUEST)])?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "client closed inside a body",
+                    ));
+                }
+                body -= n;
+                start = 0;
+                len = 0;
+            }
+            write_all(
+                conn,
+                if keep_alive {
+                    &self.keep_alive
+                } else {
+                    &self.close
+                },
+            )?;
+            Slot::bump(&self.slot.requests);
+            served += 1;
+            if !keep_alive {
+                return Ok(());
+            }
+            if start == len {
+                start = 0;
+                len = 0;
+            }
+        }
+    }
+}
+
+/// A worker's canned response.
+pub fn response(worker: usize, keep_alive: bool) -> Vec<u8> {
     format!(
-        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-worker: {worker}\r\nconnection: close\r\n\r\n{BODY}",
-        BODY.len()
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-worker: {worker}\r\nconnection: {}\r\n\r\n{BODY}",
+        BODY.len(),
+        if keep_alive { "keep-alive" } else { "close" }
     )
     .into_bytes()
 }
 
-/// Serves one connection and records a failure in `slot.errors`.
-pub fn serve(conn: OwnedFd, response: &[u8], slot: &Slot) {
-    if serve_inner(&conn, response).is_err() {
-        Slot::bump(&slot.errors);
-    }
-    // `conn` closes here.
-}
-
-fn serve_inner(conn: &OwnedFd, response: &[u8]) -> io::Result<()> {
-    let mut buf = [0u8; MAX_REQUEST];
-    let mut len = 0;
-    let body_len = loop {
-        let n = read_retry(conn, &mut buf[len..])?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "client closed before the request ended",
-            ));
-        }
-        // Search only where the end of the head could newly appear.
-        let from = len.saturating_sub(3);
-        len += n;
-        if let Some(end) = find_head_end(&buf[from..len]) {
-            let head_end = from + end;
-            let want = content_length(&buf[..head_end]).unwrap_or(0);
-            break want.saturating_sub(len - head_end);
-        }
-        if len == buf.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "request head too large",
-            ));
-        }
-    };
-    // Drain a request body so that closing does not send a RST.
-    let mut left = body_len;
-    while left > 0 {
-        let n = read_retry(conn, &mut buf)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "client closed inside the body",
-            ));
-        }
-        left = left.saturating_sub(n);
-    }
-    let mut sent = 0;
-    while sent < response.len() {
-        match sys::write(conn.as_fd(), &response[sent..]) {
-            Ok(n) => sent += n,
+fn write_all(conn: &OwnedFd, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match sys::write(conn.as_fd(), data) {
+            Ok(n) => data = &data[n..],
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -100,66 +209,139 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
+/// The value of header `name` in a request head, trimmed.
+fn header<'h>(head: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
+    head.split(|&b| b == b'\n').skip(1).find_map(|line| {
+        let colon = line.iter().position(|&b| b == b':')?;
+        let (n, v) = line.split_at(colon);
+        n.eq_ignore_ascii_case(name).then(|| v[1..].trim_ascii())
+    })
+}
+
 /// The request's Content-Length, if it has one.
 fn content_length(head: &[u8]) -> Option<usize> {
-    head.split(|&b| b == b'\n').find_map(|line| {
-        let colon = line.iter().position(|&b| b == b':')?;
-        let (name, value) = line.split_at(colon);
-        if !name.eq_ignore_ascii_case(b"content-length") {
-            return None;
-        }
-        std::str::from_utf8(&value[1..]).ok()?.trim().parse().ok()
-    })
+    std::str::from_utf8(header(head, b"content-length")?)
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// HTTP/1.1 keeps the connection unless it says `close`; HTTP/1.0 closes it
+/// unless it says `keep-alive`.
+fn wants_keep_alive(head: &[u8]) -> bool {
+    let http10 = head
+        .split(|&b| b == b'\r')
+        .next()
+        .is_some_and(|line| line.ends_with(b"HTTP/1.0"));
+    let conn = header(head, b"connection").unwrap_or(b"");
+    let has = |token: &[u8]| {
+        conn.split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    };
+    if http10 {
+        has(b"keep-alive")
+    } else {
+        !has(b"close")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::counters::Counters;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
 
     #[test]
     fn response_names_the_worker_and_has_the_right_length() {
-        let r = String::from_utf8(response(3)).unwrap();
+        let r = String::from_utf8(response(3, false)).unwrap();
         assert!(r.starts_with("HTTP/1.1 200 OK\r\n"));
         assert!(r.contains("\r\nx-worker: 3\r\n"));
+        assert!(r.contains("\r\nconnection: close\r\n"));
         let (head, body) = r.split_once("\r\n\r\n").unwrap();
         assert_eq!(body, BODY);
         assert!(head.contains(&format!("content-length: {}", BODY.len())));
+        assert!(String::from_utf8(response(0, true))
+            .unwrap()
+            .contains("connection: keep-alive"));
     }
 
     #[test]
-    fn head_end_and_content_length() {
+    fn head_end_length_and_keep_alive() {
         let req = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
         let end = find_head_end(req).unwrap();
         assert_eq!(&req[end..], b"hello");
         assert_eq!(content_length(&req[..end]), Some(5));
-        assert_eq!(content_length(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), None);
+        assert!(wants_keep_alive(&req[..end]));
+        assert!(!wants_keep_alive(
+            b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n"
+        ));
+        assert!(!wants_keep_alive(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n"));
+        assert!(wants_keep_alive(
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+        ));
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
     }
 
-    #[test]
-    fn serves_over_a_socketpair() {
-        use std::io::{Read, Write};
-        use std::os::unix::net::UnixStream;
-        let (a, b) = UnixStream::pair().unwrap();
-        let counters = crate::counters::Counters::new(1).unwrap();
-        let mut client = a;
-        client
-            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-            .unwrap();
-        serve(OwnedFd::from(b), &response(0), counters.slot(0));
+    fn serve_pair(requests: &[u8], shut: bool) -> (String, crate::counters::Snapshot) {
+        let (mut client, server) = UnixStream::pair().unwrap();
+        let counters = Counters::new(1).unwrap();
+        client.write_all(requests).unwrap();
+        if shut {
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        let ctx = WorkerCtx::new(0, counters.slot(0), counters.header(), None);
+        ctx.take(OwnedFd::from(server));
         let mut got = String::new();
         client.read_to_string(&mut got).unwrap();
+        (got, counters.slot(0).snapshot())
+    }
+
+    #[test]
+    fn serves_one_request_and_closes() {
+        let (got, s) = serve_pair(
+            b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            false,
+        );
         assert!(got.ends_with(BODY), "{got}");
-        assert_eq!(counters.slot(0).snapshot().errors, 0);
+        assert_eq!((s.accepted, s.requests, s.errors, s.active), (1, 1, 0, 0));
+    }
+
+    #[test]
+    fn serves_keep_alive_requests_in_one_buffer_and_apart() {
+        let ka = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+        let last = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+        let mut all = Vec::new();
+        for _ in 0..2 {
+            all.extend_from_slice(ka);
+        }
+        all.extend_from_slice(last);
+        let (got, s) = serve_pair(&all, false);
+        assert_eq!(got.matches("x-worker: 0").count(), 3, "{got}");
+        assert_eq!(got.matches("connection: keep-alive").count(), 2);
+        assert_eq!((s.accepted, s.requests, s.errors), (1, 3, 0));
+    }
+
+    #[test]
+    fn client_closing_between_requests_is_not_an_error() {
+        let (got, s) = serve_pair(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", true);
+        assert!(got.ends_with(BODY));
+        assert_eq!((s.requests, s.errors), (1, 0));
     }
 
     #[test]
     fn early_close_counts_an_error() {
-        use std::os::unix::net::UnixStream;
-        let (a, b) = UnixStream::pair().unwrap();
-        drop(a);
-        let counters = crate::counters::Counters::new(1).unwrap();
-        serve(OwnedFd::from(b), &response(0), counters.slot(0));
-        assert_eq!(counters.slot(0).snapshot().errors, 1);
+        let (_, s) = serve_pair(b"GET / HTT", true);
+        assert_eq!((s.accepted, s.requests, s.errors), (1, 0, 1));
+    }
+
+    #[test]
+    fn a_request_body_is_drained() {
+        let (got, s) = serve_pair(
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+            false,
+        );
+        assert!(got.ends_with(BODY));
+        assert_eq!((s.requests, s.errors), (1, 0));
     }
 }

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use super::{shared_listener, transient_accept_error, Listeners};
 use crate::counters::{Counters, Slot};
 use crate::sys;
+use crate::worker::WorkerCtx;
 
 pub fn prepare(addr: SocketAddr, workers: usize) -> io::Result<Listeners> {
     let (listener, addr) = shared_listener(addr, false)?;
@@ -50,15 +51,15 @@ pub fn dispatcher(listener: OwnedFd, channels: Vec<OwnedFd>, counters: &Counters
 }
 
 /// A worker: receive a descriptor, serve it, repeat.
-pub fn run(channel: OwnedFd, slot: &Slot, response: &[u8]) -> io::Error {
+pub fn run(channel: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
+    let slot = ctx.slot;
     Slot::set_fd(&slot.listen_fd, channel.as_raw_fd());
     slot.ready.store(1, Ordering::Release);
     loop {
         match sys::recv_fd(channel.as_fd()) {
             Ok(Some(conn)) => {
                 Slot::bump(&slot.wakeups);
-                Slot::bump(&slot.accepted);
-                crate::worker::serve(conn, response, slot);
+                ctx.take(conn);
             }
             Ok(None) => {
                 return io::Error::new(

@@ -8,8 +8,8 @@ use std::io;
 use std::os::fd::OwnedFd;
 
 use super::shared_epoll::epoll_loop;
-use crate::counters::Slot;
+use crate::worker::WorkerCtx;
 
-pub fn run(listener: OwnedFd, worker: usize, slot: &Slot, response: &[u8]) -> io::Error {
-    epoll_loop(listener, worker, slot, response, true)
+pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
+    epoll_loop(listener, ctx, true)
 }

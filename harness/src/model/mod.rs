@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 
 use crate::counters::Slot;
+use crate::worker::WorkerCtx;
 
 /// Listen backlog for every model (as nginx's and Node's default, 511).
 pub const BACKLOG: i32 = 511;
@@ -90,20 +91,13 @@ impl Model {
     }
 
     /// A worker's loop; returns only on an error that stops the worker.
-    pub fn run_worker(self, end: WorkerEnd, worker: usize, slot: &Slot) -> io::Error {
-        let response = crate::worker::response(worker);
+    pub fn run_worker(self, end: WorkerEnd, ctx: &WorkerCtx<'_>) -> io::Error {
         match (self, end) {
-            (Model::SharedBlocking, WorkerEnd::Listener(l)) => {
-                shared_blocking::run(l, slot, &response)
-            }
-            (Model::SharedEpoll, WorkerEnd::Listener(l)) => {
-                shared_epoll::run(l, worker, slot, &response)
-            }
-            (Model::EpollExclusive, WorkerEnd::Listener(l)) => {
-                epoll_exclusive::run(l, worker, slot, &response)
-            }
-            (Model::Reuseport, WorkerEnd::Listener(l)) => reuseport::run(l, slot, &response),
-            (Model::DispatchRr, WorkerEnd::Channel(c)) => dispatch_rr::run(c, slot, &response),
+            (Model::SharedBlocking, WorkerEnd::Listener(l)) => shared_blocking::run(l, ctx),
+            (Model::SharedEpoll, WorkerEnd::Listener(l)) => shared_epoll::run(l, ctx),
+            (Model::EpollExclusive, WorkerEnd::Listener(l)) => epoll_exclusive::run(l, ctx),
+            (Model::Reuseport, WorkerEnd::Listener(l)) => reuseport::run(l, ctx),
+            (Model::DispatchRr, WorkerEnd::Channel(c)) => dispatch_rr::run(c, ctx),
             (m, _) => io::Error::other(format!("{m}: worker handed the wrong kind of endpoint")),
         }
     }
@@ -205,16 +199,16 @@ pub(crate) fn shared_listener(
 
 /// The accept loop shared by the blocking models: block in accept(2), serve,
 /// repeat. Each return of accept is one wakeup.
-pub(crate) fn blocking_accept_loop(listener: OwnedFd, slot: &Slot, response: &[u8]) -> io::Error {
+pub(crate) fn blocking_accept_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
     use std::os::fd::{AsFd, AsRawFd};
+    let slot = ctx.slot;
     Slot::set_fd(&slot.listen_fd, listener.as_raw_fd());
     slot.ready.store(1, std::sync::atomic::Ordering::Release);
     loop {
         match crate::sys::accept(listener.as_fd()) {
             Ok(conn) => {
                 Slot::bump(&slot.wakeups);
-                Slot::bump(&slot.accepted);
-                crate::worker::serve(conn, response, slot);
+                ctx.take(conn);
             }
             Err(e) if transient_accept_error(&e) => Slot::bump(&slot.wakeups),
             Err(e) => return e,

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 
 use super::{blocking_accept_loop, Listeners, BACKLOG};
-use crate::counters::Slot;
 use crate::sys::{self, ListenOpts};
+use crate::worker::WorkerCtx;
 
 pub fn prepare(addr: SocketAddr, workers: usize) -> io::Result<Listeners> {
     // A plain socket first: it fails with EADDRINUSE if anything listens on
@@ -41,6 +41,6 @@ pub fn prepare(addr: SocketAddr, workers: usize) -> io::Result<Listeners> {
     Ok(Listeners::PerWorker { listeners, addr })
 }
 
-pub fn run(listener: OwnedFd, slot: &Slot, response: &[u8]) -> io::Error {
-    blocking_accept_loop(listener, slot, response)
+pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
+    blocking_accept_loop(listener, ctx)
 }

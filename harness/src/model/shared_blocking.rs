@@ -8,13 +8,13 @@ use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 
 use super::{blocking_accept_loop, shared_listener, Listeners};
-use crate::counters::Slot;
+use crate::worker::WorkerCtx;
 
 pub fn prepare(addr: SocketAddr) -> io::Result<Listeners> {
     let (listener, addr) = shared_listener(addr, false)?;
     Ok(Listeners::Shared { listener, addr })
 }
 
-pub fn run(listener: OwnedFd, slot: &Slot, response: &[u8]) -> io::Error {
-    blocking_accept_loop(listener, slot, response)
+pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
+    blocking_accept_loop(listener, ctx)
 }

@@ -12,27 +12,23 @@ use std::sync::atomic::Ordering;
 use super::{shared_listener, transient_accept_error, Listeners};
 use crate::counters::Slot;
 use crate::sys::{self, Epoll};
+use crate::worker::WorkerCtx;
 
 pub fn prepare(addr: SocketAddr) -> io::Result<Listeners> {
     let (listener, addr) = shared_listener(addr, true)?;
     Ok(Listeners::Shared { listener, addr })
 }
 
-pub fn run(listener: OwnedFd, worker: usize, slot: &Slot, response: &[u8]) -> io::Error {
-    epoll_loop(listener, worker, slot, response, false)
+pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
+    epoll_loop(listener, ctx, false)
 }
 
 /// The epoll worker loop, shared with `epoll-exclusive`, which differs only in
 /// the registration flag. The listener is registered with the worker's index
 /// as its tag, which /proc/PID/fdinfo shows: that is how a run proves the
 /// epoll sets are the workers' own.
-pub(super) fn epoll_loop(
-    listener: OwnedFd,
-    worker: usize,
-    slot: &Slot,
-    response: &[u8],
-    exclusive: bool,
-) -> io::Error {
+pub(super) fn epoll_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>, exclusive: bool) -> io::Error {
+    let slot = ctx.slot;
     let epoll = match Epoll::new() {
         Ok(e) => e,
         Err(e) => return e,
@@ -41,7 +37,7 @@ pub(super) fn epoll_loop(
     if exclusive {
         events |= libc::EPOLLEXCLUSIVE as u32;
     }
-    if let Err(e) = epoll.add(listener.as_fd(), events, worker as u64) {
+    if let Err(e) = epoll.add(listener.as_fd(), events, ctx.index as u64) {
         return e;
     }
     Slot::set_fd(&slot.listen_fd, listener.as_raw_fd());
@@ -60,8 +56,7 @@ pub(super) fn epoll_loop(
             match sys::accept(listener.as_fd()) {
                 Ok(conn) => {
                     got += 1;
-                    Slot::bump(&slot.accepted);
-                    crate::worker::serve(conn, response, slot);
+                    ctx.take(conn);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     Slot::bump(&slot.empty_accepts);
