@@ -9,46 +9,39 @@
 #        (defaults: 5 rounds, 60000 connections, concurrency 64, 4 workers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 rounds=${1:-5}
 connections=${2:-60000}
 concurrency=${3:-64}
-for v in "$rounds" "$connections" "$concurrency"; do
-  [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "bench-models: '$v' is not a positive whole number" >&2; exit 2; }
-done
+positive_ints "$rounds" "$connections" "$concurrency"
 
 cargo build --release --quiet -p harness
 bin=target/release/harness
 models=(shared-blocking shared-epoll epoll-exclusive reuseport dispatch-rr)
-stamp=$(date -u +%Y%m%d-%H%M%S)
 mkdir -p results
-csv=results/bench-models-$stamp.csv
+csv=results/bench-models-$(date -u +%Y%m%d-%H%M%S).csv
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-echo "round,model,conn_per_s,jain,loadgen_cpu_ms,worker_cpu_ms,dispatcher_cpu_ms" > "$csv.tmp"
+echo "round,model,conn_per_s,jain,loadgen_cpu_ms,worker_cpu_ms" > "$csv.tmp"
 for ((r = 0; r < rounds; r++)); do
   for ((i = 0; i < ${#models[@]}; i++)); do
     m=${models[$(((i + r) % ${#models[@]}))]}
     "$bin" run --model "$m" --workers 4 --concurrency "$concurrency" \
       --connections "$connections" --out "$tmp/$m" > /dev/null
-    # summary.csv: pick columns by name.
-    awk -F, -v r="$r" 'NR==1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
-      { print r "," $c["model"] "," $c["conn_per_s"] "," $c["jain"] "," $c["loadgen_cpu_ms"] "," $c["worker_cpu_ms"] "," $c["dispatcher_cpu_ms"] }' \
-      "$tmp/$m/summary.csv" >> "$csv.tmp"
+    echo "$r,$m,$(summary_field "$tmp/$m" conn_per_s),$(summary_field "$tmp/$m" jain),$(summary_field "$tmp/$m" loadgen_cpu_ms),$(summary_field "$tmp/$m" worker_cpu_ms)" >> "$csv.tmp"
   done
 done
 mv "$csv.tmp" "$csv"
 
-median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 col() { awk -F, -v m="$1" 'NR > 1 && $2 == m { print $3 }' "$csv"; }
 base=$(col reuseport | median)
 echo "$(nproc) CPUs, $(uname -r), $rounds rounds, $connections connections at concurrency $concurrency, 4 workers"
 printf '%-16s %10s %10s %10s %14s\n' model median_cps min_cps max_cps vs_reuseport
 for m in "${models[@]}"; do
   med=$(col "$m" | median)
-  min=$(col "$m" | sort -g | head -1)
-  max=$(col "$m" | sort -g | tail -1)
-  printf '%-16s %10.0f %10.0f %10.0f %14.2f\n' "$m" "$med" "$min" "$max" "$(awk -v a="$med" -v b="$base" 'BEGIN { print a / b }')"
+  printf '%-16s %10.0f %10.0f %10.0f %14.2f\n' "$m" "$med" "$(col "$m" | sort -g | head -1)" \
+    "$(col "$m" | sort -g | tail -1)" "$(awk -v a="$med" -v b="$base" 'BEGIN { print a / b }')"
 done
 echo "samples: $csv"

@@ -4,6 +4,7 @@
 //! and exit with code 2 before anything starts; a run that fails exits 1; a
 //! run whose conservation check fails writes its files and exits 1.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,9 +14,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::export::{self, meta::Meta};
 use crate::model::Model;
-use crate::run::{self, RunSpec};
+use crate::run::{self, Load, RunSpec};
+use crate::worker::Stall;
 use crate::UsageError;
-use loadgen::Stop;
+use loadgen::{Arrivals, OpenLoop, Stop};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -35,7 +37,7 @@ enum Cmd {
     #[command(
         after_help = "Example:\n  harness run --model reuseport --workers 4 --concurrency 64 --duration 5s --out results/rp"
     )]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Rerun the seed article's experiment (4 workers, shared-epoll) and the same load under every model.
     #[command(after_help = "Example:\n  harness reproduce --out results/seed")]
     Reproduce(ReproduceArgs),
@@ -52,21 +54,46 @@ struct RunArgs {
     /// Worker processes, 1 to 1024.
     #[arg(long, default_value_t = 4, value_parser = parse_workers)]
     workers: usize,
-    /// Connections in flight (closed loop).
-    #[arg(long, default_value_t = 32, value_parser = parse_positive)]
-    concurrency: usize,
+    /// Connections in flight (closed loop) [default: 32 unless --rate].
+    #[arg(long, value_parser = parse_positive, conflicts_with = "rate")]
+    concurrency: Option<usize>,
+    /// New connections per second (open loop), instead of --concurrency.
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
+    /// Open loop: arrival process, constant or poisson.
+    #[arg(long, default_value = "poisson", value_parser = parse_arrivals, requires = "rate")]
+    arrivals: Arrivals,
+    /// Seed of the arrival process, so a run can be repeated.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Open loop: cap on open connections; arrivals beyond it start late.
+    #[arg(long, value_parser = parse_positive, requires = "rate")]
+    max_inflight: Option<usize>,
     /// Stop after this many connections [default: 20000 unless --duration].
     #[arg(long, value_parser = parse_connections, conflicts_with = "duration")]
     connections: Option<u64>,
     /// Stop after this long (e.g. 10s, 500ms).
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
+    /// Requests per connection (keep-alive); 1 = a connection per request.
+    #[arg(long, default_value_t = 1, value_parser = parse_requests)]
+    requests_per_conn: u32,
+    /// Run the same load this long first and leave it out of every figure.
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Sampling interval of timeseries.csv and latency.hlog.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    interval: Duration,
     /// Load generator threads, each with its own epoll loop [default: CPU
-    /// count, at most the concurrency]. One thread tops out near 20k conn/s
-    /// here: on loopback the kernel does both ends' TCP work in the thread
-    /// that connects.
+    /// count, at most the connections that may be open]. One thread tops out
+    /// near 20k conn/s here: on loopback the kernel does both ends' TCP work
+    /// in the thread that connects.
     #[arg(long, value_parser = parse_positive)]
     threads: Option<usize>,
+    /// Source addresses to rotate over, e.g. 127.0.0.1-127.0.0.32 [default:
+    /// the kernel's choice, 127.0.0.1].
+    #[arg(long, value_parser = parse_sources)]
+    sources: Option<Sources>,
     /// Port on 127.0.0.1; 0 picks a free one.
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -76,6 +103,12 @@ struct RunArgs {
     /// Per-connection timeout.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
+    /// Make worker IDX stop serving at AT for FOR (e.g. 0:1s:300ms).
+    #[arg(long, value_parser = parse_stall)]
+    stall_worker: Option<(usize, Stall)>,
+    /// Record no latency (for measuring what recording costs).
+    #[arg(long)]
+    no_record: bool,
     /// Output directory [default: results/<timestamp>-<model>].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -124,6 +157,52 @@ fn parse_connections(s: &str) -> Result<u64, String> {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     loadgen::parse_duration(s)
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "'{s}' is not a positive number of connections per second"
+        )),
+    }
+}
+
+fn parse_arrivals(s: &str) -> Result<Arrivals, String> {
+    s.parse()
+}
+
+fn parse_requests(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(0) => Err("0 requests per connection: it must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a whole number")),
+    }
+}
+
+/// A list of source addresses, parsed as one value.
+#[derive(Debug, Clone)]
+struct Sources(Vec<IpAddr>);
+
+fn parse_sources(s: &str) -> Result<Sources, String> {
+    loadgen::config::parse_sources(s).map(Sources)
+}
+
+/// `IDX:AT:FOR`, e.g. `0:1s:300ms`.
+fn parse_stall(s: &str) -> Result<(usize, Stall), String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let [idx, at, length] = parts[..] else {
+        return Err(format!("'{s}' is not IDX:AT:FOR (e.g. 0:1s:300ms)"));
+    };
+    let idx = idx
+        .parse()
+        .map_err(|_| format!("'{idx}' in '{s}' is not a worker index"))?;
+    let at = loadgen::parse_duration(at)?;
+    let length = loadgen::parse_duration(length)?;
+    if length.is_zero() {
+        return Err(format!("'{s}': the stall must last more than 0"));
+    }
+    Ok((idx, Stall { at, length }))
 }
 
 /// Parses, runs, and maps every outcome to an exit code.
@@ -179,7 +258,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Run(a) => cmd_run(a),
+        Cmd::Run(a) => cmd_run(*a),
         Cmd::Reproduce(a) => crate::reproduce::main(a.out, a.connections, a.concurrency),
     }
 }
@@ -190,35 +269,55 @@ pub fn out_dir(out: Option<PathBuf>, stamp: &str, label: &str) -> PathBuf {
 }
 
 fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let load = match a.rate {
+        Some(rate) => Load::Open(OpenLoop {
+            rate,
+            arrivals: a.arrivals,
+            max_inflight: a
+                .max_inflight
+                .unwrap_or(loadgen::config::DEFAULT_MAX_INFLIGHT),
+        }),
+        None => Load::Closed {
+            concurrency: a.concurrency.unwrap_or(32),
+        },
+    };
     let spec = RunSpec {
         model: a.model,
         workers: a.workers,
-        concurrency: a.concurrency,
+        load,
         stop: match a.duration {
             Some(d) => Stop::Duration(d),
             None => Stop::Connections(a.connections.unwrap_or(20_000)),
         },
         threads: a
             .threads
-            .unwrap_or_else(|| loadgen::config::default_threads(a.concurrency)),
+            .unwrap_or_else(|| loadgen::config::default_threads(load.max_open())),
         port: a.port,
         gap: a.gap,
         timeout: a.timeout,
+        requests_per_conn: a.requests_per_conn,
+        warmup: a.warmup,
+        interval: a.interval,
+        seed: a.seed,
+        sources: a.sources.map(|s| s.0).unwrap_or_default(),
+        stall: a.stall_worker,
+        record: !a.no_record,
     };
     spec.validate()?;
     let (started, stamp) = export::meta::utc_now();
     let dir = out_dir(a.out, &stamp, spec.model.name());
     let created = export::check_writable(&dir).map_err(UsageError)?;
-    let result = match run::execute(&spec) {
+    let result = match run::execute(&spec, &dir) {
         Ok(r) => r,
         Err(e) => {
             if created {
-                let _ = std::fs::remove_dir(&dir);
+                let _ = std::fs::remove_dir_all(&dir);
             }
             return Err(e);
         }
     };
-    let meta = Meta::collect(started, spec.parameters());
+    let mut meta = Meta::collect(started, spec.parameters());
+    meta.loadgen_cpu_ms = Some(result.summary.loadgen_cpu_ms);
     write_run(&dir, &result, &meta)?;
     print!("{}", export::table::run(&result.summary, &result.workers));
     println!("{}", result.conservation_line());

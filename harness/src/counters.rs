@@ -114,6 +114,24 @@ pub struct Header {
     pub epoch_ns: AtomicU64,
 }
 
+impl Snapshot {
+    /// What the counters gained since `earlier`; `active` is a gauge and is
+    /// kept as it is now.
+    pub fn since(&self, earlier: &Snapshot) -> Snapshot {
+        Snapshot {
+            accepted: self.accepted - earlier.accepted,
+            wakeups: self.wakeups - earlier.wakeups,
+            spurious_wakeups: self.spurious_wakeups - earlier.spurious_wakeups,
+            empty_accepts: self.empty_accepts - earlier.empty_accepts,
+            errors: self.errors - earlier.errors,
+            dispatched: self.dispatched - earlier.dispatched,
+            dispatch_errors: self.dispatch_errors - earlier.dispatch_errors,
+            requests: self.requests - earlier.requests,
+            active: self.active,
+        }
+    }
+}
+
 /// The shared region: a header, then one `Slot` per worker.
 pub struct Counters {
     mem: SharedMem,

@@ -67,8 +67,66 @@ fn parse_epoll_fdinfo(info: &str) -> Option<u64> {
     None
 }
 
+/// A process's CPU time and voluntary context switches so far, from
+/// /proc/PID/schedstat (ns on CPU) and /proc/PID/status. Read at the start
+/// and the end of the measured load, so a warm-up is excluded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub cpu_ns: u64,
+    pub voluntary_switches: u64,
+}
+
+impl Usage {
+    pub fn of(pid: libc::pid_t) -> Option<Usage> {
+        let sched = fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        parse_usage(&sched, &status)
+    }
+
+    pub fn since(self, earlier: Usage) -> Usage {
+        Usage {
+            cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
+            voluntary_switches: self
+                .voluntary_switches
+                .saturating_sub(earlier.voluntary_switches),
+        }
+    }
+}
+
+fn parse_usage(schedstat: &str, status: &str) -> Option<Usage> {
+    let cpu_ns = schedstat.split_whitespace().next()?.parse().ok()?;
+    let voluntary_switches = status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Usage {
+        cpu_ns,
+        voluntary_switches,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parses_usage() {
+        let u = parse_usage(
+            "604749 0 2\n",
+            "Name:\tx\nvoluntary_ctxt_switches:\t17\nnonvoluntary_ctxt_switches:\t3\n",
+        );
+        assert_eq!(
+            u,
+            Some(Usage {
+                cpu_ns: 604749,
+                voluntary_switches: 17
+            })
+        );
+        assert_eq!(parse_usage("", ""), None);
+        let own = Usage::of(crate::sys::getpid()).expect("own /proc entry");
+        assert!(own.cpu_ns > 0);
+    }
+
     use super::*;
 
     #[test]

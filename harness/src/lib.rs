@@ -6,6 +6,7 @@
 //! histograms -> records -> CSV, JSON and a printed table.
 
 pub mod cli;
+pub mod conservation;
 pub mod counters;
 pub mod export;
 pub mod fleet;

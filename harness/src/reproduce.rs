@@ -9,7 +9,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -46,14 +45,8 @@ pub fn main(
     concurrency: usize,
 ) -> anyhow::Result<ExitCode> {
     let spec_for = |model| RunSpec {
-        model,
-        workers: WORKERS,
-        concurrency,
-        stop: Stop::Connections(connections),
         threads: 1,
-        port: 0,
-        gap: Duration::ZERO,
-        timeout: Duration::from_secs(10),
+        ..RunSpec::closed(model, WORKERS, concurrency, Stop::Connections(connections))
     };
     spec_for(ORDER[0]).validate()?;
     let (started, stamp) = export::meta::utc_now();
@@ -63,11 +56,13 @@ pub fn main(
     let mut results: Vec<RunResult> = Vec::new();
     for model in ORDER {
         let spec = spec_for(model);
-        let result = run::execute(&spec)?;
         let (at, _) = export::meta::utc_now();
         let run_dir = dir.join(model.name());
         std::fs::create_dir_all(&run_dir)?;
-        write_run(&run_dir, &result, &Meta::collect(at, spec.parameters()))?;
+        let result = run::execute(&spec, &run_dir)?;
+        let mut meta = Meta::collect(at, spec.parameters());
+        meta.loadgen_cpu_ms = Some(result.summary.loadgen_cpu_ms);
+        write_run(&run_dir, &result, &meta)?;
         if model == Model::SharedEpoll {
             print!("{}", seed_form(&result));
         }
@@ -105,7 +100,7 @@ fn seed_form(r: &RunResult) -> String {
         ratio(r.summary.max_min_ratio),
         stats::max_min_ratio(&SEED),
         r.summary.conn_per_s,
-        r.summary.concurrency
+        r.summary.concurrency.unwrap_or_default()
     ));
     s
 }

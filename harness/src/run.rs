@@ -1,61 +1,139 @@
 //! One run: set up the model, fork the fleet, drive it with the load
-//! generator, read the counters, tear down, reconcile, and build the records.
+//! generator while sampling the workers' counters, tear down, reconcile, and
+//! build the records.
 //!
 //! Order matters: the fleet is forked while the harness is single-threaded,
 //! and only then does the load generator start its threads. The listening
 //! sockets exist before the fork, so no connection can arrive before a worker
 //! could take it, and the load starts only once every worker says it is ready.
+//! A warm-up runs the same load first; everything measured after it is taken
+//! as a difference from the counters and /proc figures at its end.
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, Context};
 use serde_json::json;
 
+use crate::conservation;
 use crate::counters::Snapshot;
-use crate::fleet::{Fleet, Teardown};
-use crate::introspect::{self, Endpoint};
+use crate::export::hlog::HlogWriter;
+use crate::export::timeseries::TimeseriesWriter;
+use crate::fleet::Fleet;
+use crate::introspect::{self, Endpoint, Usage};
 use crate::model::Model;
-use crate::record::{round, SummaryRow, WorkerRow};
-use crate::stats::{self, Quantiles};
+use crate::record::{self, SummaryRow, WorkerRow};
 use crate::sys;
+use crate::worker::Stall;
 use crate::UsageError;
-use loadgen::{Report, Stop};
+use loadgen::{IntervalHist, OpenLoop, Report, Stop};
 
 /// How long a fleet may take to get ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the load generator offers load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Load {
+    /// A fixed number of connections in flight (closed loop).
+    Closed { concurrency: usize },
+    /// New connections at a rate, whatever the server does (open loop).
+    Open(OpenLoop),
+}
+
+impl Load {
+    /// Connections that may be open at once.
+    pub fn max_open(&self) -> usize {
+        match self {
+            Load::Closed { concurrency } => *concurrency,
+            Load::Open(o) => o.max_inflight,
+        }
+    }
+}
 
 /// Everything that defines a run.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
     pub model: Model,
     pub workers: usize,
-    pub concurrency: usize,
+    pub load: Load,
     pub stop: Stop,
     pub threads: usize,
     pub port: u16,
     pub gap: Duration,
     pub timeout: Duration,
+    pub requests_per_conn: u32,
+    pub warmup: Duration,
+    pub interval: Duration,
+    pub seed: u64,
+    pub sources: Vec<IpAddr>,
+    pub stall: Option<(usize, Stall)>,
+    pub record: bool,
 }
 
 impl RunSpec {
+    /// A closed-loop run with every other setting at its default.
+    pub fn closed(model: Model, workers: usize, concurrency: usize, stop: Stop) -> RunSpec {
+        RunSpec {
+            model,
+            workers,
+            load: Load::Closed { concurrency },
+            stop,
+            threads: loadgen::config::default_threads(concurrency),
+            port: 0,
+            gap: Duration::ZERO,
+            timeout: loadgen::config::DEFAULT_TIMEOUT,
+            requests_per_conn: 1,
+            warmup: Duration::ZERO,
+            interval: Duration::from_millis(100),
+            seed: 1,
+            sources: Vec::new(),
+            stall: None,
+            record: true,
+        }
+    }
+
     pub fn parameters(&self) -> serde_json::Value {
         let (connections, duration_s) = match self.stop {
             Stop::Connections(n) => (Some(n), None),
             Stop::Duration(d) => (None, Some(d.as_secs_f64())),
         };
+        let (concurrency, rate, arrivals, max_inflight) = match self.load {
+            Load::Closed { concurrency } => (Some(concurrency), None, None, None),
+            Load::Open(o) => (
+                None,
+                Some(o.rate),
+                Some(o.arrivals.name()),
+                Some(o.max_inflight),
+            ),
+        };
         json!({
             "model": self.model.name(),
             "workers": self.workers,
-            "concurrency": self.concurrency,
+            "loop": if rate.is_some() { "open" } else { "closed" },
+            "concurrency": concurrency,
+            "rate_per_s": rate,
+            "arrivals": arrivals,
+            "max_inflight": max_inflight,
+            "seed": self.seed,
             "connections": connections,
             "duration_s": duration_s,
+            "requests_per_conn": self.requests_per_conn,
+            "warmup_s": self.warmup.as_secs_f64(),
+            "interval_ms": self.interval.as_secs_f64() * 1000.0,
             "threads": self.threads,
             "port": self.port,
             "gap_us": self.gap.as_micros() as u64,
             "timeout_ms": self.timeout.as_millis() as u64,
+            "sources": self.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "stall": self.stall.map(|(w, s)| json!({
+                "worker": w,
+                "at_ms": s.at.as_secs_f64() * 1000.0,
+                "for_ms": s.length.as_secs_f64() * 1000.0,
+            })),
+            "record_latency": self.record,
             "backlog": crate::model::BACKLOG,
         })
     }
@@ -68,27 +146,62 @@ impl RunSpec {
                 self.workers
             )));
         }
-        if self.concurrency == 0 {
+        let open = self.load.max_open();
+        if let Load::Closed { concurrency: 0 } = self.load {
             return Err(UsageError(
                 "--concurrency 0: at least 1 connection must be in flight".into(),
             ));
         }
-        if self.threads == 0 || self.threads > self.concurrency {
+        if self.threads == 0 || self.threads > open {
             return Err(UsageError(format!(
-                "--threads {} must be between 1 and the concurrency ({})",
-                self.threads, self.concurrency
+                "--threads {} must be between 1 and the connections that may be open ({open})",
+                self.threads
             )));
         }
-        let need = self.concurrency as u64 + 2 * self.workers as u64 + 64;
+        if let Some((w, _)) = self.stall {
+            if w >= self.workers {
+                return Err(UsageError(format!(
+                    "--stall-worker {w}: there are only {} workers (0 to {})",
+                    self.workers,
+                    self.workers - 1
+                )));
+            }
+        }
+        if self.interval.is_zero() {
+            return Err(UsageError(
+                "--interval 0: the sampling interval must be positive".into(),
+            ));
+        }
+        let need = open as u64 + 2 * self.workers as u64 + 64;
         let have = sys::raise_nofile(need)
             .map_err(|e| UsageError(format!("cannot raise the open-file limit: {e}")))?;
         if have < need {
+            let what = match self.load {
+                Load::Closed { concurrency } => format!("--concurrency {concurrency}"),
+                Load::Open(o) => format!("--max-inflight {}", o.max_inflight),
+            };
             return Err(UsageError(format!(
-                "--concurrency {} needs about {need} open files but RLIMIT_NOFILE allows {have}",
-                self.concurrency
+                "{what} needs about {need} open files but RLIMIT_NOFILE allows {have}"
             )));
         }
-        Ok(())
+        let mut cfg = self.loadgen_config(SocketAddr::from((Ipv4Addr::LOCALHOST, 1)), self.stop);
+        cfg.intervals = None;
+        cfg.validate().map_err(UsageError)
+    }
+
+    fn loadgen_config(&self, addr: SocketAddr, stop: Stop) -> loadgen::Config {
+        let mut cfg = match self.load {
+            Load::Closed { concurrency } => loadgen::Config::new(addr, concurrency, stop),
+            Load::Open(o) => loadgen::Config::new_open(addr, o, stop),
+        };
+        cfg.threads = self.threads;
+        cfg.gap = self.gap;
+        cfg.timeout = self.timeout;
+        cfg.requests_per_conn = self.requests_per_conn;
+        cfg.seed = self.seed;
+        cfg.sources = self.sources.clone();
+        cfg.record = self.record;
+        cfg
     }
 }
 
@@ -99,8 +212,6 @@ pub struct RunResult {
     pub workers: Vec<WorkerRow>,
     /// Conservation failures, each with its figures; empty when it holds.
     pub problems: Vec<String>,
-    /// Workers or dispatcher that died during the run.
-    pub early_exits: Vec<String>,
 }
 
 impl RunResult {
@@ -110,14 +221,7 @@ impl RunResult {
 
     /// One line saying whether conservation held, with the figures.
     pub fn conservation_line(&self) -> String {
-        if self.ok() {
-            format!(
-                "conservation: ok ({} completed = {} accepted; every worker's count equals the responses attributed to it)",
-                self.summary.completed, self.summary.accepted
-            )
-        } else {
-            format!("conservation: FAILED: {}", self.problems.join("; "))
-        }
+        conservation::line(self)
     }
 }
 
@@ -136,193 +240,251 @@ fn prepare(spec: &RunSpec) -> anyhow::Result<crate::model::Listeners> {
     })
 }
 
-/// Runs `spec` once and returns its records. The fleet is gone when this
-/// returns, whatever happened.
-pub fn execute(spec: &RunSpec) -> anyhow::Result<RunResult> {
+/// What was measured between the end of the warm-up and the end of the load.
+pub struct Measured {
+    pub report: Report,
+    /// Counters gained over the measured load, per worker.
+    pub counts: Vec<Snapshot>,
+    pub usage: Vec<Usage>,
+    pub dispatcher_usage: Option<Usage>,
+    pub loadgen_cpu: Duration,
+    pub pids: Vec<i32>,
+    pub endpoints: Vec<Endpoint>,
+    /// (from, to) of the injected stall, since the measured load began.
+    pub stalls: Vec<Option<(Duration, Duration)>>,
+    pub early_exits: Vec<String>,
+    pub warmup_completed: u64,
+}
+
+/// Runs `spec` once, writing its time series and latency logs into `dir`,
+/// and returns its records. The fleet is gone when this returns, whatever
+/// happened.
+pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     let listeners = prepare(spec)?;
     let addr = listeners.addr();
-    let mut fleet =
-        Fleet::start(spec.model, listeners, spec.workers, None).context("forking the fleet")?;
+    let mut fleet = Fleet::start(spec.model, listeners, spec.workers, spec.stall)
+        .context("forking the fleet")?;
     fleet.wait_ready(READY_TIMEOUT)?;
     let endpoints = introspect::endpoints(&fleet);
 
-    let mut cfg = loadgen::Config::new(addr, spec.concurrency, spec.stop);
-    cfg.threads = spec.threads;
-    cfg.gap = spec.gap;
-    cfg.timeout = spec.timeout;
-    cfg.cancel = Arc::new(AtomicBool::new(false));
-    cfg.validate().map_err(UsageError)?;
-    let cpu_before = sys::self_cpu();
-    let report = loadgen::run(&cfg).context("running the load generator")?;
-    let loadgen_cpu = sys::self_cpu().saturating_sub(cpu_before);
-
-    let counts = fleet.counters.snapshot();
-    let pids = fleet.pids.clone();
-    let dispatcher = fleet.counters.slots() > fleet.workers();
-    let teardown = fleet.stop().context("stopping the fleet")?;
-    Ok(build(
-        spec,
-        &report,
-        &counts,
-        &pids,
-        dispatcher,
-        &endpoints,
-        &teardown,
-        loadgen_cpu,
-    ))
-}
-
-fn ms(d: Duration) -> f64 {
-    round(d.as_secs_f64() * 1000.0, 3)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn build(
-    spec: &RunSpec,
-    report: &Report,
-    counts: &[Snapshot],
-    pids: &[i32],
-    has_dispatcher: bool,
-    endpoints: &[Endpoint],
-    teardown: &Teardown,
-    loadgen_cpu: Duration,
-) -> RunResult {
-    let n = spec.workers;
-    let accepted: Vec<u64> = counts[..n].iter().map(|c| c.accepted).collect();
-    let shares = stats::shares(&accepted);
-    let attributed_to = |i: usize| {
-        let id = i.to_string();
-        report.per_worker.iter().find(|w| w.id == id)
+    let warmup_completed = if spec.warmup.is_zero() {
+        0
+    } else {
+        let warm = loadgen::run(&spec.loadgen_config(addr, Stop::Duration(spec.warmup)))
+            .context("warm-up load")?;
+        warm.requests
     };
-    let workers: Vec<WorkerRow> = (0..n)
-        .map(|i| {
-            let c = &counts[i];
-            let attributed = attributed_to(i);
-            let q = attributed
-                .map(|w| Quantiles::of(&w.latency))
-                .unwrap_or_default();
-            WorkerRow {
-                model: spec.model.name().into(),
-                workers: n,
-                worker: i,
-                pid: pids[i],
-                accepted: c.accepted,
-                share: round(shares[i], 6),
-                spurious_wakeups: c.spurious_wakeups,
-                cpu_ms: ms(teardown.worker_cpu[i]),
-                p50_us: q.p50,
-                p99_us: q.p99,
-                p999_us: q.p999,
-                max_us: q.max,
-                wakeups: c.wakeups,
-                empty_accepts: c.empty_accepts,
-                voluntary_switches: teardown.worker_switches[i],
-                worker_errors: c.errors,
-                attributed: attributed.map(|w| w.completed).unwrap_or(0),
-                dispatched: has_dispatcher.then_some(c.dispatched),
-                listen_inode: endpoints[i].listen_inode,
-                epoll_owner: endpoints[i].epoll_owner,
+
+    let usage_of = |pids: &[i32]| {
+        pids.iter()
+            .map(|&p| Usage::of(p).unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    let dispatcher = fleet.dispatcher;
+    let baseline = fleet.counters.snapshot();
+    let usage0 = usage_of(&fleet.pids);
+    let disp0 = dispatcher.and_then(Usage::of);
+    let cpu0 = sys::self_cpu();
+    let epoch = sys::monotonic_ns();
+    fleet
+        .counters
+        .header()
+        .epoch_ns
+        .store(epoch, Ordering::Release);
+
+    let (tx, rx) = mpsc::channel::<IntervalHist>();
+    let mut cfg = spec.loadgen_config(addr, spec.stop);
+    if spec.record {
+        cfg.intervals = Some(loadgen::Intervals {
+            every: spec.interval,
+            sink: tx,
+        });
+    } else {
+        drop(tx);
+    }
+    let workers = spec.workers;
+    let mut series =
+        TimeseriesWriter::create(&dir.join("timeseries.csv"), baseline[..workers].to_vec())?;
+    let started = Instant::now();
+    let wall = SystemTime::now();
+    let threads = spec.threads;
+    let report = std::thread::scope(|s| -> anyhow::Result<Report> {
+        let log = s.spawn(move || interval_log(rx, threads, dir, wall));
+        // The load thread owns the config, so the interval channel closes when
+        // the load ends and the log writer can finish.
+        let load = s.spawn(move || loadgen::run(&cfg));
+        let mut next = started + spec.interval;
+        while !load.is_finished() {
+            let now = Instant::now();
+            if now >= next {
+                series.sample(ms_since(started), &fleet.counters.snapshot()[..workers])?;
+                next += spec.interval;
+                if next < now {
+                    next = now + spec.interval;
+                }
             }
+            std::thread::sleep(
+                next.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(5)),
+            );
+        }
+        let report = load
+            .join()
+            .map_err(|_| anyhow!("the load generator panicked"))?
+            .context("running the load generator")?;
+        log.join()
+            .map_err(|_| anyhow!("the interval log writer panicked"))??;
+        Ok(report)
+    })?;
+    let loadgen_cpu = sys::self_cpu().saturating_sub(cpu0);
+    let end = fleet.counters.snapshot();
+    series.sample(ms_since(started), &end[..workers])?;
+    series.finish()?;
+    write_overall_histograms(dir, &report, report.run_start)?;
+
+    let usage1 = usage_of(&fleet.pids);
+    let disp1 = dispatcher.and_then(Usage::of);
+    let stalls = (0..spec.workers)
+        .map(|i| {
+            let slot = fleet.counters.slot(i);
+            let get = |c: &std::sync::atomic::AtomicU64| match c.load(Ordering::Relaxed) {
+                0 => None,
+                v => Some(Duration::from_nanos(v - 1)),
+            };
+            get(&slot.stall_from).zip(get(&slot.stall_to))
         })
         .collect();
-
-    let total_accepted: u64 = accepted.iter().sum();
-    let mut problems = Vec::new();
-    if report.completed != total_accepted {
-        problems.push(format!(
-            "the load generator completed {} connections but the workers accepted {total_accepted}",
-            report.completed
-        ));
-    }
-    for w in &workers {
-        if w.attributed != w.accepted {
-            problems.push(format!(
-                "worker {} accepted {} but {} responses name it",
-                w.worker, w.accepted, w.attributed
-            ));
-        }
-        if let Some(d) = w.dispatched {
-            if d != w.accepted {
-                problems.push(format!(
-                    "worker {} was handed {d} but took {}",
-                    w.worker, w.accepted
-                ));
-            }
-        }
-    }
-    let stray: Vec<String> = report
-        .per_worker
-        .iter()
-        .filter(|w| w.id.parse::<usize>().map_or(true, |i| i >= n))
-        .map(|w| format!("{} responses from unknown worker '{}'", w.completed, w.id))
-        .collect();
-    problems.extend(stray);
-    let lost = report.errors.total();
-    if lost > 0 {
-        let classes: Vec<String> = report
-            .errors
+    let pids = fleet.pids.clone();
+    let teardown = fleet.stop().context("stopping the fleet")?;
+    let counts = end.iter().zip(&baseline).map(|(e, b)| e.since(b)).collect();
+    let measured = Measured {
+        report,
+        counts,
+        usage: usage1
             .iter()
-            .filter(|(_, c)| *c > 0)
-            .map(|(k, c)| format!("{k} {c}"))
-            .collect();
-        problems.push(format!(
-            "{lost} connections failed ({})",
-            classes.join(", ")
-        ));
-    }
-    let dispatch_errors: u64 = counts[..n].iter().map(|c| c.dispatch_errors).sum();
-    if dispatch_errors > 0 {
-        problems.push(format!(
-            "{dispatch_errors} hand-offs from the dispatcher failed"
-        ));
-    }
-    for gone in &teardown.early_exits {
-        problems.push(format!("{gone} during the run"));
-    }
-
-    let q = Quantiles::of(&report.latency);
-    let e = &report.errors;
-    let secs = report.elapsed.as_secs_f64();
-    let summary = SummaryRow {
-        model: spec.model.name().into(),
-        workers: n,
-        concurrency: spec.concurrency,
-        connections: report.started,
-        completed: report.completed,
-        errors: lost,
-        duration_s: round(secs, 4),
-        conn_per_s: round(report.conn_per_s(), 1),
-        jain: round(stats::jain(&accepted), 6),
-        cov: round(stats::cov(&accepted), 6),
-        max_min_ratio: round(stats::max_min_ratio(&accepted), 4),
-        p50_us: q.p50,
-        p99_us: q.p99,
-        p999_us: q.p999,
-        max_us: q.max,
-        threads: spec.threads,
-        gap_us: spec.gap.as_micros() as u64,
-        accepted: total_accepted,
-        spurious_wakeups: counts[..n].iter().map(|c| c.spurious_wakeups).sum(),
-        empty_accepts: counts[..n].iter().map(|c| c.empty_accepts).sum(),
-        switches_per_conn: round(
-            teardown.worker_switches.iter().sum::<u64>() as f64 / report.completed.max(1) as f64,
-            3,
-        ),
-        worker_cpu_ms: ms(teardown.worker_cpu.iter().sum()),
-        dispatcher_cpu_ms: teardown.dispatcher_cpu.map(ms),
-        loadgen_cpu_ms: ms(loadgen_cpu),
-        err_refused: e.refused,
-        err_reset: e.reset,
-        err_timeout: e.timeout,
-        err_addr_not_available: e.addr_not_available,
-        err_malformed: e.malformed,
-        err_other: e.other,
-        conserved: problems.is_empty(),
+            .zip(&usage0)
+            .map(|(a, b)| a.since(*b))
+            .collect(),
+        dispatcher_usage: disp1.zip(disp0).map(|(a, b)| a.since(b)),
+        loadgen_cpu,
+        pids,
+        endpoints,
+        stalls,
+        early_exits: teardown.early_exits,
+        warmup_completed,
     };
-    RunResult {
+    let (summary, workers) = record::build(spec, &measured);
+    let problems = conservation::check(spec, &measured, &workers);
+    let summary = SummaryRow {
+        conserved: problems.is_empty(),
+        ..summary
+    };
+    Ok(RunResult {
         summary,
         workers,
         problems,
-        early_exits: teardown.early_exits.clone(),
+    })
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Receives each load generator thread's interval histograms, merges those
+/// of the same interval, and writes them in order to `latency.hlog`. Memory
+/// stays flat: an interval is written as soon as every thread has sent it.
+fn interval_log(
+    rx: mpsc::Receiver<IntervalHist>,
+    threads: usize,
+    dir: &Path,
+    start: SystemTime,
+) -> anyhow::Result<()> {
+    let mut writer: Option<HlogWriter> = None;
+    let mut pending: std::collections::BTreeMap<u64, (IntervalHist, usize)> = Default::default();
+    let mut next = 0u64;
+    let mut flush = |pending: &mut std::collections::BTreeMap<u64, (IntervalHist, usize)>,
+                     writer: &mut Option<HlogWriter>,
+                     all: bool|
+     -> anyhow::Result<()> {
+        while let Some(entry) = pending.first_entry() {
+            if *entry.key() != next && !all {
+                break;
+            }
+            if entry.get().1 < threads && !all {
+                break;
+            }
+            let (h, _) = entry.remove();
+            if let Some(w) = writer.as_mut() {
+                w.write(None, h.start, h.length, &h.total)?;
+            }
+            next = h.index + 1;
+        }
+        Ok(())
+    };
+    for h in rx {
+        if writer.is_none() {
+            writer = Some(HlogWriter::create(
+                &dir.join("latency.hlog"),
+                start,
+                "harness: corrected total latency (us) of the requests completed in each interval, all workers",
+            )?);
+        }
+        match pending.get_mut(&h.index) {
+            Some((merged, n)) => {
+                merged
+                    .total
+                    .add(&h.total)
+                    .map_err(|e| anyhow!("merging interval histograms: {e:?}"))?;
+                *n += 1;
+            }
+            None => {
+                pending.insert(h.index, (h, 1));
+            }
+        }
+        flush(&mut pending, &mut writer, false)?;
     }
+    flush(&mut pending, &mut writer, true)?;
+    if let Some(w) = writer {
+        w.finish()?;
+    }
+    Ok(())
+}
+
+/// `histograms.hlog`: the whole run's histograms, one tagged line each, so
+/// runs can be merged without loss.
+fn write_overall_histograms(dir: &Path, report: &Report, start: SystemTime) -> anyhow::Result<()> {
+    let mut w = HlogWriter::create(
+        &dir.join("histograms.hlog"),
+        start,
+        "harness: whole-run latency histograms (us); tags: <phase> overall, worker<id>-<phase> per worker",
+    )?;
+    let length = report.elapsed;
+    let phases = |p: &loadgen::Phases| {
+        [
+            ("total", p.total.clone()),
+            ("total_uncorrected", p.total_uncorrected.clone()),
+            ("connect", p.connect.clone()),
+            ("ttfb", p.ttfb.clone()),
+        ]
+    };
+    for (name, h) in phases(&report.phases) {
+        w.write(Some(name), Duration::ZERO, length, &h)?;
+    }
+    for wr in &report.per_worker {
+        let id: String = wr
+            .id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        for (name, h) in phases(&wr.phases) {
+            w.write(
+                Some(&format!("worker{id}-{name}")),
+                Duration::ZERO,
+                length,
+                &h,
+            )?;
+        }
+    }
+    w.finish()?;
+    Ok(())
 }

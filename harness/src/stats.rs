@@ -1,7 +1,7 @@
 //! Fairness and latency figures of one run, computed from the workers' counts
 //! and the load generator's histograms.
 
-pub use loadgen::fairness::{cov, jain, max_min_ratio};
+pub use loadgen::fairness::{cov, jain, max_min_ratio, Fairness};
 
 use hdrhistogram::Histogram;
 

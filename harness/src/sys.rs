@@ -438,6 +438,15 @@ pub fn self_cpu() -> Duration {
     timeval(ru.ru_utime) + timeval(ru.ru_stime)
 }
 
+/// Peak resident set size of this process so far, in KiB.
+pub fn self_peak_rss_kib() -> u64 {
+    // SAFETY: all-zero is a valid rusage.
+    let mut ru: libc::rusage = unsafe { zeroed() };
+    // SAFETY: `ru` is valid for writes.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    ru.ru_maxrss as u64
+}
+
 /// Raises the soft RLIMIT_NOFILE towards `want`, up to the hard limit.
 /// Returns the soft limit in force afterwards.
 pub fn raise_nofile(want: u64) -> io::Result<u64> {

@@ -5,81 +5,13 @@
 //! test process is not). Tests that read a distribution must not run beside
 //! each other on two cores, so every test here takes one lock.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn harness() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_harness"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("harness-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// Runs `harness run` with `args` into a fresh directory; returns the output
-/// and the directory.
-fn run(name: &str, args: &[&str]) -> (Output, PathBuf) {
-    let out = scratch(name);
-    let output = harness()
-        .arg("run")
-        .args(args)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("harness runs");
-    (output, out)
-}
-
-/// A CSV file as rows of column -> value.
-fn read_csv(path: &Path) -> Vec<HashMap<String, String>> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut lines = text.lines();
-    let header: Vec<String> = lines
-        .next()
-        .expect("header")
-        .split(',')
-        .map(String::from)
-        .collect();
-    lines
-        .map(|l| {
-            header
-                .iter()
-                .cloned()
-                .zip(l.split(',').map(String::from))
-                .collect()
-        })
-        .collect()
-}
-
-fn col(rows: &[HashMap<String, String>], name: &str) -> Vec<u64> {
-    rows.iter()
-        .map(|r| {
-            r[name]
-                .parse()
-                .unwrap_or_else(|_| panic!("{name}={:?}", r[name]))
-        })
-        .collect()
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{col, harness, read_csv, run, scratch, serial, show};
 
 /// One client in series, 200 us between connections: the load at which the
 /// models' signatures differ most (DESIGN.md).

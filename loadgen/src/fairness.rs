@@ -177,7 +177,10 @@ mod tests {
     #[test]
     fn all_equal() {
         let f = Fairness::of(&[5, 5, 5, 5]);
-        assert_eq!((f.jain, f.cov, f.max_min, f.max_mean, f.gini), (1.0, 0.0, 1.0, 1.0, 0.0));
+        assert_eq!(
+            (f.jain, f.cov, f.max_min, f.max_mean, f.gini),
+            (1.0, 0.0, 1.0, 1.0, 0.0)
+        );
         assert_eq!(f.top1_share, 0.25);
         assert_eq!(f.idle_workers, 0);
     }
@@ -210,7 +213,10 @@ mod tests {
     fn degenerate_inputs() {
         for c in [&[][..], &[0, 0][..]] {
             let f = Fairness::of(c);
-            assert_eq!((f.jain, f.cov, f.max_min, f.max_mean, f.gini), (1.0, 0.0, 1.0, 1.0, 0.0));
+            assert_eq!(
+                (f.jain, f.cov, f.max_min, f.max_mean, f.gini),
+                (1.0, 0.0, 1.0, 1.0, 0.0)
+            );
             assert_eq!(f.idle_workers, 0);
         }
         assert_eq!(top1_share(&[]), 0.0);

@@ -9,9 +9,18 @@
 //!
 //! Body framing: `content-length` if present; otherwise (including
 //! `transfer-encoding`, which with `Connection: close` ends at EOF anyway) the
-//! body runs until end of stream. Status 1xx, 204 and 304 have no body. Bytes
-//! after a complete response are ignored. Any well-formed status is accepted:
-//! a 404 is a complete response, not a malformed one.
+//! body runs until end of stream. Status 1xx, 204 and 304 have no body. Any
+//! well-formed status is accepted: a 404 is a complete response, not a
+//! malformed one.
+//!
+//! Keep-alive: responses may arrive back to back on one connection.
+//! [`ResponseParser::feed_partial`] says how many bytes of a chunk belong to
+//! the current response, so the rest can be fed to the next one after a
+//! [`ResponseParser::reset`]. A response to a keep-alive request must be
+//! length-delimited ([`ResponseParser::set_require_length`]): one that would
+//! run until end of stream (no content-length, or transfer-encoding, which
+//! this parser does not decode) is rejected as [`ParseError::NoContentLength`].
+//! [`ResponseParser::feed`] ignores bytes after a complete response.
 
 use std::fmt;
 
@@ -31,6 +40,8 @@ pub enum ParseError {
     HeadTooLarge,
     /// End of stream before the response was complete.
     Truncated,
+    /// A response to a keep-alive request without content-length framing.
+    NoContentLength,
 }
 
 impl fmt::Display for ParseError {
@@ -41,6 +52,9 @@ impl fmt::Display for ParseError {
             ParseError::BadContentLength => "bad content-length",
             ParseError::HeadTooLarge => "header block larger than 16 KiB",
             ParseError::Truncated => "end of stream before the response was complete",
+            ParseError::NoContentLength => {
+                "keep-alive response without content-length (or with transfer-encoding)"
+            }
         })
     }
 }
@@ -77,6 +91,8 @@ pub struct ResponseParser {
     status: u16,
     worker: Option<(usize, usize)>,
     body_len: u64,
+    /// Reject responses that would run until end of stream.
+    require_length: bool,
 }
 
 impl Default for ResponseParser {
@@ -94,7 +110,14 @@ impl ResponseParser {
             status: 0,
             worker: None,
             body_len: 0,
+            require_length: false,
         }
+    }
+
+    /// Whether the next responses must be length-delimited (they answer a
+    /// keep-alive request). Kept across [`ResponseParser::reset`].
+    pub fn set_require_length(&mut self, yes: bool) {
+        self.require_length = yes;
     }
 
     /// Forgets the previous response, keeping the buffer's capacity.
@@ -127,13 +150,25 @@ impl ResponseParser {
         self.body_len
     }
 
-    /// Consumes the next piece of the stream.
+    /// Consumes the next piece of the stream; bytes after a complete
+    /// response are ignored.
     pub fn feed(&mut self, chunk: &[u8]) -> Result<Progress, ParseError> {
+        self.feed_partial(chunk).map(|(p, _)| p)
+    }
+
+    /// Consumes the next piece of the stream up to the end of this response.
+    /// Returns the progress and how many bytes of `chunk` belong to this
+    /// response: when `Complete`, `chunk[used..]` is the start of the next
+    /// response (always all of `chunk` when `NeedMore`).
+    pub fn feed_partial(&mut self, chunk: &[u8]) -> Result<(Progress, usize), ParseError> {
         match self.state {
             State::Failed(e) => Err(e),
-            State::Done => Ok(Progress::Complete),
+            State::Done => Ok((Progress::Complete, 0)),
             State::Head => self.feed_head(chunk),
-            State::Body { .. } | State::UntilEof => Ok(self.feed_body(chunk)),
+            State::Body { .. } | State::UntilEof => {
+                let (p, used) = self.count_body(chunk.len() as u64);
+                Ok((p, used as usize))
+            }
         }
     }
 
@@ -156,7 +191,7 @@ impl ResponseParser {
         Err(e)
     }
 
-    fn feed_head(&mut self, chunk: &[u8]) -> Result<Progress, ParseError> {
+    fn feed_head(&mut self, chunk: &[u8]) -> Result<(Progress, usize), ParseError> {
         let room = MAX_HEAD - self.head.len();
         // Common case: the whole head is in this chunk; copy only the head,
         // not the body bytes behind it.
@@ -175,7 +210,7 @@ impl ResponseParser {
                 return self.fail(ParseError::HeadTooLarge);
             }
             self.scan_from = self.head.len().saturating_sub(3);
-            return Ok(Progress::NeedMore);
+            return Ok((Progress::NeedMore, take));
         };
         let end = self.scan_from + pos + 4;
         let spill = self.head.len() - end;
@@ -184,20 +219,21 @@ impl ResponseParser {
             return self.fail(e);
         }
         // Body bytes that arrived with the head: those copied past the blank
-        // line, then whatever did not fit into the head buffer.
-        let p1 = self.count_body(spill as u64);
+        // line (all from this chunk: earlier chunks held no blank line), then
+        // whatever did not fit into the head buffer.
+        let head_part = take - spill;
+        let (p1, used1) = self.count_body(spill as u64);
         let rest = &chunk[take..];
         if rest.is_empty() || p1 == Progress::Complete {
-            return Ok(p1);
+            return Ok((p1, head_part + used1 as usize));
         }
-        Ok(self.feed_body(rest))
+        let (p2, used2) = self.count_body(rest.len() as u64);
+        Ok((p2, take + used2 as usize))
     }
 
-    fn feed_body(&mut self, chunk: &[u8]) -> Progress {
-        self.count_body(chunk.len() as u64)
-    }
-
-    fn count_body(&mut self, n: u64) -> Progress {
+    /// Counts `n` more body bytes; returns the progress and how many of them
+    /// belong to this response.
+    fn count_body(&mut self, n: u64) -> (Progress, u64) {
         match &mut self.state {
             State::Body { remaining } => {
                 let used = n.min(*remaining);
@@ -205,17 +241,17 @@ impl ResponseParser {
                 self.body_len += used;
                 if *remaining == 0 {
                     self.state = State::Done;
-                    Progress::Complete
+                    (Progress::Complete, used)
                 } else {
-                    Progress::NeedMore
+                    (Progress::NeedMore, used)
                 }
             }
             State::UntilEof => {
                 self.body_len += n;
-                Progress::NeedMore
+                (Progress::NeedMore, n)
             }
-            State::Done => Progress::Complete,
-            State::Head | State::Failed(_) => Progress::NeedMore,
+            State::Done => (Progress::Complete, 0),
+            State::Head | State::Failed(_) => (Progress::NeedMore, n),
         }
     }
 
@@ -261,6 +297,8 @@ impl ResponseParser {
         self.worker = worker;
         self.state = if (100..200).contains(&status) || status == 204 || status == 304 {
             State::Done
+        } else if self.require_length && (chunked || content_length.is_none()) {
+            return Err(ParseError::NoContentLength);
         } else if chunked {
             State::UntilEof
         } else {
@@ -578,5 +616,105 @@ mod tests {
         assert!(p.feed(b"nope\r\n\r\n").is_err());
         assert_eq!(p.feed(OK), Err(ParseError::BadStatusLine));
         assert_eq!(p.finish(), Err(ParseError::BadStatusLine));
+    }
+
+    /// Feeds `chunks` as the engine does: each complete response is
+    /// recorded (worker id, body length), the parser is reset, and the rest
+    /// of the chunk goes to the next response.
+    fn stream(chunks: &[&[u8]], require_length: bool) -> Result<Vec<(String, u64)>, ParseError> {
+        let mut p = ResponseParser::new();
+        p.set_require_length(require_length);
+        let mut out = Vec::new();
+        for c in chunks {
+            let mut pos = 0;
+            loop {
+                let (progress, used) = p.feed_partial(&c[pos..])?;
+                pos += used;
+                if progress == Progress::NeedMore {
+                    assert_eq!(pos, c.len(), "NeedMore takes the whole chunk");
+                    break;
+                }
+                let id = String::from_utf8_lossy(p.worker().unwrap_or(b"?")).into_owned();
+                out.push((id, p.body_len()));
+                p.reset();
+                if pos == c.len() {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn back_to_back_responses_at_every_split() {
+        let r = |id: &str, body: &str| {
+            format!(
+                "HTTP/1.1 200 OK\r\nx-worker: {id}\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let all = [r("1", "hello"), r("2", ""), r("3", "x"), r("4", "bye!")].concat();
+        let all = all.as_bytes();
+        let want: Vec<(String, u64)> = [("1", 5), ("2", 0), ("3", 1), ("4", 4)]
+            .map(|(a, b)| (a.to_string(), b))
+            .to_vec();
+        assert_eq!(stream(&[all], true), Ok(want.clone()));
+        for i in 0..=all.len() {
+            assert_eq!(
+                stream(&[&all[..i], &all[i..]], true),
+                Ok(want.clone()),
+                "split at {i}"
+            );
+        }
+        let bytes: Vec<&[u8]> = all.chunks(1).collect();
+        assert_eq!(stream(&bytes, true), Ok(want));
+        // feed_partial reports exactly the first response's length.
+        let mut p = ResponseParser::new();
+        let first = r("1", "hello").len();
+        assert_eq!(p.feed_partial(all), Ok((Progress::Complete, first)));
+        assert_eq!(
+            p.feed_partial(&all[first..]),
+            Ok((Progress::Complete, 0)),
+            "done: takes nothing"
+        );
+        // feed() still ignores what follows a complete response.
+        let mut p = ResponseParser::new();
+        assert_eq!(p.feed(all), Ok(Progress::Complete));
+        assert_eq!(p.worker(), Some(&b"1"[..]));
+    }
+
+    #[test]
+    fn keep_alive_responses_need_a_length() {
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nx-worker: 1\r\n\r\nbody"[..],
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n",
+        ] {
+            let mut p = ResponseParser::new();
+            p.set_require_length(true);
+            assert_eq!(
+                p.feed(bad),
+                Err(ParseError::NoContentLength),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+            // The same response to a `Connection: close` request reads to EOF.
+            let mut p = ResponseParser::new();
+            assert_eq!(p.feed(bad), Ok(Progress::NeedMore));
+        }
+        // No body, or a length: fine; the setting survives reset().
+        let mut p = ResponseParser::new();
+        p.set_require_length(true);
+        assert_eq!(
+            p.feed(b"HTTP/1.1 204 No Content\r\n\r\n"),
+            Ok(Progress::Complete)
+        );
+        p.reset();
+        assert_eq!(p.feed(OK), Ok(Progress::Complete));
+        p.reset();
+        assert_eq!(
+            p.feed(b"HTTP/1.1 200 OK\r\n\r\n"),
+            Err(ParseError::NoContentLength)
+        );
     }
 }

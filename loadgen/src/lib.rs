@@ -1,13 +1,18 @@
-//! `loadgen`: a closed-loop HTTP/1.1 load generator that attributes every
-//! response to the worker process that served it.
+//! `loadgen`: an HTTP/1.1 load generator (closed or open loop) that
+//! attributes every response to the worker process that served it.
 //!
 //! The harness measures how Linux spreads TCP connections over the workers of
 //! a server under different accept models. General-purpose tools (wrk, ab)
 //! report throughput but not *who* served each request, and they spend CPU
 //! the server needs on a 2-core machine. This crate opens one connection per
 //! request (so every request exercises accept), reads the `x-worker` response
-//! header, and reports per-worker counts and latency histograms, with the
-//! conservation invariant `started == completed + errors` checked in tests.
+//! header, and reports per-worker counts and latency histograms by phase,
+//! with the conservation invariants `scheduled == started + dropped` and
+//! `started == completed + errors` checked in tests. The open loop
+//! ([`OpenLoop`]) starts connections on a schedule and measures latency from
+//! the intended start, so server stalls are not hidden (coordinated
+//! omission); keep-alive ([`Config::requests_per_conn`]) sends several
+//! requests per connection.
 //!
 //! Only loopback targets are accepted ([`Config::validate`]).
 //!
@@ -18,6 +23,24 @@
 //! println!("{} conn/s, Jain {:.3}", report.conn_per_s(), loadgen::fairness::jain(&report.worker_counts()));
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! Open loop, 5000 connections per second with Poisson arrivals for 30 s,
+//! ten keep-alive requests per connection, an interval histogram per second:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use loadgen::{Arrivals, Config, Intervals, OpenLoop, Stop};
+//! let open = OpenLoop { arrivals: Arrivals::Poisson, ..OpenLoop::new(5000.0) };
+//! let mut cfg = Config::new_open("127.0.0.1:8080".parse().unwrap(), open, Stop::Duration(Duration::from_secs(30)));
+//! cfg.requests_per_conn = 10;
+//! let (tx, rx) = std::sync::mpsc::channel();
+//! cfg.intervals = Some(Intervals { every: Duration::from_secs(1), sink: tx });
+//! let report = loadgen::run(&cfg)?;
+//! println!("{} late, {} dropped, p99 {} us (uncorrected {} us)", report.late, report.dropped,
+//!     report.phases.total.value_at_quantile(0.99), report.phases.total_uncorrected.value_at_quantile(0.99));
+//! for h in rx.try_iter() { /* one per thread per second: h.index, h.start, h.length, h.total */ }
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 #![deny(unsafe_code)]
 
@@ -26,9 +49,12 @@ pub mod engine;
 pub mod fairness;
 pub mod http;
 pub mod report;
+pub mod schedule;
 #[allow(unsafe_code)] // the one place for libc calls; see its module doc
 pub mod sys;
 
-pub use config::{parse_duration, Config, Stop};
+pub use config::{parse_duration, parse_sources, Arrivals, Config, Intervals, OpenLoop, Stop};
 pub use engine::run;
-pub use report::{ErrorClass, ErrorCounts, Report, WorkerReport};
+pub use report::{
+    ErrorClass, ErrorCounts, IntervalHist, Phases, Recorder, Report, RequestTimes, WorkerReport,
+};

@@ -1,15 +1,25 @@
 //! What a run measured, and how per-thread results are combined.
 //!
-//! Each engine thread records into its own `Recorder` (no sharing on the hot
-//! path; workers are found by a linear scan over their id bytes, so a response
-//! costs no allocation). At the end the recorders are merged into one
-//! [`Report`], which keeps the conservation invariant
-//! `started == completed + errors.total()` and
-//! `Σ per_worker.completed == completed`.
+//! Each engine thread records into its own [`Recorder`] (no sharing on the
+//! hot path; workers are found by a linear scan over their id bytes, so a
+//! response costs no allocation). At the end the recorders are merged into
+//! one [`Report`], which keeps the conservation invariants
+//! `scheduled == started + dropped`, `started == completed + errors.total()`,
+//! `Σ per_worker.completed == completed` and `Σ per_worker.requests == requests`.
+//!
+//! Latency is kept in HdrHistograms (microseconds, 3 significant digits), so
+//! memory does not grow with the number of requests. They are auto-resizing
+//! ([`new_latency_histogram`]): one starts at 16 KiB and grows by 8 KiB per
+//! doubling of the largest value it has seen, so the loopback latencies this
+//! tool sees (up to tens of ms) take about 40 KiB, where fixed bounds of 1 µs
+//! .. 60 s would take 136 KiB for every histogram (4 phases × every worker ×
+//! every thread). Values are clamped to 1 ..= [`LATENCY_MAX_US`], which caps
+//! a histogram at 184 KiB.
 
 use std::fmt;
 use std::io;
-use std::time::{Duration, Instant};
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
 
@@ -19,14 +29,25 @@ pub const LATENCY_MAX_US: u64 = 3_600_000_000;
 /// Worker id under which responses without an `x-worker` header are counted.
 pub const UNKNOWN_WORKER: &str = "?";
 
-/// An empty latency histogram: 1 us .. 1 h, 3 significant digits.
+/// An empty latency histogram (µs, 3 significant digits), auto-resizing;
+/// see the module doc for why.
 pub fn new_latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, LATENCY_MAX_US, 3).expect("constant histogram bounds are valid")
+    Histogram::new(3).expect("3 significant digits are valid")
 }
 
-fn record(h: &mut Histogram<u64>, latency: Duration) {
-    let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-    h.saturating_record(us.clamp(1, LATENCY_MAX_US));
+/// Microseconds, clamped to 1 ..= [`LATENCY_MAX_US`].
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(1, LATENCY_MAX_US)
+}
+
+fn record_us(h: &mut Histogram<u64>, us: u64) {
+    // Grows the histogram if needed; fails only if it cannot grow (usize
+    // overflow, impossible for values up to an hour), then clamps.
+    if h.record(us).is_err() {
+        h.saturating_record(us);
+    }
 }
 
 /// Why a connection failed.
@@ -143,14 +164,130 @@ impl ErrorCounts {
     }
 }
 
-/// Responses served by one worker.
+/// Latency by phase, microseconds. For the first request of a connection:
+///
+/// - `connect`: actual start (socket created, connect called) to the
+///   connection being established (first EPOLLOUT).
+/// - `ttfb`: actual start to the first response byte read.
+/// - `total`: *intended* start to response complete (corrected for
+///   coordinated omission; in the closed loop the intended start is the
+///   actual start).
+/// - `total_uncorrected`: actual start to response complete.
+///
+/// For later requests on a keep-alive connection the start of the request is
+/// when its send began: `ttfb` counts from there, and `total` =
+/// `total_uncorrected` = send start to response complete.
+///
+/// `ttfb`, `total` and `total_uncorrected` have one value per response;
+/// `connect` one per connection. In [`Report::phases`], `connect` counts every
+/// connection that was established (including those that failed later); in
+/// [`WorkerReport::phases`], the completed connections counted for that worker.
+#[derive(Clone)]
+pub struct Phases {
+    pub connect: Histogram<u64>,
+    pub ttfb: Histogram<u64>,
+    pub total: Histogram<u64>,
+    pub total_uncorrected: Histogram<u64>,
+}
+
+impl Phases {
+    pub fn new() -> Phases {
+        Phases {
+            connect: new_latency_histogram(),
+            ttfb: new_latency_histogram(),
+            total: new_latency_histogram(),
+            total_uncorrected: new_latency_histogram(),
+        }
+    }
+
+    /// `(name, histogram)` for each phase, in a fixed order.
+    pub fn iter(&self) -> [(&'static str, &Histogram<u64>); 4] {
+        [
+            ("connect", &self.connect),
+            ("ttfb", &self.ttfb),
+            ("total", &self.total),
+            ("total_uncorrected", &self.total_uncorrected),
+        ]
+    }
+
+    /// True if nothing was recorded in any phase.
+    pub fn is_empty(&self) -> bool {
+        self.iter().iter().all(|(_, h)| h.is_empty())
+    }
+
+    fn add(&mut self, other: &Phases) {
+        add(&mut self.connect, &other.connect);
+        add(&mut self.ttfb, &other.ttfb);
+        add(&mut self.total, &other.total);
+        add(&mut self.total_uncorrected, &other.total_uncorrected);
+    }
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases::new()
+    }
+}
+
+impl fmt::Debug for Phases {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Phases");
+        for (name, h) in self.iter() {
+            let p50 = if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(0.5)
+            };
+            d.field(name, &format_args!("n={} p50={}us", h.len(), p50));
+        }
+        d.finish()
+    }
+}
+
+/// One thread's histogram for one interval, for an HdrHistogram interval log.
+#[derive(Clone)]
+pub struct IntervalHist {
+    /// The engine thread that recorded it (0 .. threads).
+    pub thread: usize,
+    /// Interval number: 0, 1, 2, ... without gaps for each thread.
+    pub index: u64,
+    /// Start of the interval, since the run start (`index * every`).
+    pub start: Duration,
+    /// `every`, except for the last interval of the run, which ends when the
+    /// run ends (the same for every thread).
+    pub length: Duration,
+    /// Corrected total latency (µs) of the requests this thread completed in
+    /// the interval, all workers; empty if none (or with `record = false`).
+    pub total: Histogram<u64>,
+}
+
+impl fmt::Debug for IntervalHist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntervalHist")
+            .field("thread", &self.thread)
+            .field("index", &self.index)
+            .field("start", &self.start)
+            .field("length", &self.length)
+            .field("count", &self.total.len())
+            .finish()
+    }
+}
+
+/// What one worker served.
 #[derive(Clone)]
 pub struct WorkerReport {
     /// The `x-worker` header value, or [`UNKNOWN_WORKER`].
     pub id: String,
+    /// Completed connections counted for this worker: those whose FIRST
+    /// response named it (with one request per connection: the connections
+    /// it served).
     pub completed: u64,
-    /// Microseconds, connect start -> response complete.
+    /// Microseconds, corrected total latency of the responses it sent (the
+    /// same values as `phases.total`).
     pub latency: Histogram<u64>,
+    /// Responses that named this worker (any connection, any position).
+    pub requests: u64,
+    pub phases: Phases,
 }
 
 impl fmt::Debug for WorkerReport {
@@ -158,6 +295,7 @@ impl fmt::Debug for WorkerReport {
         f.debug_struct("WorkerReport")
             .field("id", &self.id)
             .field("completed", &self.completed)
+            .field("requests", &self.requests)
             .field("latency_max_us", &self.latency.max())
             .finish()
     }
@@ -170,24 +308,49 @@ pub struct Report {
     pub elapsed: Duration,
     /// Connections attempted.
     pub started: u64,
-    /// Connections with a full, well-formed response (any status code).
+    /// Connections whose every response arrived whole and well-formed (any
+    /// status code).
     pub completed: u64,
+    /// Failed connections by class; `started == completed + errors.total()`.
     pub errors: ErrorCounts,
-    /// Microseconds, connect start -> response complete, over all workers.
+    /// Microseconds, corrected total latency per response, over all workers
+    /// (the same values as `phases.total`).
     pub latency: Histogram<u64>,
     /// Sorted by id: numerically if every id (other than `?`) is a u64,
     /// lexicographically otherwise; `?` always last.
     pub per_worker: Vec<WorkerReport>,
+    /// Arrivals whose intended time came before the run stopped (open loop:
+    /// all of them unless cancelled; closed loop: = `started`).
+    /// `scheduled == started + dropped`.
+    pub scheduled: u64,
+    /// Open loop: arrivals that found every slot of their thread busy after
+    /// their intended time and waited for one (they were started, late).
+    pub late: u64,
+    /// Open loop: arrivals never started, because the run stopped while they
+    /// waited for a slot, or they waited longer than the timeout.
+    pub dropped: u64,
+    /// Responses received whole (including those on connections that failed
+    /// later). With one request per connection, = `completed` unless a
+    /// connection failed after its response.
+    pub requests: u64,
+    pub phases: Phases,
+    /// Wall clock when the run started (an interval log's StartTime).
+    pub run_start: SystemTime,
 }
 
 impl fmt::Debug for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Report")
             .field("elapsed", &self.elapsed)
+            .field("scheduled", &self.scheduled)
             .field("started", &self.started)
+            .field("late", &self.late)
+            .field("dropped", &self.dropped)
             .field("completed", &self.completed)
+            .field("requests", &self.requests)
             .field("errors", &self.errors)
             .field("latency_max_us", &self.latency.max())
+            .field("phases", &self.phases)
             .field("per_worker", &self.per_worker)
             .finish()
     }
@@ -196,12 +359,12 @@ impl fmt::Debug for Report {
 impl Report {
     /// Completed connections per second of elapsed time (0 if nothing ran).
     pub fn conn_per_s(&self) -> f64 {
-        let s = self.elapsed.as_secs_f64();
-        if s > 0.0 {
-            self.completed as f64 / s
-        } else {
-            0.0
-        }
+        per_s(self.completed, self.elapsed)
+    }
+
+    /// Responses per second of elapsed time (0 if nothing ran).
+    pub fn req_per_s(&self) -> f64 {
+        per_s(self.requests, self.elapsed)
     }
 
     /// Completed count per worker, in `per_worker` order (for [`crate::fairness`]).
@@ -215,68 +378,268 @@ impl Report {
     }
 }
 
+fn per_s(n: u64, d: Duration) -> f64 {
+    let s = d.as_secs_f64();
+    if s > 0.0 {
+        n as f64 / s
+    } else {
+        0.0
+    }
+}
+
+/// When one request's milestones happened (see [`Phases`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTimes {
+    /// Intended start: the scheduled time (open loop, first request of a
+    /// connection), else the same as `start`.
+    pub intended: Instant,
+    /// Actual start: connect start for the first request of a connection,
+    /// send start for later ones.
+    pub start: Instant,
+    /// First response byte read.
+    pub first_byte: Instant,
+    /// Response complete.
+    pub done: Instant,
+}
+
 struct WorkerStats {
     id: Vec<u8>,
     completed: u64,
-    latency: Histogram<u64>,
+    requests: u64,
+    phases: Phases,
 }
 
-/// One thread's measurements; merged into a [`Report`] at the end.
-pub(crate) struct Recorder {
-    started: u64,
-    completed: u64,
-    errors: ErrorCounts,
-    latency: Histogram<u64>,
-    workers: Vec<WorkerStats>,
-    first_start: Option<Instant>,
-    last_end: Option<Instant>,
+/// A thread's interval histogram in progress.
+struct IntervalState {
+    thread: usize,
+    run_start: Instant,
+    every: Duration,
+    index: u64,
+    /// `index * every`.
+    start: Duration,
+    /// `run_start + start + every`: when this interval ends.
+    end: Instant,
+    hist: Histogram<u64>,
+    sink: Sender<IntervalHist>,
 }
 
-impl Recorder {
-    pub(crate) fn new() -> Recorder {
-        Recorder {
-            started: 0,
-            completed: 0,
-            errors: ErrorCounts::default(),
-            latency: new_latency_histogram(),
-            workers: Vec::new(),
-            first_start: None,
-            last_end: None,
+impl IntervalState {
+    /// Sends every interval that ended by `now`.
+    fn roll(&mut self, now: Instant) {
+        while now >= self.end {
+            self.send(self.every);
         }
     }
 
+    /// Sends the current interval with this length and starts the next.
+    fn send(&mut self, length: Duration) {
+        let total = std::mem::replace(&mut self.hist, new_latency_histogram());
+        // A receiver that hung up does not stop the run.
+        let _ = self.sink.send(IntervalHist {
+            thread: self.thread,
+            index: self.index,
+            start: self.start,
+            length,
+            total,
+        });
+        self.index += 1;
+        self.start += self.every;
+        self.end += self.every;
+    }
+}
+
+/// One thread's measurements; merged into a [`Report`] at the end.
+///
+/// Public so that its per-response cost can be benchmarked
+/// (`benches/record.rs`); the engine calls, per connection, [`Recorder::start`],
+/// then [`Recorder::response`] for each response, then
+/// [`Recorder::connection_ok`] or [`Recorder::connection_failed`].
+pub struct Recorder {
+    record: bool,
+    scheduled: u64,
+    started: u64,
+    late: u64,
+    dropped: u64,
+    completed: u64,
+    requests: u64,
+    errors: ErrorCounts,
+    phases: Phases,
+    workers: Vec<WorkerStats>,
+    first_start: Option<Instant>,
+    last_end: Option<Instant>,
+    interval: Option<IntervalState>,
+}
+
+impl Recorder {
+    /// `record = false`: count and attribute, but keep every histogram empty.
+    pub fn new(record: bool) -> Recorder {
+        Recorder {
+            record,
+            scheduled: 0,
+            started: 0,
+            late: 0,
+            dropped: 0,
+            completed: 0,
+            requests: 0,
+            errors: ErrorCounts::default(),
+            phases: Phases::new(),
+            workers: Vec::new(),
+            first_start: None,
+            last_end: None,
+            interval: None,
+        }
+    }
+
+    /// Also keep an interval histogram, sent to `sink` as each interval of
+    /// length `every` (counted from `run_start`) ends; see [`IntervalHist`].
+    pub fn with_intervals(
+        mut self,
+        thread: usize,
+        run_start: Instant,
+        every: Duration,
+        sink: Sender<IntervalHist>,
+    ) -> Recorder {
+        self.interval = Some(IntervalState {
+            thread,
+            run_start,
+            every,
+            index: 0,
+            start: Duration::ZERO,
+            end: run_start + every,
+            hist: new_latency_histogram(),
+            sink,
+        });
+        self
+    }
+
     /// A connection attempt begins.
-    pub(crate) fn start(&mut self, now: Instant) {
+    pub fn start(&mut self, now: Instant) {
         self.started += 1;
         self.first_start.get_or_insert(now);
     }
 
-    /// A connection attempt failed.
-    pub(crate) fn error(&mut self, class: ErrorClass, now: Instant) {
-        self.errors.add(class, 1);
-        self.end(now);
+    /// `n` more arrivals came due (open loop; the closed loop adds `started`).
+    pub fn add_scheduled(&mut self, n: u64) {
+        self.scheduled += n;
     }
 
-    /// A connection delivered a full response from `worker` after `latency`.
-    pub(crate) fn complete(&mut self, worker: Option<&[u8]>, latency: Duration, now: Instant) {
-        self.completed += 1;
-        record(&mut self.latency, latency);
+    /// The connection just started had waited for a free slot.
+    pub fn late(&mut self) {
+        self.late += 1;
+    }
+
+    /// An arrival was not started.
+    pub fn dropped(&mut self) {
+        self.dropped += 1;
+    }
+
+    /// Index of the worker with this id (or `?`), added if new.
+    fn worker_index(&mut self, worker: Option<&[u8]>) -> usize {
         let id = worker.unwrap_or(UNKNOWN_WORKER.as_bytes());
-        let idx = match self.workers.iter().position(|w| w.id == id) {
+        match self.workers.iter().position(|w| w.id == id) {
             Some(i) => i,
             None => {
                 self.workers.push(WorkerStats {
                     id: id.to_vec(),
                     completed: 0,
-                    latency: new_latency_histogram(),
+                    requests: 0,
+                    phases: Phases::new(),
                 });
                 self.workers.len() - 1
             }
-        };
+        }
+    }
+
+    /// A whole response from `worker` (`None`: no `x-worker` header).
+    /// Returns the worker's index, to be passed to
+    /// [`Recorder::connection_ok`] if this was the connection's first response.
+    pub fn response(&mut self, worker: Option<&[u8]>, t: &RequestTimes) -> usize {
+        self.requests += 1;
+        let idx = self.worker_index(worker);
         let w = &mut self.workers[idx];
-        w.completed += 1;
-        record(&mut w.latency, latency);
+        w.requests += 1;
+        if let Some(iv) = &mut self.interval {
+            iv.roll(t.done);
+        }
+        if self.record {
+            let ttfb = micros(t.first_byte.saturating_duration_since(t.start));
+            let total = micros(t.done.saturating_duration_since(t.intended));
+            let unc = micros(t.done.saturating_duration_since(t.start));
+            for p in [&mut w.phases, &mut self.phases] {
+                record_us(&mut p.ttfb, ttfb);
+                record_us(&mut p.total, total);
+                record_us(&mut p.total_uncorrected, unc);
+            }
+            if let Some(iv) = &mut self.interval {
+                record_us(&mut iv.hist, total);
+            }
+        }
+        idx
+    }
+
+    /// A connection delivered all its responses; it counts for
+    /// `first_worker` (from [`Recorder::response`] for its first response).
+    /// `connect`: how long it took to establish.
+    pub fn connection_ok(&mut self, first_worker: usize, connect: Option<Duration>, now: Instant) {
+        self.completed += 1;
+        let c = connect.filter(|_| self.record).map(micros);
+        if let Some(us) = c {
+            record_us(&mut self.phases.connect, us);
+        }
+        if let Some(w) = self.workers.get_mut(first_worker) {
+            w.completed += 1;
+            if let Some(us) = c {
+                record_us(&mut w.phases.connect, us);
+            }
+        }
         self.end(now);
+    }
+
+    /// A connection failed (its responses so far stay counted in `requests`).
+    /// `connect`: how long it took to establish, if it was.
+    pub fn connection_failed(
+        &mut self,
+        class: ErrorClass,
+        connect: Option<Duration>,
+        now: Instant,
+    ) {
+        self.errors.add(class, 1);
+        if let Some(d) = connect.filter(|_| self.record) {
+            record_us(&mut self.phases.connect, micros(d));
+        }
+        self.end(now);
+    }
+
+    /// Connection attempts so far.
+    pub fn started(&self) -> u64 {
+        self.started
+    }
+
+    /// When the current interval ends (if intervals are kept).
+    pub fn next_tick(&self) -> Option<Instant> {
+        self.interval.as_ref().map(|iv| iv.end)
+    }
+
+    /// Sends the interval histograms of intervals that ended by `now`.
+    pub fn tick(&mut self, now: Instant) {
+        if let Some(iv) = &mut self.interval {
+            iv.roll(now);
+        }
+    }
+
+    /// At the end of the run: sends what is left, up to and including
+    /// interval `last` (which ends at `run_end`), so that every thread sends
+    /// the same intervals `0 ..= last`.
+    pub(crate) fn flush_intervals(&mut self, run_end: Instant, last: u64) {
+        let Some(iv) = &mut self.interval else { return };
+        while iv.index <= last {
+            let length = if iv.index == last {
+                run_end.saturating_duration_since(iv.run_start + iv.start)
+            } else {
+                iv.every
+            };
+            iv.send(length);
+        }
     }
 
     fn end(&mut self, now: Instant) {
@@ -286,16 +649,22 @@ impl Recorder {
         }
     }
 
-    pub(crate) fn merge(&mut self, other: Recorder) {
+    /// Adds another thread's measurements (its interval state is dropped).
+    pub fn merge(&mut self, other: Recorder) {
+        self.scheduled += other.scheduled;
         self.started += other.started;
+        self.late += other.late;
+        self.dropped += other.dropped;
         self.completed += other.completed;
+        self.requests += other.requests;
         self.errors.merge(&other.errors);
-        add(&mut self.latency, &other.latency);
+        self.phases.add(&other.phases);
         for w in other.workers {
             match self.workers.iter_mut().find(|m| m.id == w.id) {
                 Some(m) => {
                     m.completed += w.completed;
-                    add(&mut m.latency, &w.latency);
+                    m.requests += w.requests;
+                    m.phases.add(&w.phases);
                 }
                 None => self.workers.push(w),
             }
@@ -309,7 +678,8 @@ impl Recorder {
         }
     }
 
-    pub(crate) fn into_report(self) -> Report {
+    /// The final report; `run_start` is the wall clock at the start.
+    pub fn into_report(self, run_start: SystemTime) -> Report {
         let elapsed = match (self.first_start, self.last_end) {
             (Some(a), Some(b)) => b.saturating_duration_since(a),
             _ => Duration::ZERO,
@@ -320,7 +690,9 @@ impl Recorder {
             .map(|w| WorkerReport {
                 id: String::from_utf8_lossy(&w.id).into_owned(),
                 completed: w.completed,
-                latency: w.latency,
+                latency: w.phases.total.clone(),
+                requests: w.requests,
+                phases: w.phases,
             })
             .collect();
         sort_workers(&mut per_worker);
@@ -329,15 +701,22 @@ impl Recorder {
             started: self.started,
             completed: self.completed,
             errors: self.errors,
-            latency: self.latency,
+            latency: self.phases.total.clone(),
             per_worker,
+            scheduled: self.scheduled,
+            late: self.late,
+            dropped: self.dropped,
+            requests: self.requests,
+            phases: self.phases,
+            run_start,
         }
     }
 }
 
 fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) {
-    // Both come from new_latency_histogram(), so the ranges always match.
-    into.add(from).expect("latency histograms share bounds");
+    // Auto-resizing histograms take any value the other one holds.
+    into.add(from)
+        .expect("auto-resizing latency histograms can always be added");
 }
 
 /// Numeric order if every id except `?` is a u64, else lexicographic; `?` last.
@@ -367,26 +746,43 @@ mod tests {
         r.per_worker.iter().map(|w| w.id.as_str()).collect()
     }
 
+    /// One connection with one request that took `latency` and ended at `now`.
+    fn complete(rec: &mut Recorder, worker: Option<&[u8]>, latency: Duration, now: Instant) {
+        let start = now.checked_sub(latency).unwrap_or(now);
+        let t = RequestTimes {
+            intended: start,
+            start,
+            first_byte: now,
+            done: now,
+        };
+        let w = rec.response(worker, &t);
+        rec.connection_ok(w, Some(Duration::from_micros(1)), now);
+    }
+
+    fn error(rec: &mut Recorder, class: ErrorClass, now: Instant) {
+        rec.connection_failed(class, None, now);
+    }
+
     #[test]
     fn merge_keeps_the_invariants() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let mut a = Recorder::new();
-        let mut b = Recorder::new();
+        let mut a = Recorder::new(true);
+        let mut b = Recorder::new(true);
         for (i, w) in [&b"10"[..], b"2", b"10"].into_iter().enumerate() {
             a.start(t0);
-            a.complete(Some(w), ms(1), t0 + ms(i as u64));
+            complete(&mut a, Some(w), ms(1), t0 + ms(i as u64));
         }
         a.start(t0);
-        a.error(ErrorClass::Refused, t0 + ms(5));
+        error(&mut a, ErrorClass::Refused, t0 + ms(5));
         b.start(t0 + ms(1));
-        b.complete(None, ms(2), t0 + ms(20));
+        complete(&mut b, None, ms(2), t0 + ms(20));
         b.start(t0 + ms(1));
-        b.complete(Some(b"2"), ms(3), t0 + ms(7));
+        complete(&mut b, Some(b"2"), ms(3), t0 + ms(7));
         b.start(t0 + ms(2));
-        b.error(ErrorClass::Malformed, t0 + ms(8));
+        error(&mut b, ErrorClass::Malformed, t0 + ms(8));
         a.merge(b);
-        let r = a.into_report();
+        let r = a.into_report(SystemTime::UNIX_EPOCH);
         assert_eq!(r.started, 7);
         assert_eq!(r.completed, 5);
         assert_eq!(r.errors.total(), 2);
@@ -403,24 +799,27 @@ mod tests {
 
     #[test]
     fn non_numeric_ids_sort_lexicographically() {
-        let mut rec = Recorder::new();
+        let mut rec = Recorder::new(true);
         let now = Instant::now();
         for w in [&b"b"[..], b"10", b"a", b"9"] {
             rec.start(now);
-            rec.complete(Some(w), Duration::from_micros(5), now);
+            complete(&mut rec, Some(w), Duration::from_micros(5), now);
         }
-        assert_eq!(ids(&rec.into_report()), ["10", "9", "a", "b"]);
+        assert_eq!(
+            ids(&rec.into_report(SystemTime::UNIX_EPOCH)),
+            ["10", "9", "a", "b"]
+        );
     }
 
     #[test]
     fn latency_is_clamped_into_range() {
-        let mut rec = Recorder::new();
+        let mut rec = Recorder::new(true);
         let now = Instant::now();
         rec.start(now);
-        rec.complete(Some(b"1"), Duration::ZERO, now);
+        complete(&mut rec, Some(b"1"), Duration::ZERO, now);
         rec.start(now);
-        rec.complete(Some(b"1"), Duration::from_secs(100_000), now);
-        let r = rec.into_report();
+        complete(&mut rec, Some(b"1"), Duration::from_secs(100_000), now);
+        let r = rec.into_report(SystemTime::UNIX_EPOCH);
         assert_eq!(r.latency.len(), 2);
         assert_eq!(r.latency.min(), 1);
         assert!(r.latency.max() >= LATENCY_MAX_US);
@@ -463,11 +862,156 @@ mod tests {
 
     #[test]
     fn empty_report() {
-        let r = Recorder::new().into_report();
+        let r = Recorder::new(true).into_report(SystemTime::UNIX_EPOCH);
         assert_eq!(
             (r.started, r.elapsed, r.conn_per_s()),
             (0, Duration::ZERO, 0.0)
         );
         assert!(r.per_worker.is_empty());
+    }
+
+    #[test]
+    fn phases_and_keep_alive_attribution() {
+        let t0 = Instant::now();
+        let us = Duration::from_micros;
+        let mut rec = Recorder::new(true);
+        rec.add_scheduled(2);
+        rec.start(t0);
+        rec.late();
+        // Connection 1: intended t0, started at +100us, first byte +400us,
+        // done +1000us, from worker 1; then two keep-alive requests, one
+        // answered by worker 2.
+        let first = rec.response(
+            Some(b"1"),
+            &RequestTimes {
+                intended: t0,
+                start: t0 + us(100),
+                first_byte: t0 + us(400),
+                done: t0 + us(1000),
+            },
+        );
+        for (w, at) in [(&b"1"[..], 1000), (b"2", 2000)] {
+            let s = t0 + us(at);
+            rec.response(
+                Some(w),
+                &RequestTimes {
+                    intended: s,
+                    start: s,
+                    first_byte: s + us(50),
+                    done: s + us(80),
+                },
+            );
+        }
+        rec.connection_ok(first, Some(us(30)), t0 + us(3000));
+        // Connection 2: one response from worker 2, then a reset.
+        rec.start(t0);
+        rec.response(
+            Some(b"2"),
+            &RequestTimes {
+                intended: t0,
+                start: t0,
+                first_byte: t0 + us(10),
+                done: t0 + us(20),
+            },
+        );
+        rec.connection_failed(ErrorClass::Reset, Some(us(7)), t0 + us(4000));
+        let r = rec.into_report(SystemTime::UNIX_EPOCH);
+        assert_eq!((r.scheduled, r.started, r.late, r.dropped), (2, 2, 1, 0));
+        assert_eq!((r.completed, r.errors.reset, r.requests), (1, 1, 4));
+        let (w1, w2) = (r.worker("1").unwrap(), r.worker("2").unwrap());
+        assert_eq!((w1.completed, w1.requests), (1, 2));
+        assert_eq!((w2.completed, w2.requests), (0, 2));
+        assert_eq!(r.phases.connect.len(), 2, "every established connection");
+        assert_eq!(w1.phases.connect.len(), 1);
+        assert_eq!(
+            w2.phases.connect.len(),
+            0,
+            "connect goes to the first worker"
+        );
+        assert_eq!(r.phases.total.len(), 4);
+        assert_eq!(r.latency.len(), 4);
+        // The first request: corrected 1000, uncorrected 900, ttfb 300.
+        assert_eq!(
+            w1.phases.total.max(),
+            w1.phases.total.highest_equivalent(1000)
+        );
+        assert_eq!(
+            w1.phases.total_uncorrected.max(),
+            w1.phases.total_uncorrected.highest_equivalent(900)
+        );
+        assert_eq!(w1.phases.ttfb.max(), 300);
+        assert_eq!(w1.phases.ttfb.min(), 50);
+        assert_eq!(w2.phases.total.min(), 20);
+        assert_eq!(w1.latency.len(), w1.phases.total.len());
+        assert!((r.req_per_s() - 4.0 / 0.004).abs() < 1e-6);
+    }
+
+    #[test]
+    fn no_record_counts_but_keeps_histograms_empty() {
+        let mut rec = Recorder::new(false);
+        let now = Instant::now();
+        for w in [&b"1"[..], b"2", b"1"] {
+            rec.start(now);
+            complete(&mut rec, Some(w), Duration::from_millis(3), now);
+        }
+        rec.start(now);
+        rec.connection_failed(ErrorClass::Timeout, Some(Duration::from_millis(1)), now);
+        let r = rec.into_report(SystemTime::UNIX_EPOCH);
+        assert_eq!((r.completed, r.requests, r.errors.timeout), (3, 3, 1));
+        assert_eq!(
+            r.worker("1").map(|w| (w.completed, w.requests)),
+            Some((2, 2))
+        );
+        assert!(r.phases.is_empty() && r.latency.is_empty());
+        assert!(r
+            .per_worker
+            .iter()
+            .all(|w| w.phases.is_empty() && w.latency.is_empty()));
+    }
+
+    #[test]
+    fn intervals_roll_and_flush_without_gaps() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut rec = Recorder::new(true).with_intervals(1, t0, ms(100), tx);
+        let req = |at: u64| RequestTimes {
+            intended: t0 + ms(at) - ms(1),
+            start: t0 + ms(at) - ms(1),
+            first_byte: t0 + ms(at),
+            done: t0 + ms(at),
+        };
+        rec.response(Some(b"a"), &req(10));
+        rec.response(Some(b"a"), &req(50));
+        rec.tick(t0 + ms(99));
+        assert!(rx.try_recv().is_err(), "nothing ends before 100 ms");
+        // Interval 1 empty, interval 2 gets one.
+        rec.response(Some(b"a"), &req(250));
+        rec.tick(t0 + ms(320));
+        rec.flush_intervals(t0 + ms(430), 4);
+        let got: Vec<IntervalHist> = rx.try_iter().collect();
+        let summary: Vec<(u64, u64, u64, u64)> = got
+            .iter()
+            .map(|h| {
+                (
+                    h.index,
+                    h.start.as_millis() as u64,
+                    h.length.as_millis() as u64,
+                    h.total.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (0, 0, 100, 2),
+                (1, 100, 100, 0),
+                (2, 200, 100, 1),
+                (3, 300, 100, 0),
+                (4, 400, 30, 0)
+            ]
+        );
+        assert!(got.iter().all(|h| h.thread == 1));
+        assert_eq!(got[0].total.max(), 1000);
     }
 }

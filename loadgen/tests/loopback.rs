@@ -2,18 +2,29 @@
 //! in-test servers on 127.0.0.1 (std::net, one thread per "worker").
 //!
 //! Each server thread accepts on a shared listener, reads the request up to
-//! the blank line, answers as told, counts what it answered, and closes. The
-//! counts are compared with what the load generator attributed.
+//! the blank line, answers as told, counts what it answered, and closes (or,
+//! for keep-alive, reads the next request). The counts are compared with what
+//! the load generator attributed.
+//!
+//! The tests run one at a time ([`serial`]): several of them check rates and
+//! latencies, which other tests running beside them on a 2-core machine
+//! would disturb.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use loadgen::{Config, Report, Stop};
+use loadgen::{Arrivals, Config, IntervalHist, Intervals, OpenLoop, Report, Stop};
+
+/// Holds the lock that makes the tests of this binary run one at a time.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// What a server thread does with an accepted connection; returns whether to count it.
 type Handler = Arc<dyn Fn(TcpStream, usize, &mut Vec<TcpStream>) -> bool + Send + Sync>;
@@ -121,9 +132,23 @@ fn respond(resp: impl Fn(usize) -> Vec<u8> + Send + Sync + 'static) -> Handler {
 }
 
 fn check_invariants(r: &Report) {
+    assert_eq!(r.scheduled, r.started + r.dropped, "{r:?}");
     assert_eq!(r.started, r.completed + r.errors.total(), "{r:?}");
     assert_eq!(r.worker_counts().iter().sum::<u64>(), r.completed, "{r:?}");
-    assert_eq!(r.latency.len(), r.completed, "{r:?}");
+    let reqs: u64 = r.per_worker.iter().map(|w| w.requests).sum();
+    assert_eq!(reqs, r.requests, "{r:?}");
+    assert!(r.requests >= r.completed, "{r:?}");
+    if !r.phases.is_empty() || r.requests == 0 {
+        assert_eq!(r.latency.len(), r.requests, "{r:?}");
+        for h in [&r.phases.ttfb, &r.phases.total, &r.phases.total_uncorrected] {
+            assert_eq!(h.len(), r.requests, "{r:?}");
+        }
+        assert!(r.phases.connect.len() >= r.completed, "{r:?}");
+        for w in &r.per_worker {
+            assert_eq!(w.latency.len(), w.requests, "{w:?}");
+            assert_eq!(w.phases.connect.len(), w.completed, "{w:?}");
+        }
+    }
 }
 
 fn config(addr: SocketAddr, concurrency: usize, stop: Stop) -> Config {
@@ -141,6 +166,7 @@ fn closed_port() -> SocketAddr {
 
 #[test]
 fn attribution_matches_what_the_server_counted() {
+    let _serial = serial();
     let server = TestServer::ok(4);
     let mut cfg = config(server.addr, 8, Stop::Connections(2000));
     cfg.threads = 2;
@@ -166,6 +192,7 @@ fn attribution_matches_what_the_server_counted() {
 
 #[test]
 fn response_without_worker_header_counts_as_unknown() {
+    let _serial = serial();
     let server = TestServer::spawn(
         1,
         respond(|_| b"HTTP/1.1 404 Not Found\r\ncontent-length: 3\r\n\r\nno!".to_vec()),
@@ -183,6 +210,7 @@ fn response_without_worker_header_counts_as_unknown() {
 
 #[test]
 fn eof_delimited_and_large_bodies_complete() {
+    let _serial = serial();
     let big = "b".repeat(200_000);
     let server = TestServer::spawn(
         2,
@@ -206,6 +234,7 @@ fn eof_delimited_and_large_bodies_complete() {
 
 #[test]
 fn connections_mode_attempts_exactly_n() {
+    let _serial = serial();
     for (n, conc, threads) in [(1, 1, 1), (3, 8, 2), (101, 5, 3), (64, 64, 2)] {
         let server = TestServer::ok(2);
         let mut cfg = config(server.addr, conc, Stop::Connections(n));
@@ -223,6 +252,7 @@ fn connections_mode_attempts_exactly_n() {
 
 #[test]
 fn duration_mode_stops_in_bounded_time() {
+    let _serial = serial();
     let server = TestServer::ok(2);
     let mut cfg = config(server.addr, 4, Stop::Duration(Duration::from_millis(300)));
     cfg.threads = 2;
@@ -239,6 +269,7 @@ fn duration_mode_stops_in_bounded_time() {
 
 #[test]
 fn cancel_stops_a_long_run() {
+    let _serial = serial();
     let server = TestServer::ok(2);
     let cfg = config(server.addr, 4, Stop::Duration(Duration::from_secs(60)));
     let cancel = cfg.cancel.clone();
@@ -257,6 +288,7 @@ fn cancel_stops_a_long_run() {
 
 #[test]
 fn gap_spaces_out_connections() {
+    let _serial = serial();
     let server = TestServer::ok(1);
     let mut cfg = config(server.addr, 1, Stop::Connections(10));
     cfg.gap = Duration::from_millis(10);
@@ -271,6 +303,7 @@ fn gap_spaces_out_connections() {
 
 #[test]
 fn closed_port_is_refused() {
+    let _serial = serial();
     let addr = closed_port();
     let mut cfg = config(addr, 4, Stop::Connections(20));
     cfg.threads = 2;
@@ -286,6 +319,7 @@ fn closed_port_is_refused() {
 
 #[test]
 fn garbage_and_truncated_responses_are_malformed() {
+    let _serial = serial();
     let garbage = TestServer::spawn(2, respond(|_| b"this is not http\r\n\r\n".to_vec()));
     let r = loadgen::run(&config(garbage.addr, 3, Stop::Connections(12))).unwrap();
     garbage.shutdown();
@@ -306,6 +340,7 @@ fn garbage_and_truncated_responses_are_malformed() {
 
 #[test]
 fn reset_is_its_own_class() {
+    let _serial = serial();
     // Closing with unread request bytes makes the kernel send RST.
     let server = TestServer::spawn(
         2,
@@ -322,6 +357,7 @@ fn reset_is_its_own_class() {
 
 #[test]
 fn silent_server_times_out() {
+    let _serial = serial();
     // Accepts, keeps the connection open, never answers.
     let server = TestServer::spawn(
         1,
@@ -347,6 +383,7 @@ fn silent_server_times_out() {
 
 #[test]
 fn cancel_drains_in_flight_connections_within_the_timeout() {
+    let _serial = serial();
     let server = TestServer::spawn(
         1,
         Arc::new(|s, _, held: &mut Vec<TcpStream>| {
@@ -374,6 +411,7 @@ fn cancel_drains_in_flight_connections_within_the_timeout() {
 
 #[test]
 fn invalid_config_is_rejected_before_any_connection() {
+    let _serial = serial();
     let cfg = Config::new("192.0.2.1:80".parse().unwrap(), 1, Stop::Connections(1));
     let e = loadgen::run(&cfg).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
@@ -384,6 +422,7 @@ fn invalid_config_is_rejected_before_any_connection() {
 
 #[test]
 fn source_addresses_rotate() {
+    let _serial = serial();
     let server = TestServer::ok(1);
     let mut cfg = config(server.addr, 1, Stop::Connections(20));
     let a: IpAddr = "127.0.0.2".parse().unwrap();
@@ -399,6 +438,7 @@ fn source_addresses_rotate() {
 
 #[test]
 fn ipv6_loopback_works_when_available() {
+    let _serial = serial();
     let Ok(listener) = TcpListener::bind("[::1]:0") else {
         eprintln!("no ::1 here; skipped");
         return;
@@ -428,6 +468,7 @@ fn loadgen_bin(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn binary_prints_the_table_and_exits_0() {
+    let _serial = serial();
     let server = TestServer::ok(2);
     let target = server.addr.to_string();
     let out = loadgen_bin(&[
@@ -467,6 +508,7 @@ fn binary_prints_the_table_and_exits_0() {
 
 #[test]
 fn binary_exits_1_when_connections_fail() {
+    let _serial = serial();
     let target = closed_port().to_string();
     let out = loadgen_bin(&["--target", &target, "-c", "2", "-n", "5"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -476,6 +518,7 @@ fn binary_exits_1_when_connections_fail() {
 
 #[test]
 fn binary_rejects_bad_input_with_exit_2() {
+    let _serial = serial();
     let out = loadgen_bin(&["--target", "10.0.0.1:80", "--concurrency", "1"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -523,4 +566,613 @@ fn binary_rejects_bad_input_with_exit_2() {
     }
     let help = loadgen_bin(&["--help"]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("Examples:"));
+}
+
+// ---------------------------------------------------------------- open loop
+
+fn open_config(addr: SocketAddr, rate: f64, arrivals: Arrivals, stop: Stop) -> Config {
+    let mut c = Config::new_open(
+        addr,
+        OpenLoop {
+            rate,
+            arrivals,
+            max_inflight: 64,
+        },
+        stop,
+    );
+    c.timeout = Duration::from_secs(5);
+    c
+}
+
+/// Connections started per second over the run.
+fn achieved_rate(r: &Report) -> f64 {
+    r.started as f64 / r.elapsed.as_secs_f64()
+}
+
+#[test]
+fn open_loop_constant_rate_is_within_one_percent() {
+    let _serial = serial();
+    let server = TestServer::ok(2);
+    let mut cfg = open_config(
+        server.addr,
+        2000.0,
+        Arrivals::Constant,
+        Stop::Duration(Duration::from_secs(2)),
+    );
+    cfg.threads = 2;
+    let r = loadgen::run(&cfg).unwrap();
+    let (counts, _) = server.shutdown();
+    check_invariants(&r);
+    // Arrivals every 0.5 ms from 0 to 1999.5 ms.
+    assert_eq!(
+        (r.scheduled, r.started, r.dropped),
+        (4000, 4000, 0),
+        "{r:?}"
+    );
+    assert_eq!((r.completed, r.errors.total()), (4000, 0), "{r:?}");
+    assert_eq!(counts.iter().sum::<u64>(), 4000);
+    let rate = achieved_rate(&r);
+    assert!((rate - 2000.0).abs() <= 20.0, "achieved {rate:.1}/s: {r:?}");
+    // Not saturated: the corrected latency stays near the uncorrected one.
+    let (c, u) = (
+        r.phases.total.value_at_quantile(0.5),
+        r.phases.total_uncorrected.value_at_quantile(0.5),
+    );
+    assert!(
+        c >= u && c < u + 5_000,
+        "corrected p50 {c} us, uncorrected {u} us"
+    );
+    assert!(r.late <= 40, "64 slots are plenty at 2000/s: {r:?}");
+}
+
+#[test]
+fn open_loop_poisson_count_is_within_three_sd() {
+    let _serial = serial();
+    let server = TestServer::ok(2);
+    let mut cfg = open_config(
+        server.addr,
+        2000.0,
+        Arrivals::Poisson,
+        Stop::Duration(Duration::from_secs(2)),
+    );
+    cfg.threads = 2;
+    cfg.seed = 12345;
+    let r = loadgen::run(&cfg).unwrap();
+    server.shutdown();
+    check_invariants(&r);
+    // A Poisson count over d seconds at rate R: mean R*d, sd sqrt(R*d).
+    let (mean, sd) = (4000.0, 4000f64.sqrt());
+    let n = r.scheduled as f64;
+    assert!(
+        (n - mean).abs() <= 3.0 * sd,
+        "{n} arrivals, want {mean} +- {:.0}",
+        3.0 * sd
+    );
+    assert_eq!(
+        (r.started, r.dropped, r.completed),
+        (r.scheduled, 0, r.scheduled),
+        "{r:?}"
+    );
+    let rate = achieved_rate(&r);
+    assert!(
+        (rate - 2000.0).abs() <= 3.0 * sd / 2.0 + 20.0,
+        "achieved {rate:.1}/s"
+    );
+
+    // The same seed gives the same schedule, so the same count.
+    let server = TestServer::ok(1);
+    let mut short = open_config(
+        server.addr,
+        1000.0,
+        Arrivals::Poisson,
+        Stop::Duration(Duration::from_millis(300)),
+    );
+    short.seed = 99;
+    let a = loadgen::run(&short).unwrap();
+    let b = loadgen::run(&short).unwrap();
+    server.shutdown();
+    check_invariants(&a);
+    assert_eq!(a.scheduled, b.scheduled);
+    assert!(a.scheduled > 200 && a.scheduled < 400, "{a:?}");
+}
+
+/// Reads the request, waits `delay`, answers as worker `k`, closes.
+fn slow(delay: Duration) -> Handler {
+    Arc::new(move |mut s, k, _| {
+        if !read_request(&mut s) {
+            return false;
+        }
+        std::thread::sleep(delay);
+        s.write_all(&ok_response(&k.to_string(), "slow")).is_ok()
+    })
+}
+
+#[test]
+fn open_loop_cap_makes_arrivals_late_and_corrects_latency() {
+    let _serial = serial();
+    // One server thread, 50 ms per connection: 20 conn/s at most. Offered:
+    // 100/s, one connection at a time.
+    let server = TestServer::spawn(1, slow(Duration::from_millis(50)));
+    let mut cfg = open_config(
+        server.addr,
+        100.0,
+        Arrivals::Constant,
+        Stop::Connections(12),
+    );
+    cfg.threads = 1;
+    cfg.open.as_mut().unwrap().max_inflight = 1;
+    let t = Instant::now();
+    let r = loadgen::run(&cfg).unwrap();
+    let took = t.elapsed();
+    check_invariants(&r);
+    assert_eq!(
+        (r.scheduled, r.started, r.dropped, r.completed),
+        (12, 12, 0, 12),
+        "{r:?}"
+    );
+    // All but the first found the slot busy.
+    assert!(r.late >= 10, "{r:?}");
+    let corrected = r.phases.total.value_at_quantile(0.5);
+    let uncorrected = r.phases.total_uncorrected.value_at_quantile(0.5);
+    assert!((50_000..150_000).contains(&uncorrected), "{uncorrected} us");
+    // The k-th waits about k*(50 - 10) ms for its slot: the median about 240 ms.
+    assert!(
+        corrected > uncorrected + 100_000,
+        "corrected {corrected} us, uncorrected {uncorrected} us"
+    );
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+
+    // Shorter patience than the backlog: arrivals that waited longer than
+    // the timeout, or still waited at the end, are dropped, never started.
+    cfg.stop = Stop::Duration(Duration::from_millis(400));
+    cfg.timeout = Duration::from_millis(150);
+    let r = loadgen::run(&cfg).unwrap();
+    server.shutdown();
+    check_invariants(&r);
+    assert_eq!(r.scheduled, 40, "{r:?}");
+    assert!(r.dropped >= 20, "{r:?}");
+    assert!(r.started >= 5 && r.late > 0, "{r:?}");
+    assert_eq!(r.scheduled, r.started + r.dropped);
+}
+
+#[test]
+fn open_loop_cancel_drops_what_waits() {
+    let _serial = serial();
+    let server = TestServer::spawn(1, slow(Duration::from_millis(100)));
+    let mut cfg = open_config(
+        server.addr,
+        200.0,
+        Arrivals::Constant,
+        Stop::Duration(Duration::from_secs(30)),
+    );
+    cfg.threads = 1;
+    cfg.open.as_mut().unwrap().max_inflight = 1;
+    let cancel = cfg.cancel.clone();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(250));
+        cancel.store(true, Ordering::SeqCst);
+    });
+    let t = Instant::now();
+    let r = loadgen::run(&cfg).unwrap();
+    canceller.join().unwrap();
+    server.shutdown();
+    check_invariants(&r);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // About 50 arrivals came due in 250 ms; about 3 could start.
+    assert!((40..=60).contains(&r.scheduled), "{r:?}");
+    assert!(r.dropped >= 30 && r.started >= 2, "{r:?}");
+}
+
+// ---------------------------------------------------------------- keep-alive
+
+/// Reads the next request head from `s` (keeping what follows in `buf`);
+/// `Some(true)` if it says `Connection: close`, `None` at end of stream.
+fn next_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<bool> {
+    loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head: Vec<u8> = buf.drain(..p + 4).collect();
+            let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            assert!(text.starts_with("get / http/1.1\r\nhost: "), "{text:?}");
+            let close = text.contains("\r\nconnection: close\r\n");
+            assert!(
+                close || text.contains("\r\nconnection: keep-alive\r\n"),
+                "{text:?}"
+            );
+            return Some(close);
+        }
+        let mut chunk = [0u8; 512];
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Serves requests on one connection, answering each with `resp(k)`, until
+/// one says `Connection: close` or `max` were answered. Counts responses per
+/// worker in `answered`; counts the connection only if the close came on
+/// request number `k_close` exactly.
+fn keep_alive(
+    answered: Arc<Vec<AtomicU64>>,
+    k_close: usize,
+    max: usize,
+    resp: impl Fn(usize) -> Vec<u8> + Send + Sync + 'static,
+) -> Handler {
+    Arc::new(move |mut s, k, _| {
+        let mut buf = Vec::new();
+        for n in 1..=max {
+            let Some(close) = next_request(&mut s, &mut buf) else {
+                return false;
+            };
+            if s.write_all(&resp(k)).is_err() {
+                return false;
+            }
+            answered[k].fetch_add(1, Ordering::SeqCst);
+            if close {
+                return n == k_close;
+            }
+        }
+        // Read the next request before closing, so the close is a FIN, not a RST.
+        let _ = next_request(&mut s, &mut buf);
+        false
+    })
+}
+
+fn counters(n: usize) -> Arc<Vec<AtomicU64>> {
+    Arc::new((0..n).map(|_| AtomicU64::new(0)).collect())
+}
+
+fn ka_response(id: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Worker: {id}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn keep_alive_sends_k_requests_per_connection() {
+    let _serial = serial();
+    let answered = counters(2);
+    let server = TestServer::spawn(
+        2,
+        keep_alive(answered.clone(), 10, 100, |k| {
+            ka_response(&k.to_string(), "hello")
+        }),
+    );
+    let mut cfg = config(server.addr, 4, Stop::Connections(100));
+    cfg.threads = 2;
+    cfg.requests_per_conn = 10;
+    let r = loadgen::run(&cfg).unwrap();
+    // And in the open loop.
+    let mut open = open_config(
+        server.addr,
+        500.0,
+        Arrivals::Constant,
+        Stop::Connections(30),
+    );
+    open.requests_per_conn = 10;
+    let o = loadgen::run(&open).unwrap();
+    let (conns, _) = server.shutdown();
+    for r in [&r, &o] {
+        check_invariants(r);
+        assert_eq!(r.errors.total(), 0, "{r:?}");
+        assert_eq!(r.requests, 10 * r.completed, "{r:?}");
+        // Each connection stays on one server worker.
+        for w in &r.per_worker {
+            assert_eq!(w.requests, 10 * w.completed, "{w:?}");
+        }
+        // One connect per connection, one total per response.
+        assert_eq!(r.phases.connect.len(), r.completed);
+        assert_eq!(r.phases.total.len(), r.requests);
+    }
+    assert_eq!((r.completed, o.completed), (100, 30));
+    // The server saw each connection close on its 10th request, and sent
+    // what the load generator attributed.
+    assert_eq!(conns.iter().sum::<u64>(), 130, "{conns:?}");
+    for k in 0..2 {
+        let got: u64 = [&r, &o]
+            .iter()
+            .map(|x| x.worker(&k.to_string()).map_or(0, |w| w.requests))
+            .sum();
+        assert_eq!(got, answered[k].load(Ordering::SeqCst), "worker {k}");
+        let got: u64 = [&r, &o]
+            .iter()
+            .map(|x| x.worker(&k.to_string()).map_or(0, |w| w.completed))
+            .sum();
+        assert_eq!(got, conns[k], "worker {k}");
+    }
+}
+
+#[test]
+fn keep_alive_failures_are_errors_and_keep_their_requests() {
+    let _serial = serial();
+    // No content-length on a keep-alive response: malformed at once.
+    let answered = counters(1);
+    let server = TestServer::spawn(
+        1,
+        keep_alive(answered.clone(), 5, 1, |_| {
+            b"HTTP/1.1 200 OK\r\nx-worker: 0\r\n\r\nuntil eof".to_vec()
+        }),
+    );
+    let mut cfg = config(server.addr, 2, Stop::Connections(8));
+    cfg.requests_per_conn = 5;
+    let r = loadgen::run(&cfg).unwrap();
+    server.shutdown();
+    check_invariants(&r);
+    assert_eq!(
+        (r.completed, r.errors.malformed, r.requests),
+        (0, 8, 0),
+        "{r:?}"
+    );
+
+    // The server closes after 3 of 5: the connection is an error, its three
+    // responses stay counted.
+    let answered = counters(1);
+    let server = TestServer::spawn(
+        1,
+        keep_alive(answered.clone(), 5, 3, |_| ka_response("0", "ok")),
+    );
+    cfg.target = server.addr;
+    let r = loadgen::run(&cfg).unwrap();
+    server.shutdown();
+    check_invariants(&r);
+    assert_eq!((r.completed, r.errors.malformed), (0, 8), "{r:?}");
+    assert_eq!(r.requests, 24, "{r:?}");
+    assert_eq!(
+        r.worker("0").map(|w| (w.completed, w.requests)),
+        Some((0, 24))
+    );
+    assert_eq!(answered[0].load(Ordering::SeqCst), 24);
+    assert_eq!(r.phases.total.len(), 24);
+    assert_eq!(
+        r.phases.connect.len(),
+        8,
+        "failed connections still connected"
+    );
+}
+
+// ---------------------------------------------------------------- phases
+
+#[test]
+fn phases_are_ordered_and_measure_the_server_delay() {
+    let _serial = serial();
+    let server = TestServer::spawn(2, slow(Duration::from_millis(20)));
+    let mut cfg = config(server.addr, 2, Stop::Connections(20));
+    cfg.threads = 2;
+    let r = loadgen::run(&cfg).unwrap();
+    server.shutdown();
+    check_invariants(&r);
+    assert_eq!(r.completed, 20, "{r:?}");
+    let p50 = |h: &hdrhistogram::Histogram<u64>| h.value_at_quantile(0.5);
+    for (who, ph) in r
+        .per_worker
+        .iter()
+        .map(|w| (w.id.as_str(), &w.phases))
+        .chain([("all", &r.phases)])
+    {
+        let (c, t, tot, unc) = (
+            p50(&ph.connect),
+            p50(&ph.ttfb),
+            p50(&ph.total),
+            p50(&ph.total_uncorrected),
+        );
+        assert!(
+            c <= t && t <= tot,
+            "{who}: connect {c} ttfb {t} total {tot}"
+        );
+        assert!(c < 5_000, "{who}: connect p50 {c} us");
+        assert!(t >= 20_000, "{who}: ttfb p50 {t} us");
+        // Closed loop: the intended start is the actual start.
+        assert_eq!(tot, unc, "{who}");
+    }
+}
+
+// ---------------------------------------------------------------- intervals
+
+fn collect_intervals(rx: &std::sync::mpsc::Receiver<IntervalHist>) -> Vec<IntervalHist> {
+    rx.try_iter().collect()
+}
+
+#[test]
+fn interval_histograms_cover_every_request_without_gaps() {
+    let _serial = serial();
+    let server = TestServer::ok(2);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let every = Duration::from_millis(100);
+    let mut cfg = open_config(
+        server.addr,
+        1000.0,
+        Arrivals::Constant,
+        Stop::Duration(Duration::from_secs(1)),
+    );
+    cfg.threads = 2;
+    cfg.intervals = Some(Intervals { every, sink: tx });
+    let r = loadgen::run(&cfg).unwrap();
+    server.shutdown();
+    check_invariants(&r);
+    assert_eq!(r.completed, 1000, "{r:?}");
+    assert!(r.run_start <= std::time::SystemTime::now());
+    let got = collect_intervals(&rx);
+    let mut merged = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+    for h in &got {
+        merged.add(&h.total).unwrap();
+    }
+    assert_eq!(merged.len(), r.requests);
+    let mut lasts = Vec::new();
+    for t in 0..2 {
+        let mine: Vec<&IntervalHist> = got.iter().filter(|h| h.thread == t).collect();
+        let idx: Vec<u64> = mine.iter().map(|h| h.index).collect();
+        let want: Vec<u64> = (0..idx.len() as u64).collect();
+        assert_eq!(idx, want, "thread {t}: contiguous from 0, in order");
+        for h in &mine {
+            assert_eq!(h.start, every * h.index as u32);
+            if h.index + 1 < mine.len() as u64 {
+                assert_eq!(h.length, every);
+            } else {
+                assert!(h.length > Duration::ZERO && h.length <= every, "{h:?}");
+            }
+        }
+        // Each thread sent about 50 requests per interval.
+        let full = mine[3].total.len();
+        assert!((30..=70).contains(&full), "{:?}", mine[3]);
+        lasts.push(mine.len());
+    }
+    // 1 s of arrivals and the drain: 10 or 11 intervals, the same for both.
+    assert_eq!(lasts[0], lasts[1]);
+    assert!((10..=12).contains(&lasts[0]), "{lasts:?}");
+}
+
+#[test]
+fn no_record_counts_but_records_nothing() {
+    let _serial = serial();
+    let answered = counters(2);
+    let server = TestServer::spawn(
+        2,
+        keep_alive(answered.clone(), 2, 100, |k| {
+            ka_response(&k.to_string(), "x")
+        }),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut cfg = config(server.addr, 4, Stop::Connections(60));
+    cfg.threads = 2;
+    cfg.requests_per_conn = 2;
+    cfg.record = false;
+    cfg.intervals = Some(Intervals {
+        every: Duration::from_millis(20),
+        sink: tx,
+    });
+    let r = loadgen::run(&cfg).unwrap();
+    let (conns, _) = server.shutdown();
+    check_invariants(&r);
+    assert_eq!(
+        (r.completed, r.requests, r.errors.total()),
+        (60, 120, 0),
+        "{r:?}"
+    );
+    for k in 0..2 {
+        let w = r.worker(&k.to_string());
+        assert_eq!(w.map_or(0, |w| w.completed), conns[k]);
+        assert_eq!(
+            w.map_or(0, |w| w.requests),
+            answered[k].load(Ordering::SeqCst)
+        );
+    }
+    assert!(r.latency.is_empty() && r.phases.is_empty(), "{r:?}");
+    assert!(r
+        .per_worker
+        .iter()
+        .all(|w| w.latency.is_empty() && w.phases.is_empty()));
+    let got = collect_intervals(&rx);
+    assert!(!got.is_empty() && got.iter().all(|h| h.total.is_empty()));
+}
+
+// ---------------------------------------------------------------- binary, open loop
+
+#[test]
+fn binary_open_loop_prints_phases_and_arrivals() {
+    let _serial = serial();
+    let answered = counters(1);
+    let server = TestServer::spawn(
+        1,
+        keep_alive(answered, 3, 100, |k| ka_response(&k.to_string(), "ok")),
+    );
+    let target = server.addr.to_string();
+    let out = loadgen_bin(&[
+        "--target",
+        &target,
+        "--rate",
+        "400",
+        "--arrivals",
+        "poisson",
+        "--seed",
+        "3",
+        "--connections",
+        "40",
+        "--requests-per-conn",
+        "3",
+        "--sources",
+        "127.0.0.1-127.0.0.2",
+    ]);
+    server.shutdown();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for phase in ["connect ", "ttfb ", "total ", "total_uncorrected "] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(phase))
+            .unwrap_or_else(|| panic!("{phase}: {stdout}"));
+        let p50: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(p50 > 0, "{line}");
+    }
+    assert!(
+        stdout.contains("arrivals: poisson at 400/s (seed 3): 40 scheduled, 40 started"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 late, 0 dropped"), "{stdout}");
+    assert!(
+        stdout.contains("requests: 120 over 40 connections (3 per connection)"),
+        "{stdout}"
+    );
+    let worker = stdout.lines().find(|l| l.starts_with("worker 0 ")).unwrap();
+    assert_eq!(
+        worker.split_whitespace().collect::<Vec<_>>()[2..5],
+        ["40", "100.00%", "120"],
+        "{worker}"
+    );
+
+    let out = loadgen_bin(&[
+        "--target",
+        &target,
+        "--rate",
+        "10",
+        "-n",
+        "1",
+        "--no-record",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("latency: not recorded"), "{stdout}");
+}
+
+#[test]
+fn binary_rejects_bad_open_loop_input_with_exit_2() {
+    let _serial = serial();
+    for (bad, needle) in [
+        (&["--rate", "100", "-c", "4"][..], "cannot be used with"),
+        (&["--rate", "0"], "rate 0"),
+        (&["--rate", "abc"], "abc"),
+        (&["--rate", "100", "--arrivals", "uniform"], "uniform"),
+        (
+            &["--rate", "100", "--max-inflight", "1", "-t", "2"],
+            "max-inflight 1",
+        ),
+        (
+            &["-c", "1", "--requests-per-conn", "0"],
+            "requests-per-conn 0",
+        ),
+        (
+            &["-c", "1", "--sources", "127.0.0.9-127.0.0.1"],
+            "127.0.0.9 is after",
+        ),
+        (&["-c", "1", "--sources", "10.0.0.1"], "not on loopback"),
+        (&["-c", "1", "--max-inflight", "5"], "--rate"),
+        (&[], "--concurrency"),
+    ] {
+        let mut args = vec!["--target", "127.0.0.1:9"];
+        args.extend_from_slice(bad);
+        let out = loadgen_bin(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {stderr}");
+        let first = stderr.lines().next().unwrap_or("");
+        assert!(first.starts_with("error: "), "{bad:?}: {first}");
+        assert!(stderr.contains(needle), "{bad:?}: {stderr}");
+    }
 }

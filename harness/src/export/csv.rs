@@ -33,20 +33,13 @@ mod tests {
             pid: 100 + worker as i32,
             accepted: 10,
             share: 0.5,
-            spurious_wakeups: 0,
             cpu_ms: 1.5,
             p50_us: 1,
             p99_us: 2,
             p999_us: 3,
             max_us: 4,
-            wakeups: 10,
-            empty_accepts: 0,
-            voluntary_switches: 12,
-            worker_errors: 0,
-            attributed: 10,
-            dispatched: None,
             listen_inode: Some(77),
-            epoll_owner: None,
+            ..WorkerRow::default()
         }
     }
 
@@ -58,10 +51,29 @@ mod tests {
         assert!(header.starts_with(
             "model,workers,worker,pid,accepted,share,spurious_wakeups,cpu_ms,p50_us,p99_us,p999_us,max_us"
         ));
+        let names: Vec<&str> = header.split(',').collect();
+        let values: Vec<&str> = lines.next().unwrap().split(',').collect();
+        assert_eq!(names.len(), values.len());
+        let get = |n: &str| values[names.iter().position(|h| *h == n).unwrap()];
         assert_eq!(
-            lines.next().unwrap(),
-            "reuseport,2,0,100,10,0.5,0,1.5,1,2,3,4,10,0,12,0,10,,77,"
+            &values[..12],
+            [
+                "reuseport",
+                "2",
+                "0",
+                "100",
+                "10",
+                "0.5",
+                "0",
+                "1.5",
+                "1",
+                "2",
+                "3",
+                "4"
+            ]
         );
+        assert_eq!(get("listen_inode"), "77");
+        assert_eq!(get("dispatched"), "", "None is an empty cell");
         assert_eq!(lines.count(), 1);
     }
 }

@@ -8,12 +8,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// Sysctls that shape connection handling on loopback.
-const SYSCTLS: [&str; 5] = [
+const SYSCTLS: [&str; 7] = [
     "net.core.somaxconn",
     "net.ipv4.ip_local_port_range",
     "net.ipv4.tcp_tw_reuse",
     "net.ipv4.tcp_max_syn_backlog",
     "net.ipv4.tcp_max_tw_buckets",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_migrate_req",
 ];
 
 #[derive(Debug, Serialize)]
@@ -26,8 +28,13 @@ pub struct Meta {
     pub cpu_count: usize,
     pub cpu_model: String,
     pub sysctls: serde_json::Map<String, Value>,
-    /// The run's or runs' parameters.
+    /// The run's or runs' parameters: the exact load, the arrival seed.
     pub parameters: Value,
+    /// CPU time the load generator used over the measured load (a run's).
+    pub loadgen_cpu_ms: Option<f64>,
+    /// Peak resident memory of the harness process (load generator and
+    /// master) so far, KiB.
+    pub harness_peak_rss_kib: u64,
 }
 
 impl Meta {
@@ -55,6 +62,8 @@ impl Meta {
                 })
                 .collect(),
             parameters,
+            loadgen_cpu_ms: None,
+            harness_peak_rss_kib: crate::sys::self_peak_rss_kib(),
         }
     }
 

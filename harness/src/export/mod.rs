@@ -4,8 +4,10 @@
 //! spoils the files of an earlier run.
 
 pub mod csv;
+pub mod hlog;
 pub mod meta;
 pub mod table;
+pub mod timeseries;
 
 use std::fs;
 use std::io::{self, Write};

@@ -6,58 +6,102 @@ use crate::record::{SummaryRow, WorkerRow};
 
 pub fn run(summary: &SummaryRow, workers: &[WorkerRow]) -> String {
     let mut s = String::new();
+    let load = match (summary.concurrency, summary.rate) {
+        (Some(c), _) => format!("concurrency {c}"),
+        (None, Some(r)) => format!(
+            "open loop at {r} conn/s ({} arrivals, at most {} open)",
+            summary.arrivals.unwrap_or("?"),
+            summary.max_inflight.unwrap_or(0)
+        ),
+        (None, None) => "unknown load".into(),
+    };
     let _ = writeln!(
         s,
-        "{}: {} workers, concurrency {}, {} connections in {:.2} s = {:.0} conn/s",
-        summary.model,
-        summary.workers,
-        summary.concurrency,
-        summary.completed,
-        summary.duration_s,
-        summary.conn_per_s
+        "{}: {} workers, {load}, {} connections in {:.2} s = {:.0} conn/s",
+        summary.model, summary.workers, summary.completed, summary.duration_s, summary.conn_per_s
     );
-    let _ = writeln!(
-        s,
-        "{:>6} {:>8} {:>9} {:>7} {:>8} {:>9} {:>8} {:>7} {:>7} {:>8} {:>8}",
-        "worker",
-        "pid",
-        "accepted",
-        "share",
-        "wakeups",
-        "spurious",
-        "cpu_ms",
-        "p50_us",
-        "p99_us",
-        "p999_us",
-        "max_us"
-    );
-    for w in workers {
+    let keep_alive = summary.requests != summary.completed;
+    if keep_alive {
         let _ = writeln!(
             s,
-            "{:>6} {:>8} {:>9} {:>6.1}% {:>8} {:>9} {:>8.0} {:>7} {:>7} {:>8} {:>8}",
-            w.worker,
-            w.pid,
-            w.accepted,
-            w.share * 100.0,
-            w.wakeups,
-            w.spurious_wakeups,
-            w.cpu_ms,
-            w.p50_us,
-            w.p99_us,
-            w.p999_us,
-            w.max_us
+            "keep-alive: {} requests ({} per connection) = {:.0} req/s",
+            summary.requests, summary.requests_per_conn, summary.req_per_s
+        );
+    }
+    let header = [
+        "worker", "pid", "accepted", "share", "requests", "wakeups", "spurious", "cpu_ms",
+        "p50_us", "p99_us", "p999_us", "max_us",
+    ];
+    let widths = [6, 8, 9, 7, 9, 8, 9, 8, 7, 7, 8, 8];
+    for (h, w) in header.iter().zip(widths) {
+        let _ = write!(s, "{h:>w$} ");
+    }
+    s.pop();
+    s.push('\n');
+    for w in workers {
+        let cells = [
+            w.worker.to_string(),
+            w.pid.to_string(),
+            w.accepted.to_string(),
+            format!("{:.1}%", w.share * 100.0),
+            w.requests.to_string(),
+            w.wakeups.to_string(),
+            w.spurious_wakeups.to_string(),
+            format!("{:.0}", w.cpu_ms),
+            w.p50_us.to_string(),
+            w.p99_us.to_string(),
+            w.p999_us.to_string(),
+            w.max_us.to_string(),
+        ];
+        for (c, w) in cells.iter().zip(widths) {
+            let _ = write!(s, "{c:>w$} ");
+        }
+        s.pop();
+        s.push('\n');
+    }
+    let _ = writeln!(
+        s,
+        "connections: Jain {:.3}, cov {:.3}, max/min {}, gini {:.3}, top-1 share {:.3}, idle workers {}",
+        summary.jain,
+        summary.cov,
+        ratio(summary.max_min_ratio),
+        summary.gini,
+        summary.top1_share,
+        summary.idle_workers
+    );
+    if keep_alive {
+        let _ = writeln!(
+            s,
+            "requests:    Jain {:.3}, cov {:.3}, max/min {}, gini {:.3}",
+            summary.req_jain,
+            summary.req_cov,
+            ratio(summary.req_max_min_ratio),
+            summary.req_gini
         );
     }
     let _ = writeln!(
         s,
-        "Jain {:.3}, cov {:.3}, max/min {}; latency p50 {} us, p99 {} us, p999 {} us",
-        summary.jain,
-        summary.cov,
-        ratio(summary.max_min_ratio),
-        summary.p50_us,
-        summary.p99_us,
-        summary.p999_us
+        "latency p50/p99/p999 us: connect {}/{}/{}, ttfb {}/{}/{}, total {}/{}/{}, uncorrected total {}/{}/{}",
+        summary.connect_p50_us,
+        summary.connect_p99_us,
+        summary.connect_p999_us,
+        summary.ttfb_p50_us,
+        summary.ttfb_p99_us,
+        summary.ttfb_p999_us,
+        summary.total_p50_us,
+        summary.total_p99_us,
+        summary.total_p999_us,
+        summary.uncorrected_p50_us,
+        summary.uncorrected_p99_us,
+        summary.uncorrected_p999_us
     );
+    if summary.late > 0 || summary.dropped > 0 {
+        let _ = writeln!(
+            s,
+            "open loop: {} arrivals started late and {} were dropped because --max-inflight was full",
+            summary.late, summary.dropped
+        );
+    }
     let _ = writeln!(s, "errors: {}", errors(summary));
     s
 }
