@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use crate::run::{Load, Measured, RunSpec};
+use crate::run::{Measured, RunSpec};
 use crate::stats::{self, Fairness, Quantiles};
 use loadgen::Phases;
 
@@ -256,15 +256,7 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
     let q = PhaseQuantiles::of(&report.phases);
     let e = &report.errors;
     let secs = report.elapsed.as_secs_f64();
-    let (concurrency, rate, arrivals, max_inflight) = match spec.load {
-        Load::Closed { concurrency } => (Some(concurrency), None, None, None),
-        Load::Open(o) => (
-            None,
-            Some(o.rate),
-            Some(o.arrivals.name()),
-            Some(o.max_inflight),
-        ),
-    };
+    let (concurrency, rate, arrivals, max_inflight) = spec.load.columns();
     let switches: u64 = m.usage.iter().map(|u| u.voluntary_switches).sum();
     let summary = SummaryRow {
         model: spec.model.name().into(),

@@ -44,6 +44,27 @@ pub enum Load {
 }
 
 impl Load {
+    /// (concurrency, rate, arrivals, max_inflight): each set only for the
+    /// loop it belongs to, as the records and meta.json show them.
+    pub fn columns(
+        &self,
+    ) -> (
+        Option<usize>,
+        Option<f64>,
+        Option<&'static str>,
+        Option<usize>,
+    ) {
+        match *self {
+            Load::Closed { concurrency } => (Some(concurrency), None, None, None),
+            Load::Open(o) => (
+                None,
+                Some(o.rate),
+                Some(o.arrivals.name()),
+                Some(o.max_inflight),
+            ),
+        }
+    }
+
     /// Connections that may be open at once.
     pub fn max_open(&self) -> usize {
         match self {
@@ -100,15 +121,7 @@ impl RunSpec {
             Stop::Connections(n) => (Some(n), None),
             Stop::Duration(d) => (None, Some(d.as_secs_f64())),
         };
-        let (concurrency, rate, arrivals, max_inflight) = match self.load {
-            Load::Closed { concurrency } => (Some(concurrency), None, None, None),
-            Load::Open(o) => (
-                None,
-                Some(o.rate),
-                Some(o.arrivals.name()),
-                Some(o.max_inflight),
-            ),
-        };
+        let (concurrency, rate, arrivals, max_inflight) = self.load.columns();
         json!({
             "model": self.model.name(),
             "workers": self.workers,

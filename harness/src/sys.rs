@@ -216,21 +216,40 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 
 const FD_CMSG_SPACE: usize = 64;
 
+/// An iovec over one byte: SCM_RIGHTS needs at least one byte of data.
+fn one_byte_iov(byte: &mut [u8; 1]) -> libc::iovec {
+    libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    }
+}
+
+/// A msghdr over `iov` and the first `controllen` bytes of `control`
+/// (u64s, so aligned for cmsghdr). The caller keeps both alive while the
+/// header is in use.
+fn fd_msghdr(
+    iov: &mut libc::iovec,
+    control: &mut [u64; FD_CMSG_SPACE / 8],
+    controllen: usize,
+) -> libc::msghdr {
+    debug_assert!(controllen <= FD_CMSG_SPACE);
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = controllen as _;
+    msg
+}
+
 /// Sends one descriptor over a Unix socket with SCM_RIGHTS (and one data byte).
 pub fn send_fd(chan: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
     let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
+    let mut iov = one_byte_iov(&mut byte);
     let mut cbuf = [0u64; FD_CMSG_SPACE / 8];
-    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
     // SAFETY: CMSG_SPACE only computes a size.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as _;
+    let space = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
+    let msg = fd_msghdr(&mut iov, &mut cbuf, space);
     // SAFETY: msg_control points at a buffer of at least msg_controllen bytes,
     // aligned for cmsghdr, so the first header and its data fit in it.
     unsafe {
@@ -251,17 +270,9 @@ pub fn send_fd(chan: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
 /// received descriptor in an `OwnedFd` at once.
 pub fn recv_fd(chan: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
     let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
+    let mut iov = one_byte_iov(&mut byte);
     let mut cbuf = [0u64; FD_CMSG_SPACE / 8];
-    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = FD_CMSG_SPACE as _;
+    let mut msg = fd_msghdr(&mut iov, &mut cbuf, FD_CMSG_SPACE);
     // SAFETY: `msg` points at buffers valid for writes of the given lengths.
     let n = cvt(unsafe { libc::recvmsg(chan.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) })?;
     let mut fds = Vec::new();

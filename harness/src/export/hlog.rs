@@ -10,9 +10,8 @@
 //! without losing precision. Files are written to a temporary name and
 //! renamed when complete.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use base64::engine::general_purpose::STANDARD;
@@ -23,13 +22,12 @@ use hdrhistogram::serialization::interval_log::{
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
+use super::AtomicFile;
+
 /// Writes one interval log.
 pub struct HlogWriter {
-    file: BufWriter<File>,
+    file: AtomicFile,
     serializer: V2DeflateSerializer,
-    /// The temporary file, until `finish` moves it into place.
-    tmp: Option<PathBuf>,
-    path: PathBuf,
 }
 
 impl HlogWriter {
@@ -37,12 +35,7 @@ impl HlogWriter {
     /// log format version, StartTime and BaseTime (both `start`, so interval
     /// timestamps are seconds since the run began), and the column legend.
     pub fn create(path: &Path, start: SystemTime, comment: &str) -> io::Result<HlogWriter> {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("log.hlog");
-        let tmp = path.with_file_name(format!(".{name}.tmp"));
-        let mut file = BufWriter::new(File::create(&tmp)?);
+        let mut file = AtomicFile::create(path)?;
         let mut serializer = V2DeflateSerializer::new();
         IntervalLogWriterBuilder::new()
             .add_comment(comment)
@@ -54,12 +47,7 @@ impl HlogWriter {
             file,
             "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
         )?;
-        Ok(HlogWriter {
-            file,
-            serializer,
-            tmp: Some(tmp),
-            path: path.to_path_buf(),
-        })
+        Ok(HlogWriter { file, serializer })
     }
 
     /// Appends one histogram covering `[start, start + length)` since the
@@ -84,23 +72,9 @@ impl HlogWriter {
             .map_err(|e| io::Error::other(format!("writing an hlog line: {e}")))
     }
 
-    /// Flushes and moves the file into place.
-    pub fn finish(mut self) -> io::Result<()> {
-        self.file.flush()?;
-        self.file.get_ref().sync_all()?;
-        match self.tmp.take() {
-            Some(tmp) => std::fs::rename(tmp, &self.path),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for HlogWriter {
-    /// An unfinished file (the run failed) is removed, never left half-written.
-    fn drop(&mut self) {
-        if let Some(tmp) = self.tmp.take() {
-            let _ = std::fs::remove_file(tmp);
-        }
+    /// Moves the complete log into place.
+    pub fn finish(self) -> io::Result<()> {
+        self.file.commit()
     }
 }
 

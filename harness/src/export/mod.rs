@@ -9,28 +9,74 @@ pub mod meta;
 pub mod table;
 pub mod timeseries;
 
-use std::fs;
-use std::io::{self, Write};
-use std::path::Path;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// A file written under a temporary name in its directory and renamed into
+/// place by [`AtomicFile::commit`]. Dropped before that (the run failed), it
+/// is removed: readers only ever see a complete file or the previous one.
+pub struct AtomicFile {
+    out: BufWriter<File>,
+    /// The temporary file, until `commit` moves it into place.
+    tmp: Option<PathBuf>,
+    path: PathBuf,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> io::Result<AtomicFile> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        let tmp = path.with_file_name(format!(".{name}.tmp"));
+        let out = BufWriter::new(File::create(&tmp).map_err(|e| with_path(e, &tmp))?);
+        Ok(AtomicFile {
+            out,
+            tmp: Some(tmp),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Flushes, syncs and renames the file into place.
+    pub fn commit(mut self) -> io::Result<()> {
+        let result = (|| {
+            self.out.flush()?;
+            self.out.get_ref().sync_all()?;
+            match self.tmp.take() {
+                Some(tmp) => fs::rename(tmp, &self.path),
+                None => Ok(()),
+            }
+        })();
+        result.map_err(|e| with_path(e, &self.path))
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+fn with_path(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("writing {}: {e}", path.display()))
+}
 
 /// Writes `bytes` to `dir/name` atomically.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, dir.join(name))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("writing {}: {e}", dir.join(name).display()),
-        )
-    })
+    let mut f = AtomicFile::create(&dir.join(name))?;
+    f.write_all(bytes)
+        .map_err(|e| with_path(e, &dir.join(name)))?;
+    f.commit()
 }
 
 /// Checks, before anything starts, that `dir` can be created and written.

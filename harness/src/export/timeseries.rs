@@ -8,17 +8,15 @@
 //! sum to the run's totals), and `active`, the connections it had open at the
 //! sample. Rows stream to a temporary file, renamed into place at the end.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
+use std::path::Path;
+
+use super::AtomicFile;
 
 use crate::counters::Snapshot;
 
 pub struct TimeseriesWriter {
-    out: BufWriter<File>,
-    /// The temporary file, until `finish` moves it into place.
-    tmp: Option<PathBuf>,
-    path: PathBuf,
+    out: AtomicFile,
     last: Vec<Snapshot>,
 }
 
@@ -26,13 +24,10 @@ impl TimeseriesWriter {
     /// Starts the file; `baseline` is every worker's counters when the
     /// measured load began (after any warm-up).
     pub fn create(path: &Path, baseline: Vec<Snapshot>) -> io::Result<TimeseriesWriter> {
-        let tmp = path.with_file_name(".timeseries.csv.tmp");
-        let mut out = BufWriter::new(File::create(&tmp)?);
+        let mut out = AtomicFile::create(path)?;
         writeln!(out, "t_ms,worker,accepted,requests,spurious_wakeups,active")?;
         Ok(TimeseriesWriter {
             out,
-            tmp: Some(tmp),
-            path: path.to_path_buf(),
             last: baseline,
         })
     }
@@ -53,23 +48,9 @@ impl TimeseriesWriter {
         Ok(())
     }
 
-    /// Flushes and moves the file into place.
-    pub fn finish(mut self) -> io::Result<()> {
-        self.out.flush()?;
-        self.out.get_ref().sync_all()?;
-        match self.tmp.take() {
-            Some(tmp) => std::fs::rename(tmp, &self.path),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for TimeseriesWriter {
-    /// An unfinished file (the run failed) is removed, never left half-written.
-    fn drop(&mut self) {
-        if let Some(tmp) = self.tmp.take() {
-            let _ = std::fs::remove_file(tmp);
-        }
+    /// Moves the complete file into place.
+    pub fn finish(self) -> io::Result<()> {
+        self.out.commit()
     }
 }
 
