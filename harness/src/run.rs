@@ -325,21 +325,22 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         let log = s.spawn(move || interval_log(rx, threads, dir, wall));
         // The load thread owns the config, so the interval channel closes when
         // the load ends and the log writer can finish.
-        let load = s.spawn(move || loadgen::run(&cfg));
+        // It also owns `done`, whose closing wakes the sampler at once.
+        let (done, finished) = mpsc::channel::<()>();
+        let load = s.spawn(move || {
+            let _done = done;
+            loadgen::run(&cfg)
+        });
         let mut next = started + spec.interval;
-        while !load.is_finished() {
+        while let Err(mpsc::RecvTimeoutError::Timeout) =
+            finished.recv_timeout(next.saturating_duration_since(Instant::now()))
+        {
+            series.sample(ms_since(started), &fleet.counters.snapshot()[..workers])?;
+            next += spec.interval;
             let now = Instant::now();
-            if now >= next {
-                series.sample(ms_since(started), &fleet.counters.snapshot()[..workers])?;
-                next += spec.interval;
-                if next < now {
-                    next = now + spec.interval;
-                }
+            if next < now {
+                next = now + spec.interval;
             }
-            std::thread::sleep(
-                next.saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(5)),
-            );
         }
         let report = load
             .join()
