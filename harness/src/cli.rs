@@ -15,6 +15,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::export::{self, meta::Meta};
 use crate::model::Model;
 use crate::run::{self, Load, RunSpec};
+use crate::scenario::Scenario;
+use crate::sweep;
 use crate::worker::Stall;
 use crate::UsageError;
 use loadgen::{Arrivals, OpenLoop, Stop};
@@ -41,6 +43,11 @@ enum Cmd {
     /// Rerun the seed article's experiment (4 workers, shared-epoll) and the same load under every model.
     #[command(after_help = "Example:\n  harness reproduce --out results/seed")]
     Reproduce(ReproduceArgs),
+    /// Run a scenario file's grid of runs and write one tidy data set.
+    #[command(
+        after_help = "Examples:\n  harness sweep scenarios/models.toml\n  harness sweep scenarios/load-sweep.toml --dry-run\n  harness sweep --resume results/20261126-120000-models"
+    )]
+    Sweep(SweepArgs),
     /// List the accept models, one line each.
     #[command(after_help = "Example:\n  harness models")]
     Models,
@@ -115,6 +122,28 @@ struct RunArgs {
 }
 
 #[derive(Args, Debug)]
+struct SweepArgs {
+    /// Scenario file (TOML); with --resume, defaults to the sweep's own copy.
+    #[arg(required_unless_present = "resume")]
+    file: Option<PathBuf>,
+    /// Output directory [default: results/<timestamp>-<scenario name>].
+    #[arg(long, conflicts_with = "resume")]
+    out: Option<PathBuf>,
+    /// Print the expanded grid and an estimate of its time; run nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Finish the sweep in DIR: skip the runs already complete there.
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
+    /// Seed of the shuffled run order [default: the scenario's, else drawn and recorded].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// No progress output.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
 struct ReproduceArgs {
     /// Output directory [default: results/<timestamp>-reproduce].
     #[arg(long)]
@@ -162,9 +191,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
-        _ => Err(format!(
-            "'{s}' is not a positive number of connections per second"
-        )),
+        _ => Err(format!("'{s}' is not a positive number of connections per second")),
     }
 }
 
@@ -189,7 +216,7 @@ fn parse_sources(s: &str) -> Result<Sources, String> {
 }
 
 /// `IDX:AT:FOR`, e.g. `0:1s:300ms`.
-fn parse_stall(s: &str) -> Result<(usize, Stall), String> {
+pub fn parse_stall(s: &str) -> Result<(usize, Stall), String> {
     let parts: Vec<&str> = s.split(':').collect();
     let [idx, at, length] = parts[..] else {
         return Err(format!("'{s}' is not IDX:AT:FOR (e.g. 0:1s:300ms)"));
@@ -259,6 +286,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run(a) => cmd_run(*a),
+        Cmd::Sweep(a) => cmd_sweep(a),
         Cmd::Reproduce(a) => crate::reproduce::main(a.out, a.connections, a.concurrency),
     }
 }
@@ -273,9 +301,7 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
         Some(rate) => Load::Open(OpenLoop {
             rate,
             arrivals: a.arrivals,
-            max_inflight: a
-                .max_inflight
-                .unwrap_or(loadgen::config::DEFAULT_MAX_INFLIGHT),
+            max_inflight: a.max_inflight.unwrap_or(loadgen::config::DEFAULT_MAX_INFLIGHT),
         }),
         None => Load::Closed {
             concurrency: a.concurrency.unwrap_or(32),
@@ -323,6 +349,55 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
     println!("{}", result.conservation_line());
     println!("files: {}", dir.display());
     Ok(if result.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn cmd_sweep(a: SweepArgs) -> anyhow::Result<ExitCode> {
+    let file = match (&a.file, &a.resume) {
+        (Some(f), _) => f.clone(),
+        (None, Some(dir)) => dir.join("scenario.toml"),
+        (None, None) => unreachable!("clap requires FILE unless --resume"),
+    };
+    let scn = Scenario::load(&file)?;
+    if a.dry_run {
+        print!("{}", sweep::dry_run(&scn));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (_, stamp) = export::meta::utc_now();
+    let opts = sweep::Options {
+        out: match &a.resume {
+            Some(dir) => dir.clone(),
+            None => out_dir(a.out, &stamp, &scn.name),
+        },
+        resume: a.resume.is_some(),
+        seed: a.seed,
+        quiet: a.quiet,
+    };
+    let outcome = sweep::run(&scn, &opts)?;
+    let failed: Vec<String> = outcome
+        .results
+        .iter()
+        .filter(|(_, r)| !r.ok())
+        .map(|(p, r)| format!("{}: {}", p.id, r.conservation_line()))
+        .collect();
+    println!(
+        "{}: {} runs done{}; files: {}",
+        scn.name,
+        outcome.results.len(),
+        if outcome.skipped > 0 {
+            format!(", {} already complete", outcome.skipped)
+        } else {
+            String::new()
+        },
+        outcome.dir.display()
+    );
+    for f in &failed {
+        println!("{f}");
+    }
+    Ok(if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

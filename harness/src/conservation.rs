@@ -43,19 +43,13 @@ pub fn check(spec: &RunSpec, m: &Measured, workers: &[WorkerRow]) -> Vec<String>
         }
         if let Some(d) = w.dispatched {
             if d != w.accepted {
-                problems.push(format!(
-                    "worker {} was handed {d} but took {}",
-                    w.worker, w.accepted
-                ));
+                problems.push(format!("worker {} was handed {d} but took {}", w.worker, w.accepted));
             }
         }
     }
     for w in &report.per_worker {
         if w.id.parse::<usize>().map_or(true, |i| i >= spec.workers) {
-            problems.push(format!(
-                "{} responses from unknown worker '{}'",
-                w.requests, w.id
-            ));
+            problems.push(format!("{} responses from unknown worker '{}'", w.requests, w.id));
         }
     }
     let lost = report.errors.total();
@@ -66,16 +60,11 @@ pub fn check(spec: &RunSpec, m: &Measured, workers: &[WorkerRow]) -> Vec<String>
             .filter(|(_, c)| *c > 0)
             .map(|(k, c)| format!("{k} {c}"))
             .collect();
-        problems.push(format!(
-            "{lost} connections failed ({})",
-            classes.join(", ")
-        ));
+        problems.push(format!("{lost} connections failed ({})", classes.join(", ")));
     }
     let dispatch_errors: u64 = m.counts.iter().map(|c| c.dispatch_errors).sum();
     if dispatch_errors > 0 {
-        problems.push(format!(
-            "{dispatch_errors} hand-offs from the dispatcher failed"
-        ));
+        problems.push(format!("{dispatch_errors} hand-offs from the dispatcher failed"));
     }
     for gone in &m.early_exits {
         problems.push(format!("{gone} during the run"));

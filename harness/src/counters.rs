@@ -159,9 +159,7 @@ impl Counters {
 
     pub fn slot(&self, i: usize) -> &Slot {
         assert!(i < self.n, "worker index {i} out of range 0..{}", self.n);
-        debug_assert!(
-            self.mem.size() >= std::mem::size_of::<Header>() + self.n * std::mem::size_of::<Slot>()
-        );
+        debug_assert!(self.mem.size() >= std::mem::size_of::<Header>() + self.n * std::mem::size_of::<Slot>());
         // SAFETY: the slots follow the Header (whose size is a multiple of
         // Slot's alignment) inside a zero-initialised, page-aligned mapping of
         // at least n slots that lives as long as `self`; a Slot holds only

@@ -68,8 +68,7 @@ impl Fleet {
                 Fork::Child => child(master, &format!("worker {i}"), || {
                     let end = listeners.into_worker(i);
                     let stall = stall.filter(|(w, _)| *w == i).map(|(_, s)| s);
-                    let ctx =
-                        WorkerCtx::new(i, fleet.counters.slot(i), fleet.counters.header(), stall);
+                    let ctx = WorkerCtx::new(i, fleet.counters.slot(i), fleet.counters.header(), stall);
                     model.run_worker(end, &ctx)
                 }),
                 Fork::Parent(pid) => fleet.pids.push(pid),
@@ -78,9 +77,7 @@ impl Fleet {
         if model.has_dispatcher() {
             match sys::fork()? {
                 Fork::Child => child(master, "dispatcher", || match listeners.into_dispatcher() {
-                    Some((listener, channels)) => {
-                        dispatch_rr::dispatcher(listener, channels, &fleet.counters)
-                    }
+                    Some((listener, channels)) => dispatch_rr::dispatcher(listener, channels, &fleet.counters),
                     None => io::Error::other("dispatcher forked for a model without one"),
                 }),
                 Fork::Parent(pid) => fleet.dispatcher = Some(pid),
@@ -131,11 +128,7 @@ impl Fleet {
         let pending: Vec<_> = self.all_pids().filter(|p| !self.is_reaped(*p)).collect();
         for pid in pending {
             if let Some(r) = sys::wait4(pid, true)? {
-                gone.push(format!(
-                    "{} exited ({})",
-                    self.name_of(pid),
-                    describe_status(r.status)
-                ));
+                gone.push(format!("{} exited ({})", self.name_of(pid), describe_status(r.status)));
                 self.reaped.push((pid, r));
             }
         }

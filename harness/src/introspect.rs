@@ -44,10 +44,7 @@ fn socket_inode(pid: libc::pid_t, fd: i32) -> Option<u64> {
 }
 
 fn parse_socket_link(link: &str) -> Option<u64> {
-    link.strip_prefix("socket:[")?
-        .strip_suffix(']')?
-        .parse()
-        .ok()
+    link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
 }
 
 fn epoll_tag(pid: libc::pid_t, fd: i32) -> Option<u64> {
@@ -86,9 +83,7 @@ impl Usage {
     pub fn since(self, earlier: Usage) -> Usage {
         Usage {
             cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
-            voluntary_switches: self
-                .voluntary_switches
-                .saturating_sub(earlier.voluntary_switches),
+            voluntary_switches: self.voluntary_switches.saturating_sub(earlier.voluntary_switches),
         }
     }
 }

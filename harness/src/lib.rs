@@ -15,7 +15,9 @@ pub mod model;
 pub mod record;
 pub mod reproduce;
 pub mod run;
+pub mod scenario;
 pub mod stats;
+pub mod sweep;
 pub mod sys;
 pub mod worker;
 

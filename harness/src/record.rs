@@ -206,8 +206,7 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
         .map(|i| {
             let c = &m.counts[i];
             let attributed = report.worker(&i.to_string());
-            let q =
-                attributed.map_or_else(PhaseQuantiles::empty, |w| PhaseQuantiles::of(&w.phases));
+            let q = attributed.map_or_else(PhaseQuantiles::empty, |w| PhaseQuantiles::of(&w.phases));
             let usage = m.usage[i];
             WorkerRow {
                 model: spec.model.name().into(),
@@ -284,14 +283,7 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
         threads: spec.threads,
         gap_us: spec.gap.as_micros() as u64,
         requests: report.requests,
-        req_per_s: round(
-            if secs > 0.0 {
-                report.requests as f64 / secs
-            } else {
-                0.0
-            },
-            1,
-        ),
+        req_per_s: round(if secs > 0.0 { report.requests as f64 / secs } else { 0.0 }, 1),
         late: report.late,
         dropped: report.dropped,
         accepted: accepted.iter().sum(),

@@ -3,81 +3,69 @@
 //! The seed shows four Node.js workers sharing one listening handle getting
 //! 14561 / 8329 / 2356 / 4885 connections. Node (libuv) workers each poll the
 //! shared socket with their own epoll set, which is the `shared-epoll` model.
-//! This runs that model with four workers at a load where the unevenness
-//! shows, prints it in the seed's own words beside the seed's fairness, then
-//! runs the same load under every other model and prints them as one table.
+//! This runs the shipped scenario `scenarios/seed-table.toml` through the
+//! sweep machinery: that model with four workers at a load where the
+//! unevenness shows, then the same load under every other model. It prints
+//! the first run in the seed's own words beside the seed's fairness, and all
+//! of them as one table.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use serde_json::json;
-
-use crate::cli::{out_dir, write_run};
-use crate::export::{self, meta::Meta, table::ratio};
-use crate::model::Model;
-use crate::record::{SummaryRow, WorkerRow};
-use crate::run::{self, RunResult, RunSpec};
+use crate::cli::out_dir;
+use crate::export::{self, table::ratio};
+use crate::run::RunResult;
+use crate::scenario::Scenario;
 use crate::stats;
-use crate::UsageError;
-use loadgen::Stop;
+use crate::sweep;
 
 /// The seed's table: connections per worker.
 pub const SEED: [u64; 4] = [14561, 8329, 2356, 4885];
-/// About as many connections as the seed's run had (30131).
+/// The scenario `reproduce` runs (file order, no shuffling).
+pub const SCENARIO: &str = include_str!("../../scenarios/seed-table.toml");
+const SCENARIO_PATH: &str = "scenarios/seed-table.toml";
+/// About as many connections as the seed's run had (30131); as in the file.
 pub const CONNECTIONS: u64 = 30_000;
-/// Connections in flight. See the README: at this load the workers are
-/// rarely all waiting at once, so whoever is back in epoll_wait first wins.
+/// Connections in flight, as in the file. See the README: at this load the
+/// workers are rarely all waiting at once, so whoever is back in epoll_wait
+/// first wins.
 pub const CONCURRENCY: usize = 2;
-const WORKERS: usize = 4;
 
-/// The models in the order they run: the seed's first.
-const ORDER: [Model; 5] = [
-    Model::SharedEpoll,
-    Model::SharedBlocking,
-    Model::EpollExclusive,
-    Model::Reuseport,
-    Model::DispatchRr,
-];
+/// The shipped scenario with `connections` and `concurrency` set.
+pub fn scenario(connections: u64, concurrency: usize) -> Result<Scenario, crate::UsageError> {
+    let text: String = SCENARIO
+        .lines()
+        .map(|line| match line.split('=').next().map(str::trim) {
+            Some("connections") => format!("connections = {connections}"),
+            Some("concurrency") => format!("concurrency = {concurrency}"),
+            _ => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Scenario::parse(Path::new(SCENARIO_PATH), &text)
+}
 
-pub fn main(
-    out: Option<PathBuf>,
-    connections: u64,
-    concurrency: usize,
-) -> anyhow::Result<ExitCode> {
-    let spec_for = |model| RunSpec {
-        threads: 1,
-        ..RunSpec::closed(model, WORKERS, concurrency, Stop::Connections(connections))
+pub fn main(out: Option<PathBuf>, connections: u64, concurrency: usize) -> anyhow::Result<ExitCode> {
+    let scn = scenario(connections, concurrency)?;
+    let (_, stamp) = export::meta::utc_now();
+    let opts = sweep::Options {
+        out: out_dir(out, &stamp, "reproduce"),
+        resume: false,
+        seed: Some(0),
+        quiet: false,
     };
-    spec_for(ORDER[0]).validate()?;
-    let (started, stamp) = export::meta::utc_now();
-    let dir = out_dir(out, &stamp, "reproduce");
-    export::check_writable(&dir).map_err(UsageError)?;
-
-    let mut results: Vec<RunResult> = Vec::new();
-    for model in ORDER {
-        let spec = spec_for(model);
-        let (at, _) = export::meta::utc_now();
-        let run_dir = dir.join(model.name());
-        std::fs::create_dir_all(&run_dir)?;
-        let result = run::execute(&spec, &run_dir)?;
-        let mut meta = Meta::collect(at, spec.parameters());
-        meta.loadgen_cpu_ms = Some(result.summary.loadgen_cpu_ms);
-        write_run(&run_dir, &result, &meta)?;
-        if model == Model::SharedEpoll {
-            print!("{}", seed_form(&result));
-        }
-        results.push(result);
-        write_combined(&dir, &results, &started, connections, concurrency)?;
+    let outcome = sweep::run(&scn, &opts)?;
+    let results: Vec<&RunResult> = outcome.results.iter().map(|(_, r)| r).collect();
+    if let Some(first) = results.first() {
+        print!("{}", seed_form(first));
     }
     println!();
     print!("{}", comparison(&results));
-    let mut ok = true;
     for r in &results {
         println!("{}: {}", r.summary.model, r.conservation_line());
-        ok &= r.ok();
     }
-    println!("files: {}", dir.display());
-    Ok(if ok {
+    println!("files: {}", outcome.dir.display());
+    Ok(if outcome.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -88,10 +76,7 @@ pub fn main(
 fn seed_form(r: &RunResult) -> String {
     let mut s = String::new();
     for w in &r.workers {
-        s.push_str(&format!(
-            "worker {} got {} connections\n",
-            w.pid, w.accepted
-        ));
+        s.push_str(&format!("worker {} got {} connections\n", w.pid, w.accepted));
     }
     s.push_str(&format!(
         "Jain's fairness index {:.2} (seed: {:.2}), max/min {} (seed: {:.1}), at {:.0} conn/s with {} connections in flight\n",
@@ -108,17 +93,12 @@ fn seed_form(r: &RunResult) -> String {
 /// Every model under the same load, with the seed's row on top. `cs/conn` is
 /// the workers' voluntary context switches per connection: about the fleet
 /// size under a thundering herd, about one when one worker is woken.
-pub fn comparison(results: &[RunResult]) -> String {
+pub fn comparison(results: &[&RunResult]) -> String {
     let mut s = format!(
         "{:<18} {:>8} {:>28} {:>6} {:>8} {:>9} {:>7}\n",
         "model", "conn/s", "connections per worker", "Jain", "max/min", "cs/conn", "p99_us"
     );
-    let counts = |c: &[u64]| {
-        c.iter()
-            .map(|n| n.to_string())
-            .collect::<Vec<_>>()
-            .join(" / ")
-    };
+    let counts = |c: &[u64]| c.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" / ");
     s.push_str(&format!(
         "{:<18} {:>8} {:>28} {:>6.2} {:>8} {:>9} {:>7}\n",
         "seed (Node.js)",
@@ -145,31 +125,23 @@ pub fn comparison(results: &[RunResult]) -> String {
     s
 }
 
-/// The combined files at the top of the reproduce directory, rewritten after
-/// every run so that an interruption keeps the runs already finished.
-fn write_combined(
-    dir: &std::path::Path,
-    results: &[RunResult],
-    started: &str,
-    connections: u64,
-    concurrency: usize,
-) -> anyhow::Result<()> {
-    let summaries: Vec<SummaryRow> = results.iter().map(|r| r.summary.clone()).collect();
-    let workers: Vec<WorkerRow> = results.iter().flat_map(|r| r.workers.clone()).collect();
-    export::write_atomic(dir, "summary.csv", &export::csv::summary(&summaries)?)?;
-    export::write_atomic(dir, "workers.csv", &export::csv::workers(&workers)?)?;
-    let params = json!({
-        "experiment": "reproduce",
-        "seed": SEED,
-        "workers": WORKERS,
-        "connections": connections,
-        "concurrency": concurrency,
-        "models": ORDER.iter().map(|m| m.name()).collect::<Vec<_>>(),
-    });
-    export::write_atomic(
-        dir,
-        "meta.json",
-        &Meta::collect(started.to_string(), params).to_json()?,
-    )?;
-    Ok(())
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Model;
+
+    #[test]
+    fn the_shipped_scenario_is_the_seed_experiment() {
+        let s = scenario(CONNECTIONS, CONCURRENCY).unwrap();
+        assert!(!s.shuffle);
+        assert_eq!(s.points.len(), 5);
+        assert_eq!(s.points[0].model(), Model::SharedEpoll, "the seed's model runs first");
+        let spec = s.points[0].spec(None);
+        assert_eq!(spec.workers, 4);
+        assert!(matches!(spec.load, crate::run::Load::Closed { concurrency: 2 }));
+        assert!(matches!(spec.stop, loadgen::Stop::Connections(30_000)));
+        let small = scenario(500, 3).unwrap().points[0].spec(None);
+        assert!(matches!(small.stop, loadgen::Stop::Connections(500)));
+        assert!(matches!(small.load, crate::run::Load::Closed { concurrency: 3 }));
+    }
 }

@@ -46,22 +46,10 @@ pub enum Load {
 impl Load {
     /// (concurrency, rate, arrivals, max_inflight): each set only for the
     /// loop it belongs to, as the records and meta.json show them.
-    pub fn columns(
-        &self,
-    ) -> (
-        Option<usize>,
-        Option<f64>,
-        Option<&'static str>,
-        Option<usize>,
-    ) {
+    pub fn columns(&self) -> (Option<usize>, Option<f64>, Option<&'static str>, Option<usize>) {
         match *self {
             Load::Closed { concurrency } => (Some(concurrency), None, None, None),
-            Load::Open(o) => (
-                None,
-                Some(o.rate),
-                Some(o.arrivals.name()),
-                Some(o.max_inflight),
-            ),
+            Load::Open(o) => (None, Some(o.rate), Some(o.arrivals.name()), Some(o.max_inflight)),
         }
     }
 
@@ -186,8 +174,7 @@ impl RunSpec {
             ));
         }
         let need = open as u64 + 2 * self.workers as u64 + 64;
-        let have = sys::raise_nofile(need)
-            .map_err(|e| UsageError(format!("cannot raise the open-file limit: {e}")))?;
+        let have = sys::raise_nofile(need).map_err(|e| UsageError(format!("cannot raise the open-file limit: {e}")))?;
         if have < need {
             let what = match self.load {
                 Load::Closed { concurrency } => format!("--concurrency {concurrency}"),
@@ -275,16 +262,14 @@ pub struct Measured {
 pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     let listeners = prepare(spec)?;
     let addr = listeners.addr();
-    let mut fleet = Fleet::start(spec.model, listeners, spec.workers, spec.stall)
-        .context("forking the fleet")?;
+    let mut fleet = Fleet::start(spec.model, listeners, spec.workers, spec.stall).context("forking the fleet")?;
     fleet.wait_ready(READY_TIMEOUT)?;
     let endpoints = introspect::endpoints(&fleet);
 
     let warmup_completed = if spec.warmup.is_zero() {
         0
     } else {
-        let warm = loadgen::run(&spec.loadgen_config(addr, Stop::Duration(spec.warmup)))
-            .context("warm-up load")?;
+        let warm = loadgen::run(&spec.loadgen_config(addr, Stop::Duration(spec.warmup))).context("warm-up load")?;
         warm.requests
     };
 
@@ -299,11 +284,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     let disp0 = dispatcher.and_then(Usage::of);
     let cpu0 = sys::self_cpu();
     let epoch = sys::monotonic_ns();
-    fleet
-        .counters
-        .header()
-        .epoch_ns
-        .store(epoch, Ordering::Release);
+    fleet.counters.header().epoch_ns.store(epoch, Ordering::Release);
 
     let (tx, rx) = mpsc::channel::<IntervalHist>();
     let mut cfg = spec.loadgen_config(addr, spec.stop);
@@ -316,8 +297,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         drop(tx);
     }
     let workers = spec.workers;
-    let mut series =
-        TimeseriesWriter::create(&dir.join("timeseries.csv"), baseline[..workers].to_vec())?;
+    let mut series = TimeseriesWriter::create(&dir.join("timeseries.csv"), baseline[..workers].to_vec())?;
     let started = Instant::now();
     let wall = SystemTime::now();
     let threads = spec.threads;
@@ -346,8 +326,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
             .join()
             .map_err(|_| anyhow!("the load generator panicked"))?
             .context("running the load generator")?;
-        log.join()
-            .map_err(|_| anyhow!("the interval log writer panicked"))??;
+        log.join().map_err(|_| anyhow!("the interval log writer panicked"))??;
         Ok(report)
     })?;
     let loadgen_cpu = sys::self_cpu().saturating_sub(cpu0);
@@ -374,11 +353,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     let measured = Measured {
         report,
         counts,
-        usage: usage1
-            .iter()
-            .zip(&usage0)
-            .map(|(a, b)| a.since(*b))
-            .collect(),
+        usage: usage1.iter().zip(&usage0).map(|(a, b)| a.since(*b)).collect(),
         dispatcher_usage: disp1.zip(disp0).map(|(a, b)| a.since(b)),
         loadgen_cpu,
         pids,
@@ -407,12 +382,7 @@ fn ms_since(t: Instant) -> f64 {
 /// Receives each load generator thread's interval histograms, merges those
 /// of the same interval, and writes them in order to `latency.hlog`. Memory
 /// stays flat: an interval is written as soon as every thread has sent it.
-fn interval_log(
-    rx: mpsc::Receiver<IntervalHist>,
-    threads: usize,
-    dir: &Path,
-    start: SystemTime,
-) -> anyhow::Result<()> {
+fn interval_log(rx: mpsc::Receiver<IntervalHist>, threads: usize, dir: &Path, start: SystemTime) -> anyhow::Result<()> {
     let mut writer: Option<HlogWriter> = None;
     let mut pending: std::collections::BTreeMap<u64, (IntervalHist, usize)> = Default::default();
     let mut next = 0u64;
@@ -491,12 +461,7 @@ fn write_overall_histograms(dir: &Path, report: &Report, start: SystemTime) -> a
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
         for (name, h) in phases(&wr.phases) {
-            w.write(
-                Some(&format!("worker{id}-{name}")),
-                Duration::ZERO,
-                length,
-                &h,
-            )?;
+            w.write(Some(&format!("worker{id}-{name}")), Duration::ZERO, length, &h)?;
         }
     }
     w.finish()?;

@@ -90,13 +90,7 @@ fn tcp_socket(addr: &SocketAddr, nonblocking: bool) -> io::Result<OwnedFd> {
 fn bind(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<()> {
     let (storage, len) = sockaddr(addr);
     // SAFETY: `storage` holds a valid address of length `len` for the call.
-    cvt(unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&storage as *const libc::sockaddr_storage).cast(),
-            len,
-        )
-    })?;
+    cvt(unsafe { libc::bind(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len) })?;
     Ok(())
 }
 
@@ -116,13 +110,9 @@ pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<SocketAddr> {
     match storage.ss_family as i32 {
         libc::AF_INET => {
             // SAFETY: the kernel wrote a sockaddr_in (family AF_INET).
-            let sin: libc::sockaddr_in =
-                unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
+            let sin: libc::sockaddr_in = unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
             let ip = std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Ok(SocketAddr::V4(SocketAddrV4::new(
-                ip,
-                u16::from_be(sin.sin_port),
-            )))
+            Ok(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
         }
         libc::AF_INET6 => {
             // SAFETY: the kernel wrote a sockaddr_in6 (family AF_INET6).
@@ -175,14 +165,7 @@ impl Epoll {
     pub fn add(&self, fd: BorrowedFd<'_>, events: u32, data: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event { events, u64: data };
         // SAFETY: `ev` is a valid epoll_event for the duration of the call.
-        cvt(unsafe {
-            libc::epoll_ctl(
-                self.0.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                fd.as_raw_fd(),
-                &mut ev,
-            )
-        })?;
+        cvt(unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev) })?;
         Ok(())
     }
 
@@ -227,11 +210,7 @@ fn one_byte_iov(byte: &mut [u8; 1]) -> libc::iovec {
 /// A msghdr over `iov` and the first `controllen` bytes of `control`
 /// (u64s, so aligned for cmsghdr). The caller keeps both alive while the
 /// header is in use.
-fn fd_msghdr(
-    iov: &mut libc::iovec,
-    control: &mut [u64; FD_CMSG_SPACE / 8],
-    controllen: usize,
-) -> libc::msghdr {
+fn fd_msghdr(iov: &mut libc::iovec, control: &mut [u64; FD_CMSG_SPACE / 8], controllen: usize) -> libc::msghdr {
     debug_assert!(controllen <= FD_CMSG_SPACE);
     // SAFETY: msghdr is plain data; all-zero is a valid empty header.
     let mut msg: libc::msghdr = unsafe { zeroed() };
@@ -283,8 +262,7 @@ pub fn recv_fd(chan: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
                 let data = libc::CMSG_DATA(cmsg);
-                let count =
-                    ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / size_of::<RawFd>();
+                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / size_of::<RawFd>();
                 for i in 0..count {
                     let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
                     fds.push(owned(fd));
@@ -294,9 +272,7 @@ pub fn recv_fd(chan: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
         }
     }
     if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-        return Err(io::Error::other(
-            "descriptor message truncated (MSG_CTRUNC)",
-        ));
+        return Err(io::Error::other("descriptor message truncated (MSG_CTRUNC)"));
     }
     if n == 0 && fds.is_empty() {
         return Ok(None);
@@ -340,26 +316,14 @@ pub fn fork() -> io::Result<Fork> {
     // SAFETY: the process is single-threaded (checked above), so the child
     // gets a consistent copy of every lock and allocator state.
     let pid = cvt(unsafe { libc::fork() })?;
-    Ok(if pid == 0 {
-        Fork::Child
-    } else {
-        Fork::Parent(pid)
-    })
+    Ok(if pid == 0 { Fork::Child } else { Fork::Parent(pid) })
 }
 
 /// In a freshly forked child: die with SIGKILL when the parent dies, and exit
 /// at once if the parent is already gone (the race between fork and prctl).
 pub fn die_with_parent(parent: libc::pid_t) {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and no pointers.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
     // SAFETY: getppid has no preconditions.
     if rc != 0 || unsafe { libc::getppid() } != parent {
         exit_now(1);
@@ -498,10 +462,7 @@ impl SharedMem {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(SharedMem {
-            ptr: ptr.cast(),
-            len,
-        })
+        Ok(SharedMem { ptr: ptr.cast(), len })
     }
 
     pub fn as_ptr(&self) -> *mut u8 {
@@ -522,10 +483,7 @@ impl Drop for SharedMem {
 
 /// CLOCK_MONOTONIC in nanoseconds: one clock for every process of the fleet.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is valid for writes; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64

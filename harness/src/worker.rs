@@ -67,35 +67,22 @@ impl<'a> WorkerCtx<'a> {
     /// Sleeps through the stall window if now falls inside it (once).
     fn stall_if_due(&self) {
         let Some(stall) = self.stall else { return };
-        if self
-            .slot
-            .stall_from
-            .load(std::sync::atomic::Ordering::Relaxed)
-            != 0
-        {
+        if self.slot.stall_from.load(std::sync::atomic::Ordering::Relaxed) != 0 {
             return;
         }
-        let epoch = self
-            .header
-            .epoch_ns
-            .load(std::sync::atomic::Ordering::Acquire);
+        let epoch = self.header.epoch_ns.load(std::sync::atomic::Ordering::Acquire);
         if epoch == 0 {
             return;
         }
         let now = sys::monotonic_ns().saturating_sub(epoch);
-        let (from, to) = (
-            stall.at.as_nanos() as u64,
-            (stall.at + stall.length).as_nanos() as u64,
-        );
+        let (from, to) = (stall.at.as_nanos() as u64, (stall.at + stall.length).as_nanos() as u64);
         if now >= from && now < to {
             self.slot
                 .stall_from
                 .store(now + 1, std::sync::atomic::Ordering::Relaxed);
             std::thread::sleep(Duration::from_nanos(to - now));
             let end = sys::monotonic_ns().saturating_sub(epoch);
-            self.slot
-                .stall_to
-                .store(end + 1, std::sync::atomic::Ordering::Relaxed);
+            self.slot.stall_to.store(end + 1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -116,10 +103,7 @@ impl<'a> WorkerCtx<'a> {
                     start = 0;
                 }
                 if len == buf.len() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "request head too large",
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "request head too large"));
                 }
                 let n = read_retry(conn, &mut buf[len..])?;
                 if n == 0 {
@@ -153,14 +137,7 @@ impl<'a> WorkerCtx<'a> {
                 start = 0;
                 len = 0;
             }
-            write_all(
-                conn,
-                if keep_alive {
-                    &self.keep_alive
-                } else {
-                    &self.close
-                },
-            )?;
+            write_all(conn, if keep_alive { &self.keep_alive } else { &self.close })?;
             Slot::bump(&self.slot.requests);
             served += 1;
             if !keep_alive {
@@ -220,10 +197,7 @@ fn header<'h>(head: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
 
 /// The request's Content-Length, if it has one.
 fn content_length(head: &[u8]) -> Option<usize> {
-    std::str::from_utf8(header(head, b"content-length")?)
-        .ok()?
-        .parse()
-        .ok()
+    std::str::from_utf8(header(head, b"content-length")?).ok()?.parse().ok()
 }
 
 /// HTTP/1.1 keeps the connection unless it says `close`; HTTP/1.0 closes it
@@ -273,13 +247,9 @@ mod tests {
         assert_eq!(&req[end..], b"hello");
         assert_eq!(content_length(&req[..end]), Some(5));
         assert!(wants_keep_alive(&req[..end]));
-        assert!(!wants_keep_alive(
-            b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n"
-        ));
+        assert!(!wants_keep_alive(b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n"));
         assert!(!wants_keep_alive(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n"));
-        assert!(wants_keep_alive(
-            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
-        ));
+        assert!(wants_keep_alive(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
     }
 
@@ -299,10 +269,7 @@ mod tests {
 
     #[test]
     fn serves_one_request_and_closes() {
-        let (got, s) = serve_pair(
-            b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-            false,
-        );
+        let (got, s) = serve_pair(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", false);
         assert!(got.ends_with(BODY), "{got}");
         assert_eq!((s.accepted, s.requests, s.errors, s.active), (1, 1, 0, 0));
     }

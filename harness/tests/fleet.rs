@@ -82,10 +82,7 @@ fn shared_blocking_rotates_with_a_serial_client() {
     let _g = serial();
     let rows = serial_run("shared-blocking", 800);
     let accepted = col(&rows, "accepted");
-    let (min, max) = (
-        accepted.iter().min().unwrap(),
-        accepted.iter().max().unwrap(),
-    );
+    let (min, max) = (accepted.iter().min().unwrap(), accepted.iter().max().unwrap());
     // FIFO wakeups give 200 each; a 4-tuple hash would spread about +-25.
     assert!(max - min <= 8, "no rotation: {accepted:?}");
     assert_eq!(col(&rows, "spurious_wakeups").iter().sum::<u64>(), 0);
@@ -155,11 +152,7 @@ fn reuseport_workers_own_distinct_listening_sockets() {
     let mut inodes = col(&rows, "listen_inode");
     inodes.sort_unstable();
     inodes.dedup();
-    assert_eq!(
-        inodes.len(),
-        4,
-        "workers share a listening socket: {inodes:?}"
-    );
+    assert_eq!(inodes.len(), 4, "workers share a listening socket: {inodes:?}");
     // And every worker got some: the kernel hashes over all four sockets.
     assert!(col(&rows, "accepted").iter().all(|a| *a > 0));
 }
@@ -222,10 +215,7 @@ fn children(pid: u32) -> Vec<u32> {
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat
-                .rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next());
+            let state = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next());
             !matches!(state, Some("Z") | Some("X") | None)
         }
         Err(_) => false,
@@ -276,10 +266,7 @@ fn no_worker_outlives(signal: i32, model: &str) {
         left.is_empty(),
         "workers outlived the harness ({model}, signal {signal}): {left:?}"
     );
-    assert!(
-        !out.join("summary.csv").exists(),
-        "a killed run left a result behind"
-    );
+    assert!(!out.join("summary.csv").exists(), "a killed run left a result behind");
     let _ = std::fs::remove_dir_all(out);
 }
 
@@ -303,15 +290,8 @@ fn usage_error(args: &[&str], needle: &str) {
     let o = harness().args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{args:?}: {}", show(&o));
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "{args:?}: not one line: {stderr}"
-    );
-    assert!(
-        stderr.contains(needle),
-        "{args:?}: {stderr:?} does not name {needle:?}"
-    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: not one line: {stderr}");
+    assert!(stderr.contains(needle), "{args:?}: {stderr:?} does not name {needle:?}");
     assert!(o.stdout.is_empty(), "{args:?}: something ran: {}", show(&o));
 }
 
@@ -320,46 +300,18 @@ fn bad_input_is_a_one_line_usage_error() {
     let _g = serial();
     usage_error(&["run", "--model", "round-robin"], "round-robin");
     usage_error(&["run", "--workers", "4"], "--model");
-    usage_error(
-        &["run", "--model", "reuseport", "--workers", "four"],
-        "four",
-    );
+    usage_error(&["run", "--model", "reuseport", "--workers", "four"], "four");
     usage_error(&["run", "--model", "nope"], "shared-epoll"); // lists the valid ones
     usage_error(&["run", "--model", "reuseport", "--workers", "0"], "0");
+    usage_error(&["run", "--model", "reuseport", "--workers", "1025"], "1025");
+    usage_error(&["run", "--model", "reuseport", "--concurrency", "0"], "--concurrency");
     usage_error(
-        &["run", "--model", "reuseport", "--workers", "1025"],
-        "1025",
-    );
-    usage_error(
-        &["run", "--model", "reuseport", "--concurrency", "0"],
-        "--concurrency",
-    );
-    usage_error(
-        &[
-            "run",
-            "--model",
-            "reuseport",
-            "--connections",
-            "10",
-            "--duration",
-            "1s",
-        ],
+        &["run", "--model", "reuseport", "--connections", "10", "--duration", "1s"],
         "--duration",
     );
+    usage_error(&["run", "--model", "reuseport", "--duration", "soon"], "soon");
     usage_error(
-        &["run", "--model", "reuseport", "--duration", "soon"],
-        "soon",
-    );
-    usage_error(
-        &[
-            "run",
-            "--model",
-            "reuseport",
-            "--threads",
-            "5",
-            "--concurrency",
-            "4",
-        ],
+        &["run", "--model", "reuseport", "--threads", "5", "--concurrency", "4"],
         "--threads 5",
     );
 
@@ -368,34 +320,17 @@ fn bad_input_is_a_one_line_usage_error() {
     let out = scratch("port-taken");
     for model in ["shared-epoll", "reuseport", "dispatch-rr"] {
         usage_error(
-            &[
-                "run",
-                "--model",
-                model,
-                "--port",
-                &port,
-                "--out",
-                out.to_str().unwrap(),
-            ],
+            &["run", "--model", model, "--port", &port, "--out", out.to_str().unwrap()],
             &port,
         );
     }
-    assert!(
-        !out.exists(),
-        "a refused run left its output directory behind"
-    );
+    assert!(!out.exists(), "a refused run left its output directory behind");
 
     let file = scratch("a-file");
     std::fs::write(&file, b"not a directory").unwrap();
     let under_file = file.join("sub");
     usage_error(
-        &[
-            "run",
-            "--model",
-            "reuseport",
-            "--out",
-            under_file.to_str().unwrap(),
-        ],
+        &["run", "--model", "reuseport", "--out", under_file.to_str().unwrap()],
         under_file.to_str().unwrap(),
     );
     let _ = std::fs::remove_file(file);
@@ -406,10 +341,7 @@ fn models_lists_every_model() {
     let o = harness().arg("models").output().unwrap();
     assert!(o.status.success());
     let text = String::from_utf8_lossy(&o.stdout);
-    let names: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
+    let names: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().next()).collect();
     assert_eq!(
         names,
         [
@@ -461,16 +393,18 @@ fn reproduce_prints_the_seed_form_and_runs_every_model() {
             stdout.lines().any(|l| l.starts_with(m)),
             "{m} missing from the table:\n{stdout}"
         );
-        let rows = read_csv(&out.join(m).join("workers.csv"));
-        assert_eq!(col(&rows, "accepted").iter().sum::<u64>(), 2000, "{m}");
     }
-    let summary = read_csv(&out.join("summary.csv"));
-    let names: Vec<&str> = summary.iter().map(|r| r["model"].as_str()).collect();
+    // The same data set as a sweep: runs in file order, one folder each.
+    let runs = read_csv(&out.join("runs.csv"));
+    let names: Vec<&str> = runs.iter().map(|r| r["model"].as_str()).collect();
     assert_eq!(names, models);
-    assert!(summary
-        .iter()
-        .all(|r| r["conserved"] == "true" && r["completed"] == "2000"));
+    for r in &runs {
+        assert_eq!((r["conserved"].as_str(), r["completed"].as_str()), ("true", "2000"));
+        let rows = read_csv(&out.join("runs").join(&r["run_id"]).join("workers.csv"));
+        assert_eq!(col(&rows, "accepted").iter().sum::<u64>(), 2000, "{}", r["model"]);
+    }
     assert_eq!(read_csv(&out.join("workers.csv")).len(), 20);
-    assert!(out.join("meta.json").is_file());
+    assert_eq!(read_csv(&out.join("aggregate.csv")).len(), 5);
+    assert!(out.join("sweep.json").is_file());
     let _ = std::fs::remove_dir_all(out);
 }

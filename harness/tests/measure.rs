@@ -23,14 +23,7 @@ fn series_sums(dir: &Path, column: &str, workers: usize) -> Vec<u64> {
 fn capacity() -> f64 {
     let (o, dir) = run(
         "capacity",
-        &[
-            "--model",
-            "reuseport",
-            "--concurrency",
-            "64",
-            "--duration",
-            "1s",
-        ],
+        &["--model", "reuseport", "--concurrency", "64", "--duration", "1s"],
     );
     assert!(o.status.success(), "{}", show(&o));
     num(&summary(&dir), "conn_per_s")
@@ -126,11 +119,7 @@ fn a_stalled_worker_shows_in_corrected_latency_only() {
     let w = &read_csv(&dir.join("workers.csv"))[0];
     let (from, to) = (num(w, "stall_from_ms"), num(w, "stall_to_ms"));
     assert!((1000.0..1100.0).contains(&from), "stall began at {from} ms");
-    assert!(
-        (to - from - 300.0).abs() < 50.0,
-        "stall lasted {} ms",
-        to - from
-    );
+    assert!((to - from - 300.0).abs() < 50.0, "stall lasted {} ms", to - from);
     let quiet: u64 = read_csv(&dir.join("timeseries.csv"))
         .iter()
         .filter(|r| (1150.0..1250.0).contains(&num(r, "t_ms")))
@@ -165,11 +154,7 @@ fn keep_alive_counts_requests_and_connections_apart() {
         let accepted = col(&rows, "accepted");
         let requests = col(&rows, "requests");
         for (a, r) in accepted.iter().zip(&requests) {
-            assert_eq!(
-                *r,
-                10 * a,
-                "{model}: a connection's requests went to another worker"
-            );
+            assert_eq!(*r, 10 * a, "{model}: a connection's requests went to another worker");
         }
         assert_eq!(col(&rows, "attributed_requests"), requests, "{model}");
     }
@@ -200,16 +185,8 @@ fn time_series_sums_to_the_final_counts_for_every_model() {
         );
         assert!(o.status.success(), "{model}: {}", show(&o));
         let rows = read_csv(&dir.join("workers.csv"));
-        assert_eq!(
-            series_sums(&dir, "accepted", 4),
-            col(&rows, "accepted"),
-            "{model}"
-        );
-        assert_eq!(
-            series_sums(&dir, "requests", 4),
-            col(&rows, "requests"),
-            "{model}"
-        );
+        assert_eq!(series_sums(&dir, "accepted", 4), col(&rows, "accepted"), "{model}");
+        assert_eq!(series_sums(&dir, "requests", 4), col(&rows, "requests"), "{model}");
         assert_eq!(
             series_sums(&dir, "spurious_wakeups", 4),
             col(&rows, "spurious_wakeups"),
@@ -259,10 +236,7 @@ fn latency_logs_parse_back_with_the_same_totals() {
     assert_eq!(by_tag["connect"], s["completed"].parse::<u64>().unwrap());
     let per_worker: u64 = (0..4).map(|w| by_tag[&format!("worker{w}-total")]).sum();
     assert_eq!(per_worker, requests);
-    let p99 = overall
-        .iter()
-        .find(|h| h.tag.as_deref() == Some("total"))
-        .unwrap();
+    let p99 = overall.iter().find(|h| h.tag.as_deref() == Some("total")).unwrap();
     assert_eq!(
         p99.histogram.value_at_quantile(0.99),
         s["total_p99_us"].parse::<u64>().unwrap()

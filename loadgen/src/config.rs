@@ -362,13 +362,9 @@ pub fn parse_sources(s: &str) -> Result<Vec<IpAddr>, String> {
 
 /// Parses `10s`, `1.5s`, `500ms`, `200us`, `2m`, `1h`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!("invalid duration {s:?}: expected a number with unit h, m, s, ms or us, e.g. 1.5s or 200ms")
-    };
+    let bad = || format!("invalid duration {s:?}: expected a number with unit h, m, s, ms or us, e.g. 1.5s or 200ms");
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let scale = match unit {
         "" | "s" => 1.0,
@@ -417,10 +413,7 @@ mod tests {
             "", "s", "10x", "-1s", "1.2.3s", ".5s", "5.s", "ten", "1e3", "10 s", "1sec", "inf",
         ] {
             let err = parse_duration(s).expect_err(s);
-            assert!(
-                err.contains(&format!("{s:?}")),
-                "message names the value: {err}"
-            );
+            assert!(err.contains(&format!("{s:?}")), "message names the value: {err}");
             assert!(!err.contains('\n'));
         }
     }
@@ -435,11 +428,7 @@ mod tests {
         assert_eq!(default_threads(0), 1);
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
         assert_eq!(c.validate(), Ok(()));
-        let v6 = Config::new(
-            "[::1]:80".parse().unwrap(),
-            1,
-            Stop::Duration(Duration::from_secs(1)),
-        );
+        let v6 = Config::new("[::1]:80".parse().unwrap(), 1, Stop::Duration(Duration::from_secs(1)));
         assert_eq!(v6.validate(), Ok(()));
     }
 
@@ -499,11 +488,7 @@ mod tests {
             "target 10.0.0.1:80 is not on loopback: only 127.0.0.0/8 and ::1 may be loaded",
         );
         check(
-            Config::new(
-                "[::ffff:127.0.0.1]:80".parse().unwrap(),
-                1,
-                Stop::Connections(1),
-            ),
+            Config::new("[::ffff:127.0.0.1]:80".parse().unwrap(), 1, Stop::Connections(1)),
             "not on loopback",
         );
         check(
@@ -544,28 +529,16 @@ mod tests {
         assert_eq!(parse_sources("127.0.0.2"), Ok(ips(&["127.0.0.2"])));
         assert_eq!(
             parse_sources("127.0.0.1-127.0.0.3, 127.0.1.9 ,::1"),
-            Ok(ips(&[
-                "127.0.0.1",
-                "127.0.0.2",
-                "127.0.0.3",
-                "127.0.1.9",
-                "::1"
-            ]))
+            Ok(ips(&["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.1.9", "::1"]))
         );
         assert_eq!(
             parse_sources("127.0.0.255-127.0.1.1"),
             Ok(ips(&["127.0.0.255", "127.0.1.0", "127.0.1.1"]))
         );
-        assert_eq!(
-            parse_sources("127.0.0.7-127.0.0.7"),
-            Ok(ips(&["127.0.0.7"]))
-        );
+        assert_eq!(parse_sources("127.0.0.7-127.0.0.7"), Ok(ips(&["127.0.0.7"])));
         let full = parse_sources("127.0.0.0-127.0.255.255").unwrap();
         assert_eq!(full.len(), MAX_SOURCES);
-        assert_eq!(
-            full[MAX_SOURCES - 1],
-            "127.0.255.255".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(full[MAX_SOURCES - 1], "127.0.255.255".parse::<IpAddr>().unwrap());
     }
 
     #[test]
@@ -600,10 +573,7 @@ mod tests {
             assert_eq!(a.to_string(), a.name());
         }
         let e = "uniform".parse::<Arrivals>().unwrap_err();
-        assert!(
-            e.contains("\"uniform\"") && e.contains("constant or poisson"),
-            "{e}"
-        );
+        assert!(e.contains("\"uniform\"") && e.contains("constant or poisson"), "{e}");
     }
 
     #[test]

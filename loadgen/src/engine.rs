@@ -206,12 +206,7 @@ struct Thread<'a> {
 }
 
 impl<'a> Thread<'a> {
-    fn new(
-        cfg: &'a Config,
-        shared: &'a Shared,
-        slots: usize,
-        index: usize,
-    ) -> io::Result<Thread<'a>> {
+    fn new(cfg: &'a Config, shared: &'a Shared, slots: usize, index: usize) -> io::Result<Thread<'a>> {
         let mut rec = Recorder::new(cfg.record);
         if let Some(iv) = &cfg.intervals {
             rec = rec.with_intervals(index, shared.start, iv.every, iv.sink.clone());
@@ -409,8 +404,7 @@ impl<'a> Thread<'a> {
                 true
             }
             Err(e) => {
-                self.rec
-                    .connection_failed(ErrorClass::from_io(&e), None, now);
+                self.rec.connection_failed(ErrorClass::from_io(&e), None, now);
                 false
             }
         }
@@ -428,15 +422,9 @@ impl<'a> Thread<'a> {
         let slot = &mut self.slots[idx];
         slot.gen = slot.gen.wrapping_add(1);
         let data = (u64::from(slot.gen) << 32) | idx as u64;
-        sys::epoll_add(
-            self.epoll.as_fd(),
-            fd.as_fd(),
-            EV_IN | EV_OUT | EV_RDHUP | EV_ET,
-            data,
-        )?;
+        sys::epoll_add(self.epoll.as_fd(), fd.as_fd(), EV_IN | EV_OUT | EV_RDHUP | EV_ET, data)?;
         slot.parser.reset();
-        slot.parser
-            .set_require_length(self.cfg.requests_per_conn > 1);
+        slot.parser.set_require_length(self.cfg.requests_per_conn > 1);
         slot.conn = Some(Conn {
             fd,
             intended,
@@ -486,9 +474,7 @@ impl<'a> Thread<'a> {
         match (outcome, conn.first_worker) {
             (Ok(()), Some(w)) => self.rec.connection_ok(w, conn.connect, now),
             // Ok without a response cannot happen; never count it as completed.
-            (Ok(()), None) => self
-                .rec
-                .connection_failed(ErrorClass::Other, conn.connect, now),
+            (Ok(()), None) => self.rec.connection_failed(ErrorClass::Other, conn.connect, now),
             (Err(class), _) => self.rec.connection_failed(class, conn.connect, now),
         }
         slot.parser.reset();
@@ -507,11 +493,7 @@ impl<'a> Thread<'a> {
     /// Fails every connection past its deadline.
     fn expire(&mut self, now: Instant) {
         for idx in 0..self.slots.len() {
-            if self.slots[idx]
-                .conn
-                .as_ref()
-                .is_some_and(|c| now >= c.deadline)
-            {
+            if self.slots[idx].conn.as_ref().is_some_and(|c| now >= c.deadline) {
                 self.finish(idx, Err(ErrorClass::Timeout));
             }
         }

@@ -72,11 +72,7 @@ pub fn cov(counts: &[u64]) -> f64 {
     if mean == 0.0 {
         return 0.0;
     }
-    let var = counts
-        .iter()
-        .map(|&c| (c as f64 - mean).powi(2))
-        .sum::<f64>()
-        / n;
+    let var = counts.iter().map(|&c| (c as f64 - mean).powi(2)).sum::<f64>() / n;
     var.sqrt() / mean
 }
 
@@ -137,10 +133,7 @@ pub fn idle_workers(counts: &[u64]) -> usize {
         return 0;
     }
     let n = counts.len() as f64;
-    counts
-        .iter()
-        .filter(|&&c| (c as f64 / sum) < 1.0 / (10.0 * n))
-        .count()
+    counts.iter().filter(|&&c| (c as f64 / sum) < 1.0 / (10.0 * n)).count()
 }
 
 #[cfg(test)]

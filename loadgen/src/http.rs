@@ -52,9 +52,7 @@ impl fmt::Display for ParseError {
             ParseError::BadContentLength => "bad content-length",
             ParseError::HeadTooLarge => "header block larger than 16 KiB",
             ParseError::Truncated => "end of stream before the response was complete",
-            ParseError::NoContentLength => {
-                "keep-alive response without content-length (or with transfer-encoding)"
-            }
+            ParseError::NoContentLength => "keep-alive response without content-length (or with transfer-encoding)",
         })
     }
 }
@@ -195,12 +193,7 @@ impl ResponseParser {
         let room = MAX_HEAD - self.head.len();
         // Common case: the whole head is in this chunk; copy only the head,
         // not the body bytes behind it.
-        let take = match self
-            .head
-            .is_empty()
-            .then(|| find_blank_line(chunk))
-            .flatten()
-        {
+        let take = match self.head.is_empty().then(|| find_blank_line(chunk)).flatten() {
             Some(p) if p + 4 <= room => p + 4,
             _ => chunk.len().min(room),
         };
@@ -265,10 +258,7 @@ impl ResponseParser {
         let mut chunked = false;
         let mut worker = None;
         for (start, line) in lines {
-            let colon = line
-                .iter()
-                .position(|&b| b == b':')
-                .ok_or(ParseError::BadHeader)?;
+            let colon = line.iter().position(|&b| b == b':').ok_or(ParseError::BadHeader)?;
             let name = &line[..colon];
             if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
                 return Err(ParseError::BadHeader);
@@ -286,10 +276,7 @@ impl ResponseParser {
                 content_length = Some(n);
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                 chunked = true;
-            } else if name.eq_ignore_ascii_case(b"x-worker")
-                && worker.is_none()
-                && !value.is_empty()
-            {
+            } else if name.eq_ignore_ascii_case(b"x-worker") && worker.is_none() && !value.is_empty() {
                 worker = Some((start + vs, start + ve));
             }
         }
@@ -332,10 +319,7 @@ impl<'a> Iterator for Lines<'a> {
         }
         let start = self.pos;
         let rest = &self.buf[start..];
-        let len = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .unwrap_or(rest.len());
+        let len = rest.windows(2).position(|w| w == b"\r\n").unwrap_or(rest.len());
         self.pos = start + len + 2;
         Some((start, &rest[..len]))
     }
@@ -344,26 +328,17 @@ impl<'a> Iterator for Lines<'a> {
 /// `HTTP/1.x ddd` optionally followed by ` reason`.
 fn parse_status_line(line: &[u8]) -> Result<u16, ParseError> {
     let bad = ParseError::BadStatusLine;
-    if line.len() < 12
-        || !line.starts_with(b"HTTP/1.")
-        || !line[7].is_ascii_digit()
-        || line[8] != b' '
-    {
+    if line.len() < 12 || !line.starts_with(b"HTTP/1.") || !line[7].is_ascii_digit() || line[8] != b' ' {
         return Err(bad);
     }
     let code = &line[9..12];
     if !code.iter().all(u8::is_ascii_digit) || (line.len() > 12 && line[12] != b' ') {
         return Err(bad);
     }
-    if line[12..]
-        .iter()
-        .any(|&b| b == b'\r' || b == b'\n' || b == 0)
-    {
+    if line[12..].iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
         return Err(bad);
     }
-    let status = code
-        .iter()
-        .fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
+    let status = code.iter().fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
     if status < 100 {
         return Err(bad);
     }
@@ -406,8 +381,7 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    const OK: &[u8] =
-        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Worker: 3\r\nConnection: close\r\n\r\nhello";
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Worker: 3\r\nConnection: close\r\n\r\nhello";
 
     fn parse_all(chunks: &[&[u8]]) -> (ResponseParser, Result<(), ParseError>) {
         let mut p = ResponseParser::new();
@@ -486,12 +460,7 @@ mod tests {
             b"\r\n\r\n",
         ] {
             let (_, r) = parse_all(&[bad]);
-            assert_eq!(
-                r,
-                Err(ParseError::BadStatusLine),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            assert_eq!(r, Err(ParseError::BadStatusLine), "{:?}", String::from_utf8_lossy(bad));
         }
         // Reason phrase is optional; non-200 is still a response.
         let (p, r) = parse_all(&[b"HTTP/1.1 404\r\ncontent-length: 0\r\n\r\n"]);
@@ -507,12 +476,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nfolded: a\r\n continued\r\n\r\n",
         ] {
             let (_, r) = parse_all(&[bad]);
-            assert_eq!(
-                r,
-                Err(ParseError::BadHeader),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            assert_eq!(r, Err(ParseError::BadHeader), "{:?}", String::from_utf8_lossy(bad));
         }
         for bad in [
             &b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n"[..],
@@ -530,8 +494,7 @@ mod tests {
             );
         }
         // The same length twice is fine.
-        let (p, r) =
-            parse_all(&[b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\nContent-Length: 1\r\n\r\nx"]);
+        let (p, r) = parse_all(&[b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\nContent-Length: 1\r\n\r\nx"]);
         assert_eq!((r, p.body_len()), (Ok(()), 1));
     }
 
@@ -548,10 +511,7 @@ mod tests {
             }
         }
         assert_eq!(result, Err(ParseError::HeadTooLarge));
-        assert!(
-            p.head.capacity() <= 2 * MAX_HEAD,
-            "head buffer must stay bounded"
-        );
+        assert!(p.head.capacity() <= 2 * MAX_HEAD, "head buffer must stay bounded");
         // Just under the limit is accepted.
         let mut resp = b"HTTP/1.1 200 OK\r\nx-pad: ".to_vec();
         resp.resize(MAX_HEAD - 4, b'p');
@@ -563,17 +523,14 @@ mod tests {
     #[test]
     fn x_worker_is_case_insensitive_and_trimmed() {
         for name in ["x-worker", "X-Worker", "X-WORKER", "x-WoRkEr"] {
-            let resp =
-                format!("HTTP/1.1 200 OK\r\n{name}: \t pid-1234 \t\r\ncontent-length: 0\r\n\r\n");
+            let resp = format!("HTTP/1.1 200 OK\r\n{name}: \t pid-1234 \t\r\ncontent-length: 0\r\n\r\n");
             let (p, r) = parse_all(&[resp.as_bytes()]);
             assert_eq!(r, Ok(()));
             assert_eq!(p.worker(), Some(&b"pid-1234"[..]), "{name}");
         }
         let (p, _) = parse_all(&[b"HTTP/1.1 200 OK\r\nx-workers: 1\r\ncontent-length: 0\r\n\r\n"]);
         assert_eq!(p.worker(), None);
-        let (p, _) = parse_all(&[
-            b"HTTP/1.1 200 OK\r\nx-worker:\r\nx-worker: 2\r\ncontent-length: 0\r\n\r\n",
-        ]);
+        let (p, _) = parse_all(&[b"HTTP/1.1 200 OK\r\nx-worker:\r\nx-worker: 2\r\ncontent-length: 0\r\n\r\n"]);
         assert_eq!(p.worker(), Some(&b"2"[..]));
     }
 
@@ -660,11 +617,7 @@ mod tests {
             .to_vec();
         assert_eq!(stream(&[all], true), Ok(want.clone()));
         for i in 0..=all.len() {
-            assert_eq!(
-                stream(&[&all[..i], &all[i..]], true),
-                Ok(want.clone()),
-                "split at {i}"
-            );
+            assert_eq!(stream(&[&all[..i], &all[i..]], true), Ok(want.clone()), "split at {i}");
         }
         let bytes: Vec<&[u8]> = all.chunks(1).collect();
         assert_eq!(stream(&bytes, true), Ok(want));
@@ -705,16 +658,10 @@ mod tests {
         // No body, or a length: fine; the setting survives reset().
         let mut p = ResponseParser::new();
         p.set_require_length(true);
-        assert_eq!(
-            p.feed(b"HTTP/1.1 204 No Content\r\n\r\n"),
-            Ok(Progress::Complete)
-        );
+        assert_eq!(p.feed(b"HTTP/1.1 204 No Content\r\n\r\n"), Ok(Progress::Complete));
         p.reset();
         assert_eq!(p.feed(OK), Ok(Progress::Complete));
         p.reset();
-        assert_eq!(
-            p.feed(b"HTTP/1.1 200 OK\r\n\r\n"),
-            Err(ParseError::NoContentLength)
-        );
+        assert_eq!(p.feed(b"HTTP/1.1 200 OK\r\n\r\n"), Err(ParseError::NoContentLength));
     }
 }

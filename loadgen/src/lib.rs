@@ -55,6 +55,4 @@ pub mod sys;
 
 pub use config::{parse_duration, parse_sources, Arrivals, Config, Intervals, OpenLoop, Stop};
 pub use engine::run;
-pub use report::{
-    ErrorClass, ErrorCounts, IntervalHist, Phases, Recorder, Report, RequestTimes, WorkerReport,
-};
+pub use report::{ErrorClass, ErrorCounts, IntervalHist, Phases, Recorder, Report, RequestTimes, WorkerReport};

@@ -142,9 +142,7 @@ fn run() -> anyhow::Result<ExitCode> {
             return Err(UsageError(format!("--arrivals {a} needs --rate (the open loop)")).into());
         }
         if let Some(n) = cli.max_inflight {
-            return Err(
-                UsageError(format!("--max-inflight {n} needs --rate (the open loop)")).into(),
-            );
+            return Err(UsageError(format!("--max-inflight {n} needs --rate (the open loop)")).into());
         }
     }
     let mut cfg = match (cli.rate, cli.concurrency) {
@@ -175,8 +173,7 @@ fn run() -> anyhow::Result<ExitCode> {
         cfg.host_header = h;
     }
     cfg.validate().map_err(UsageError)?;
-    let report =
-        loadgen::run(&cfg).with_context(|| format!("load run against {} failed", cfg.target))?;
+    let report = loadgen::run(&cfg).with_context(|| format!("load run against {} failed", cfg.target))?;
     print!("{}", render(&report, &cfg));
     Ok(if report.errors.total() > 0 {
         ExitCode::FAILURE
@@ -189,13 +186,7 @@ fn run() -> anyhow::Result<ExitCode> {
 fn render(r: &Report, cfg: &Config) -> String {
     let keep_alive = cfg.requests_per_conn > 1;
     let mut out = String::new();
-    let idw = r
-        .per_worker
-        .iter()
-        .map(|w| w.id.len())
-        .chain([3])
-        .max()
-        .unwrap_or(3);
+    let idw = r.per_worker.iter().map(|w| w.id.len()).chain([3]).max().unwrap_or(3);
     let requests_col = if keep_alive {
         format!("  {:>10}", "requests")
     } else {
@@ -213,28 +204,27 @@ fn render(r: &Report, cfg: &Config) -> String {
         "max",
         idw = idw + 7
     );
-    let row =
-        |out: &mut String, label: &str, n: u64, req: u64, h: &hdrhistogram::Histogram<u64>| {
-            let share = if r.completed > 0 {
-                100.0 * n as f64 / r.completed as f64
-            } else {
-                0.0
-            };
-            let requests = if keep_alive {
-                format!("  {req:>10}")
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                out,
-                "{label:idw$}  {n:>10}  {share:>6.2}%{requests}  {}  {}  {}  {}",
-                quantile(h, 0.5),
-                quantile(h, 0.99),
-                quantile(h, 0.999),
-                quantile(h, 1.0),
-                idw = idw + 7
-            );
+    let row = |out: &mut String, label: &str, n: u64, req: u64, h: &hdrhistogram::Histogram<u64>| {
+        let share = if r.completed > 0 {
+            100.0 * n as f64 / r.completed as f64
+        } else {
+            0.0
         };
+        let requests = if keep_alive {
+            format!("  {req:>10}")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "{label:idw$}  {n:>10}  {share:>6.2}%{requests}  {}  {}  {}  {}",
+            quantile(h, 0.5),
+            quantile(h, 0.99),
+            quantile(h, 0.999),
+            quantile(h, 1.0),
+            idw = idw + 7
+        );
+    };
     for w in &r.per_worker {
         row(
             &mut out,

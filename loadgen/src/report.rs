@@ -102,8 +102,7 @@ impl ErrorClass {
 
     /// Classifies an I/O error (errors without an errno are `Other`).
     pub fn from_io(e: &io::Error) -> ErrorClass {
-        e.raw_os_error()
-            .map_or(ErrorClass::Other, ErrorClass::from_errno)
+        e.raw_os_error().map_or(ErrorClass::Other, ErrorClass::from_errno)
     }
 }
 
@@ -233,11 +232,7 @@ impl fmt::Debug for Phases {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Phases");
         for (name, h) in self.iter() {
-            let p50 = if h.is_empty() {
-                0
-            } else {
-                h.value_at_quantile(0.5)
-            };
+            let p50 = if h.is_empty() { 0 } else { h.value_at_quantile(0.5) };
             d.field(name, &format_args!("n={} p50={}us", h.len(), p50));
         }
         d.finish()
@@ -597,12 +592,7 @@ impl Recorder {
 
     /// A connection failed (its responses so far stay counted in `requests`).
     /// `connect`: how long it took to establish, if it was.
-    pub fn connection_failed(
-        &mut self,
-        class: ErrorClass,
-        connect: Option<Duration>,
-        now: Instant,
-    ) {
+    pub fn connection_failed(&mut self, class: ErrorClass, connect: Option<Duration>, now: Instant) {
         self.errors.add(class, 1);
         if let Some(d) = connect.filter(|_| self.record) {
             record_us(&mut self.phases.connect, micros(d));
@@ -805,10 +795,7 @@ mod tests {
             rec.start(now);
             complete(&mut rec, Some(w), Duration::from_micros(5), now);
         }
-        assert_eq!(
-            ids(&rec.into_report(SystemTime::UNIX_EPOCH)),
-            ["10", "9", "a", "b"]
-        );
+        assert_eq!(ids(&rec.into_report(SystemTime::UNIX_EPOCH)), ["10", "9", "a", "b"]);
     }
 
     #[test]
@@ -839,10 +826,7 @@ mod tests {
                 "other"
             ]
         );
-        assert_eq!(
-            ErrorClass::from_errno(libc::ECONNREFUSED),
-            ErrorClass::Refused
-        );
+        assert_eq!(ErrorClass::from_errno(libc::ECONNREFUSED), ErrorClass::Refused);
         assert_eq!(ErrorClass::from_errno(libc::ECONNRESET), ErrorClass::Reset);
         assert_eq!(ErrorClass::from_errno(libc::EPIPE), ErrorClass::Reset);
         assert_eq!(
@@ -850,10 +834,7 @@ mod tests {
             ErrorClass::AddrNotAvailable
         );
         assert_eq!(ErrorClass::from_errno(libc::EMFILE), ErrorClass::Other);
-        assert_eq!(
-            ErrorClass::from_io(&io::Error::other("x")),
-            ErrorClass::Other
-        );
+        assert_eq!(ErrorClass::from_io(&io::Error::other("x")), ErrorClass::Other);
         let mut e = ErrorCounts::default();
         e.add(ErrorClass::Timeout, 3);
         e.add(ErrorClass::Other, 1);
@@ -863,10 +844,7 @@ mod tests {
     #[test]
     fn empty_report() {
         let r = Recorder::new(true).into_report(SystemTime::UNIX_EPOCH);
-        assert_eq!(
-            (r.started, r.elapsed, r.conn_per_s()),
-            (0, Duration::ZERO, 0.0)
-        );
+        assert_eq!((r.started, r.elapsed, r.conn_per_s()), (0, Duration::ZERO, 0.0));
         assert!(r.per_worker.is_empty());
     }
 
@@ -923,18 +901,11 @@ mod tests {
         assert_eq!((w2.completed, w2.requests), (0, 2));
         assert_eq!(r.phases.connect.len(), 2, "every established connection");
         assert_eq!(w1.phases.connect.len(), 1);
-        assert_eq!(
-            w2.phases.connect.len(),
-            0,
-            "connect goes to the first worker"
-        );
+        assert_eq!(w2.phases.connect.len(), 0, "connect goes to the first worker");
         assert_eq!(r.phases.total.len(), 4);
         assert_eq!(r.latency.len(), 4);
         // The first request: corrected 1000, uncorrected 900, ttfb 300.
-        assert_eq!(
-            w1.phases.total.max(),
-            w1.phases.total.highest_equivalent(1000)
-        );
+        assert_eq!(w1.phases.total.max(), w1.phases.total.highest_equivalent(1000));
         assert_eq!(
             w1.phases.total_uncorrected.max(),
             w1.phases.total_uncorrected.highest_equivalent(900)
@@ -958,15 +929,9 @@ mod tests {
         rec.connection_failed(ErrorClass::Timeout, Some(Duration::from_millis(1)), now);
         let r = rec.into_report(SystemTime::UNIX_EPOCH);
         assert_eq!((r.completed, r.requests, r.errors.timeout), (3, 3, 1));
-        assert_eq!(
-            r.worker("1").map(|w| (w.completed, w.requests)),
-            Some((2, 2))
-        );
+        assert_eq!(r.worker("1").map(|w| (w.completed, w.requests)), Some((2, 2)));
         assert!(r.phases.is_empty() && r.latency.is_empty());
-        assert!(r
-            .per_worker
-            .iter()
-            .all(|w| w.phases.is_empty() && w.latency.is_empty()));
+        assert!(r.per_worker.iter().all(|w| w.phases.is_empty() && w.latency.is_empty()));
     }
 
     #[test]

@@ -271,11 +271,7 @@ mod tests {
         let mean = gaps.iter().sum::<f64>() / n;
         let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / n;
         assert!((mean - 1e-3).abs() < 1e-3 * 0.01, "mean {mean}");
-        assert!(
-            (var.sqrt() / mean - 1.0).abs() < 0.02,
-            "cov {}",
-            var.sqrt() / mean
-        );
+        assert!((var.sqrt() / mean - 1.0).abs() < 0.02, "cov {}", var.sqrt() / mean);
         let above = gaps.iter().filter(|&&g| g > 1e-3).count() as f64 / n;
         assert!((above - (-1.0f64).exp()).abs() < 0.01, "{above}");
     }

@@ -47,9 +47,7 @@ pub fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) 
             };
             // SAFETY: sockaddr_storage is larger than and suitably aligned for
             // sockaddr_in (that is what it is for); the write stays in bounds.
-            unsafe {
-                (&mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr_in).write(sin)
-            };
+            unsafe { (&mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr_in).write(sin) };
             mem::size_of::<libc::sockaddr_in>()
         }
         SocketAddr::V6(a) => {
@@ -63,9 +61,7 @@ pub fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) 
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: as above, for sockaddr_in6.
-            unsafe {
-                (&mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr_in6).write(sin6)
-            };
+            unsafe { (&mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr_in6).write(sin6) };
             mem::size_of::<libc::sockaddr_in6>()
         }
     };
@@ -147,13 +143,7 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 /// Reads into `buf`; `Ok(0)` is end of stream.
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: buf is a valid writable region of buf.len() bytes for the call.
-    cvt_size(unsafe {
-        libc::read(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr() as *mut libc::c_void,
-            buf.len(),
-        )
-    })
+    cvt_size(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) })
 }
 
 /// The pending socket error (SO_ERROR), which also clears it. 0 means none.
@@ -182,22 +172,10 @@ pub fn epoll_create() -> io::Result<OwnedFd> {
 }
 
 /// Registers `fd` with `epfd` for `events`, tagging its events with `data`.
-pub fn epoll_add(
-    epfd: BorrowedFd<'_>,
-    fd: BorrowedFd<'_>,
-    events: u32,
-    data: u64,
-) -> io::Result<()> {
+pub fn epoll_add(epfd: BorrowedFd<'_>, fd: BorrowedFd<'_>, events: u32, data: u64) -> io::Result<()> {
     let mut ev = libc::epoll_event { events, u64: data };
     // SAFETY: ev is a valid epoll_event for the duration of the call.
-    cvt(unsafe {
-        libc::epoll_ctl(
-            epfd.as_raw_fd(),
-            libc::EPOLL_CTL_ADD,
-            fd.as_raw_fd(),
-            &mut ev,
-        )
-    })?;
+    cvt(unsafe { libc::epoll_ctl(epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev) })?;
     Ok(())
 }
 
@@ -239,11 +217,7 @@ pub const EMPTY_EVENT: libc::epoll_event = libc::epoll_event { events: 0, u64: 0
 /// Waits up to `timeout` for events. Uses epoll_pwait2 for sub-millisecond
 /// timeouts (think times of a few hundred microseconds), falling back to
 /// epoll_wait (rounded up to whole ms) on kernels without it. EINTR is `Ok(0)`.
-pub fn epoll_wait(
-    epfd: BorrowedFd<'_>,
-    events: &mut [libc::epoll_event],
-    timeout: Duration,
-) -> io::Result<usize> {
+pub fn epoll_wait(epfd: BorrowedFd<'_>, events: &mut [libc::epoll_event], timeout: Duration) -> io::Result<usize> {
     let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
     let ts = libc::timespec {
         tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
@@ -296,16 +270,8 @@ mod tests {
         for addr in ["127.0.0.1:80", "[::1]:80"] {
             let addr: SocketAddr = addr.parse().unwrap();
             let fd = tcp_socket(&addr).unwrap();
-            assert_ne!(
-                fcntl(fd.as_fd(), libc::F_GETFL) & libc::O_NONBLOCK,
-                0,
-                "{addr}"
-            );
-            assert_ne!(
-                fcntl(fd.as_fd(), libc::F_GETFD) & libc::FD_CLOEXEC,
-                0,
-                "{addr}"
-            );
+            assert_ne!(fcntl(fd.as_fd(), libc::F_GETFL) & libc::O_NONBLOCK, 0, "{addr}");
+            assert_ne!(fcntl(fd.as_fd(), libc::F_GETFD) & libc::FD_CLOEXEC, 0, "{addr}");
         }
         let ep = epoll_create().unwrap();
         assert_ne!(fcntl(ep.as_fd(), libc::F_GETFD) & libc::FD_CLOEXEC, 0);
@@ -344,10 +310,7 @@ mod tests {
         let ep = epoll_create().unwrap();
         let mut evs = [EMPTY_EVENT; 4];
         let t = std::time::Instant::now();
-        assert_eq!(
-            epoll_wait(ep.as_fd(), &mut evs, Duration::from_micros(300)).unwrap(),
-            0
-        );
+        assert_eq!(epoll_wait(ep.as_fd(), &mut evs, Duration::from_micros(300)).unwrap(), 0);
         assert!(t.elapsed() >= Duration::from_micros(300));
     }
 }

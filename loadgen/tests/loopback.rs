@@ -42,14 +42,12 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let counts: Arc<Vec<AtomicU64>> =
-            Arc::new((0..workers).map(|_| AtomicU64::new(0)).collect());
+        let counts: Arc<Vec<AtomicU64>> = Arc::new((0..workers).map(|_| AtomicU64::new(0)).collect());
         let peers = Arc::new(Mutex::new(Vec::new()));
         let threads = (0..workers)
             .map(|k| {
                 let l = listener.try_clone().unwrap();
-                let (stop, counts, peers, handler) =
-                    (stop.clone(), counts.clone(), peers.clone(), handler.clone());
+                let (stop, counts, peers, handler) = (stop.clone(), counts.clone(), peers.clone(), handler.clone());
                 std::thread::spawn(move || {
                     let mut held = Vec::new();
                     while let Ok((s, peer)) = l.accept() {
@@ -87,11 +85,7 @@ impl TestServer {
         for t in self.threads.drain(..) {
             t.join().unwrap();
         }
-        let counts = self
-            .counts
-            .iter()
-            .map(|c| c.load(Ordering::SeqCst))
-            .collect();
+        let counts = self.counts.iter().map(|c| c.load(Ordering::SeqCst)).collect();
         let peers = std::mem::take(&mut *self.peers.lock().unwrap());
         (counts, peers)
     }
@@ -173,11 +167,7 @@ fn attribution_matches_what_the_server_counted() {
     let r = loadgen::run(&cfg).unwrap();
     let (counts, _) = server.shutdown();
     check_invariants(&r);
-    assert_eq!(
-        (r.started, r.completed, r.errors.total()),
-        (2000, 2000, 0),
-        "{r:?}"
-    );
+    assert_eq!((r.started, r.completed, r.errors.total()), (2000, 2000, 0), "{r:?}");
     assert_eq!(counts.iter().sum::<u64>(), 2000);
     for (k, &n) in counts.iter().enumerate() {
         let got = r.worker(&k.to_string()).map_or(0, |w| w.completed);
@@ -202,10 +192,7 @@ fn response_without_worker_header_counts_as_unknown() {
     check_invariants(&r);
     assert_eq!(r.completed, 10, "{r:?}");
     assert_eq!(r.per_worker.len(), 1);
-    assert_eq!(
-        (r.per_worker[0].id.as_str(), r.per_worker[0].completed),
-        ("?", 10)
-    );
+    assert_eq!((r.per_worker[0].id.as_str(), r.per_worker[0].completed), ("?", 10));
 }
 
 #[test]
@@ -309,11 +296,7 @@ fn closed_port_is_refused() {
     cfg.threads = 2;
     let r = loadgen::run(&cfg).unwrap();
     check_invariants(&r);
-    assert_eq!(
-        (r.started, r.completed, r.errors.refused),
-        (20, 0, 20),
-        "{r:?}"
-    );
+    assert_eq!((r.started, r.completed, r.errors.refused), (20, 0, 20), "{r:?}");
     assert!(r.per_worker.is_empty());
 }
 
@@ -328,9 +311,7 @@ fn garbage_and_truncated_responses_are_malformed() {
 
     let short = TestServer::spawn(
         1,
-        respond(|_| {
-            b"HTTP/1.1 200 OK\r\nx-worker: 1\r\ncontent-length: 100\r\n\r\nonly ten b".to_vec()
-        }),
+        respond(|_| b"HTTP/1.1 200 OK\r\nx-worker: 1\r\ncontent-length: 100\r\n\r\nonly ten b".to_vec()),
     );
     let r = loadgen::run(&config(short.addr, 2, Stop::Connections(6))).unwrap();
     short.shutdown();
@@ -374,10 +355,7 @@ fn silent_server_times_out() {
     server.shutdown();
     check_invariants(&r);
     assert_eq!((r.completed, r.errors.timeout), (0, 6), "{r:?}");
-    assert!(
-        took >= Duration::from_millis(400),
-        "two rounds of 200 ms: {took:?}"
-    );
+    assert!(took >= Duration::from_millis(400), "two rounds of 200 ms: {took:?}");
     assert!(took < Duration::from_secs(3), "{took:?}");
 }
 
@@ -460,10 +438,7 @@ fn ipv6_loopback_works_when_available() {
 // ---------------------------------------------------------------- binary
 
 fn loadgen_bin(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_loadgen")).args(args).output().unwrap()
 }
 
 #[test]
@@ -471,14 +446,7 @@ fn binary_prints_the_table_and_exits_0() {
     let _serial = serial();
     let server = TestServer::ok(2);
     let target = server.addr.to_string();
-    let out = loadgen_bin(&[
-        "--target",
-        &target,
-        "--concurrency",
-        "4",
-        "--connections",
-        "200",
-    ]);
+    let out = loadgen_bin(&["--target", &target, "--concurrency", "4", "--connections", "200"]);
     let (counts, _) = server.shutdown();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
@@ -492,18 +460,11 @@ fn binary_prints_the_table_and_exits_0() {
             .lines()
             .find(|l| l.starts_with(&format!("worker {k} ")))
             .expect(&stdout);
-        assert_eq!(
-            line.split_whitespace().nth(2),
-            Some(n.to_string().as_str()),
-            "{line}"
-        );
+        assert_eq!(line.split_whitespace().nth(2), Some(n.to_string().as_str()), "{line}");
     }
     assert!(stdout.contains("completed: 200 of 200 started"), "{stdout}");
     assert!(stdout.contains("errors: none"), "{stdout}");
-    assert!(
-        stdout.contains("conn/s: ") && stdout.contains("jain "),
-        "{stdout}"
-    );
+    assert!(stdout.contains("conn/s: ") && stdout.contains("jain "), "{stdout}");
 }
 
 #[test]
@@ -528,26 +489,10 @@ fn binary_rejects_bad_input_with_exit_2() {
     );
     for bad in [
         &["--target", "127.0.0.1:80", "-c", "1", "--duration", "10x"][..],
-        &[
-            "--target",
-            "127.0.0.1:80",
-            "-c",
-            "1",
-            "-n",
-            "5",
-            "--duration",
-            "1s",
-        ],
+        &["--target", "127.0.0.1:80", "-c", "1", "-n", "5", "--duration", "1s"],
         &["--target", "127.0.0.1:80", "-c", "0"],
         &["--target", "127.0.0.1:80", "-c", "2", "--threads", "3"],
-        &[
-            "--target",
-            "127.0.0.1:80",
-            "-c",
-            "1",
-            "--source",
-            "10.1.1.1",
-        ],
+        &["--target", "127.0.0.1:80", "-c", "1", "--source", "10.1.1.1"],
         &["--target", "nowhere", "-c", "1"],
     ] {
         let out = loadgen_bin(bad);
@@ -604,11 +549,7 @@ fn open_loop_constant_rate_is_within_one_percent() {
     let (counts, _) = server.shutdown();
     check_invariants(&r);
     // Arrivals every 0.5 ms from 0 to 1999.5 ms.
-    assert_eq!(
-        (r.scheduled, r.started, r.dropped),
-        (4000, 4000, 0),
-        "{r:?}"
-    );
+    assert_eq!((r.scheduled, r.started, r.dropped), (4000, 4000, 0), "{r:?}");
     assert_eq!((r.completed, r.errors.total()), (4000, 0), "{r:?}");
     assert_eq!(counts.iter().sum::<u64>(), 4000);
     let rate = achieved_rate(&r);
@@ -618,10 +559,7 @@ fn open_loop_constant_rate_is_within_one_percent() {
         r.phases.total.value_at_quantile(0.5),
         r.phases.total_uncorrected.value_at_quantile(0.5),
     );
-    assert!(
-        c >= u && c < u + 5_000,
-        "corrected p50 {c} us, uncorrected {u} us"
-    );
+    assert!(c >= u && c < u + 5_000, "corrected p50 {c} us, uncorrected {u} us");
     assert!(r.late <= 40, "64 slots are plenty at 2000/s: {r:?}");
 }
 
@@ -654,10 +592,7 @@ fn open_loop_poisson_count_is_within_three_sd() {
         "{r:?}"
     );
     let rate = achieved_rate(&r);
-    assert!(
-        (rate - 2000.0).abs() <= 3.0 * sd / 2.0 + 20.0,
-        "achieved {rate:.1}/s"
-    );
+    assert!((rate - 2000.0).abs() <= 3.0 * sd / 2.0 + 20.0, "achieved {rate:.1}/s");
 
     // The same seed gives the same schedule, so the same count.
     let server = TestServer::ok(1);
@@ -693,12 +628,7 @@ fn open_loop_cap_makes_arrivals_late_and_corrects_latency() {
     // One server thread, 50 ms per connection: 20 conn/s at most. Offered:
     // 100/s, one connection at a time.
     let server = TestServer::spawn(1, slow(Duration::from_millis(50)));
-    let mut cfg = open_config(
-        server.addr,
-        100.0,
-        Arrivals::Constant,
-        Stop::Connections(12),
-    );
+    let mut cfg = open_config(server.addr, 100.0, Arrivals::Constant, Stop::Connections(12));
     cfg.threads = 1;
     cfg.open.as_mut().unwrap().max_inflight = 1;
     let t = Instant::now();
@@ -777,10 +707,7 @@ fn next_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<bool> {
             let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
             assert!(text.starts_with("get / http/1.1\r\nhost: "), "{text:?}");
             let close = text.contains("\r\nconnection: close\r\n");
-            assert!(
-                close || text.contains("\r\nconnection: keep-alive\r\n"),
-                "{text:?}"
-            );
+            assert!(close || text.contains("\r\nconnection: keep-alive\r\n"), "{text:?}");
             return Some(close);
         }
         let mut chunk = [0u8; 512];
@@ -839,21 +766,14 @@ fn keep_alive_sends_k_requests_per_connection() {
     let answered = counters(2);
     let server = TestServer::spawn(
         2,
-        keep_alive(answered.clone(), 10, 100, |k| {
-            ka_response(&k.to_string(), "hello")
-        }),
+        keep_alive(answered.clone(), 10, 100, |k| ka_response(&k.to_string(), "hello")),
     );
     let mut cfg = config(server.addr, 4, Stop::Connections(100));
     cfg.threads = 2;
     cfg.requests_per_conn = 10;
     let r = loadgen::run(&cfg).unwrap();
     // And in the open loop.
-    let mut open = open_config(
-        server.addr,
-        500.0,
-        Arrivals::Constant,
-        Stop::Connections(30),
-    );
+    let mut open = open_config(server.addr, 500.0, Arrivals::Constant, Stop::Connections(30));
     open.requests_per_conn = 10;
     let o = loadgen::run(&open).unwrap();
     let (conns, _) = server.shutdown();
@@ -903,36 +823,22 @@ fn keep_alive_failures_are_errors_and_keep_their_requests() {
     let r = loadgen::run(&cfg).unwrap();
     server.shutdown();
     check_invariants(&r);
-    assert_eq!(
-        (r.completed, r.errors.malformed, r.requests),
-        (0, 8, 0),
-        "{r:?}"
-    );
+    assert_eq!((r.completed, r.errors.malformed, r.requests), (0, 8, 0), "{r:?}");
 
     // The server closes after 3 of 5: the connection is an error, its three
     // responses stay counted.
     let answered = counters(1);
-    let server = TestServer::spawn(
-        1,
-        keep_alive(answered.clone(), 5, 3, |_| ka_response("0", "ok")),
-    );
+    let server = TestServer::spawn(1, keep_alive(answered.clone(), 5, 3, |_| ka_response("0", "ok")));
     cfg.target = server.addr;
     let r = loadgen::run(&cfg).unwrap();
     server.shutdown();
     check_invariants(&r);
     assert_eq!((r.completed, r.errors.malformed), (0, 8), "{r:?}");
     assert_eq!(r.requests, 24, "{r:?}");
-    assert_eq!(
-        r.worker("0").map(|w| (w.completed, w.requests)),
-        Some((0, 24))
-    );
+    assert_eq!(r.worker("0").map(|w| (w.completed, w.requests)), Some((0, 24)));
     assert_eq!(answered[0].load(Ordering::SeqCst), 24);
     assert_eq!(r.phases.total.len(), 24);
-    assert_eq!(
-        r.phases.connect.len(),
-        8,
-        "failed connections still connected"
-    );
+    assert_eq!(r.phases.connect.len(), 8, "failed connections still connected");
 }
 
 // ---------------------------------------------------------------- phases
@@ -960,10 +866,7 @@ fn phases_are_ordered_and_measure_the_server_delay() {
             p50(&ph.total),
             p50(&ph.total_uncorrected),
         );
-        assert!(
-            c <= t && t <= tot,
-            "{who}: connect {c} ttfb {t} total {tot}"
-        );
+        assert!(c <= t && t <= tot, "{who}: connect {c} ttfb {t} total {tot}");
         assert!(c < 5_000, "{who}: connect p50 {c} us");
         assert!(t >= 20_000, "{who}: ttfb p50 {t} us");
         // Closed loop: the intended start is the actual start.
@@ -1032,9 +935,7 @@ fn no_record_counts_but_records_nothing() {
     let answered = counters(2);
     let server = TestServer::spawn(
         2,
-        keep_alive(answered.clone(), 2, 100, |k| {
-            ka_response(&k.to_string(), "x")
-        }),
+        keep_alive(answered.clone(), 2, 100, |k| ka_response(&k.to_string(), "x")),
     );
     let (tx, rx) = std::sync::mpsc::channel();
     let mut cfg = config(server.addr, 4, Stop::Connections(60));
@@ -1048,24 +949,14 @@ fn no_record_counts_but_records_nothing() {
     let r = loadgen::run(&cfg).unwrap();
     let (conns, _) = server.shutdown();
     check_invariants(&r);
-    assert_eq!(
-        (r.completed, r.requests, r.errors.total()),
-        (60, 120, 0),
-        "{r:?}"
-    );
+    assert_eq!((r.completed, r.requests, r.errors.total()), (60, 120, 0), "{r:?}");
     for k in 0..2 {
         let w = r.worker(&k.to_string());
         assert_eq!(w.map_or(0, |w| w.completed), conns[k]);
-        assert_eq!(
-            w.map_or(0, |w| w.requests),
-            answered[k].load(Ordering::SeqCst)
-        );
+        assert_eq!(w.map_or(0, |w| w.requests), answered[k].load(Ordering::SeqCst));
     }
     assert!(r.latency.is_empty() && r.phases.is_empty(), "{r:?}");
-    assert!(r
-        .per_worker
-        .iter()
-        .all(|w| w.latency.is_empty() && w.phases.is_empty()));
+    assert!(r.per_worker.iter().all(|w| w.latency.is_empty() && w.phases.is_empty()));
     let got = collect_intervals(&rx);
     assert!(!got.is_empty() && got.iter().all(|h| h.total.is_empty()));
 }
@@ -1076,10 +967,7 @@ fn no_record_counts_but_records_nothing() {
 fn binary_open_loop_prints_phases_and_arrivals() {
     let _serial = serial();
     let answered = counters(1);
-    let server = TestServer::spawn(
-        1,
-        keep_alive(answered, 3, 100, |k| ka_response(&k.to_string(), "ok")),
-    );
+    let server = TestServer::spawn(1, keep_alive(answered, 3, 100, |k| ka_response(&k.to_string(), "ok")));
     let target = server.addr.to_string();
     let out = loadgen_bin(&[
         "--target",
@@ -1129,15 +1017,7 @@ fn binary_open_loop_prints_phases_and_arrivals() {
         "{worker}"
     );
 
-    let out = loadgen_bin(&[
-        "--target",
-        &target,
-        "--rate",
-        "10",
-        "-n",
-        "1",
-        "--no-record",
-    ]);
+    let out = loadgen_bin(&["--target", &target, "--rate", "10", "-n", "1", "--no-record"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("latency: not recorded"), "{stdout}");
 }
@@ -1150,18 +1030,9 @@ fn binary_rejects_bad_open_loop_input_with_exit_2() {
         (&["--rate", "0"], "rate 0"),
         (&["--rate", "abc"], "abc"),
         (&["--rate", "100", "--arrivals", "uniform"], "uniform"),
-        (
-            &["--rate", "100", "--max-inflight", "1", "-t", "2"],
-            "max-inflight 1",
-        ),
-        (
-            &["-c", "1", "--requests-per-conn", "0"],
-            "requests-per-conn 0",
-        ),
-        (
-            &["-c", "1", "--sources", "127.0.0.9-127.0.0.1"],
-            "127.0.0.9 is after",
-        ),
+        (&["--rate", "100", "--max-inflight", "1", "-t", "2"], "max-inflight 1"),
+        (&["-c", "1", "--requests-per-conn", "0"], "requests-per-conn 0"),
+        (&["-c", "1", "--sources", "127.0.0.9-127.0.0.1"], "127.0.0.9 is after"),
         (&["-c", "1", "--sources", "10.0.0.1"], "not on loopback"),
         (&["-c", "1", "--max-inflight", "5"], "--rate"),
         (&[], "--concurrency"),

@@ -16,9 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use hdrhistogram::serialization::interval_log::{
-    IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag,
-};
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag};
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
@@ -60,9 +58,7 @@ impl HlogWriter {
         h: &Histogram<u64>,
     ) -> io::Result<()> {
         let tag = match tag {
-            Some(t) => {
-                Some(Tag::new(t).ok_or_else(|| io::Error::other(format!("bad hlog tag {t:?}")))?)
-            }
+            Some(t) => Some(Tag::new(t).ok_or_else(|| io::Error::other(format!("bad hlog tag {t:?}")))?),
             None => None,
         };
         // A builder with no headers configured writes nothing before the line.
@@ -133,22 +129,11 @@ mod tests {
         let mut w = HlogWriter::create(&path, start, "test log").unwrap();
         let a = hist(&[100, 200, 300]);
         let b = hist(&[5_000; 7]);
-        w.write(None, Duration::ZERO, Duration::from_millis(100), &a)
+        w.write(None, Duration::ZERO, Duration::from_millis(100), &a).unwrap();
+        w.write(None, Duration::from_millis(100), Duration::from_millis(100), &b)
             .unwrap();
-        w.write(
-            None,
-            Duration::from_millis(100),
-            Duration::from_millis(100),
-            &b,
-        )
-        .unwrap();
-        w.write(
-            Some("worker0-total"),
-            Duration::ZERO,
-            Duration::from_millis(200),
-            &a,
-        )
-        .unwrap();
+        w.write(Some("worker0-total"), Duration::ZERO, Duration::from_millis(200), &a)
+            .unwrap();
         assert!(!path.exists(), "visible before finish");
         w.finish().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -161,10 +146,7 @@ mod tests {
         assert_eq!(back[1].histogram.len(), 7);
         assert_eq!(back[1].start, Duration::from_millis(100));
         assert_eq!(back[2].tag.as_deref(), Some("worker0-total"));
-        assert_eq!(
-            back[2].histogram.value_at_quantile(0.5),
-            a.value_at_quantile(0.5)
-        );
+        assert_eq!(back[2].histogram.value_at_quantile(0.5), a.value_at_quantile(0.5));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

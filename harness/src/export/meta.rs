@@ -48,18 +48,11 @@ impl Meta {
             kernel_release: fs::read_to_string("/proc/sys/kernel/osrelease")
                 .map(|s| s.trim().to_string())
                 .unwrap_or_else(|_| "unknown".into()),
-            cpu_count: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(0),
+            cpu_count: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             cpu_model: cpu_model(&cpuinfo),
             sysctls: SYSCTLS
                 .iter()
-                .map(|name| {
-                    (
-                        name.to_string(),
-                        sysctl(name).map(Value::String).unwrap_or(Value::Null),
-                    )
-                })
+                .map(|name| (name.to_string(), sysctl(name).map(Value::String).unwrap_or(Value::Null)))
                 .collect(),
             parameters,
             loadgen_cpu_ms: None,

@@ -74,8 +74,7 @@ fn with_path(e: io::Error, path: &Path) -> io::Error {
 /// Writes `bytes` to `dir/name` atomically.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let mut f = AtomicFile::create(&dir.join(name))?;
-    f.write_all(bytes)
-        .map_err(|e| with_path(e, &dir.join(name)))?;
+    f.write_all(bytes).map_err(|e| with_path(e, &dir.join(name)))?;
     f.commit()
 }
 
@@ -84,13 +83,9 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
 pub fn check_writable(dir: &Path) -> Result<bool, String> {
     let existed = dir.is_dir();
     if dir.exists() && !existed {
-        return Err(format!(
-            "--out {} exists and is not a directory",
-            dir.display()
-        ));
+        return Err(format!("--out {} exists and is not a directory", dir.display()));
     }
-    fs::create_dir_all(dir)
-        .map_err(|e| format!("--out {} cannot be created: {e}", dir.display()))?;
+    fs::create_dir_all(dir).map_err(|e| format!("--out {} cannot be created: {e}", dir.display()))?;
     let probe = dir.join(".harness-write-probe");
     let res = fs::write(&probe, b"probe");
     let _ = fs::remove_file(&probe);
@@ -114,10 +109,7 @@ mod tests {
         write_atomic(&dir, "a.csv", b"one").unwrap();
         write_atomic(&dir, "a.csv", b"two").unwrap();
         assert_eq!(fs::read(dir.join("a.csv")).unwrap(), b"two");
-        let names: Vec<_> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -29,8 +29,8 @@ pub fn run(summary: &SummaryRow, workers: &[WorkerRow]) -> String {
         );
     }
     let header = [
-        "worker", "pid", "accepted", "share", "requests", "wakeups", "spurious", "cpu_ms",
-        "p50_us", "p99_us", "p999_us", "max_us",
+        "worker", "pid", "accepted", "share", "requests", "wakeups", "spurious", "cpu_ms", "p50_us", "p99_us",
+        "p999_us", "max_us",
     ];
     let widths = [6, 8, 9, 7, 9, 8, 9, 8, 7, 7, 8, 8];
     for (h, w) in header.iter().zip(widths) {

@@ -26,10 +26,7 @@ impl TimeseriesWriter {
     pub fn create(path: &Path, baseline: Vec<Snapshot>) -> io::Result<TimeseriesWriter> {
         let mut out = AtomicFile::create(path)?;
         writeln!(out, "t_ms,worker,accepted,requests,spurious_wakeups,active")?;
-        Ok(TimeseriesWriter {
-            out,
-            last: baseline,
-        })
+        Ok(TimeseriesWriter { out, last: baseline })
     }
 
     /// Writes one sample taken `t_ms` after the load began.
@@ -78,10 +75,7 @@ mod tests {
         w.finish().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let rows: Vec<&str> = text.lines().collect();
-        assert_eq!(
-            rows[0],
-            "t_ms,worker,accepted,requests,spurious_wakeups,active"
-        );
+        assert_eq!(rows[0], "t_ms,worker,accepted,requests,spurious_wakeups,active");
         assert_eq!(rows[1], "100.0,0,5,10,0,1");
         assert_eq!(rows[2], "100.0,1,0,0,0,0");
         assert_eq!(rows[3], "200.0,0,7,14,0,0");

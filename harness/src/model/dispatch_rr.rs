@@ -61,12 +61,7 @@ pub fn run(channel: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
                 Slot::bump(&slot.wakeups);
                 ctx.take(conn);
             }
-            Ok(None) => {
-                return io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the dispatcher closed the channel",
-                )
-            }
+            Ok(None) => return io::Error::new(io::ErrorKind::UnexpectedEof, "the dispatcher closed the channel"),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return e,
         }

@@ -72,11 +72,7 @@ impl Model {
     }
 
     pub fn names() -> String {
-        Model::ALL
-            .iter()
-            .map(|m| m.name())
-            .collect::<Vec<_>>()
-            .join(", ")
+        Model::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
     }
 
     /// Sets up, in the master and before any fork, what the workers will share.
@@ -125,10 +121,7 @@ pub enum Listeners {
     /// One listening socket that every worker inherits.
     Shared { listener: OwnedFd, addr: SocketAddr },
     /// One listening socket per worker, all on the same port.
-    PerWorker {
-        listeners: Vec<OwnedFd>,
-        addr: SocketAddr,
-    },
+    PerWorker { listeners: Vec<OwnedFd>, addr: SocketAddr },
     /// A listening socket for the dispatcher and one channel per worker
     /// (dispatcher end, worker end).
     Dispatch {
@@ -147,9 +140,9 @@ pub enum WorkerEnd {
 impl Listeners {
     pub fn addr(&self) -> SocketAddr {
         match self {
-            Listeners::Shared { addr, .. }
-            | Listeners::PerWorker { addr, .. }
-            | Listeners::Dispatch { addr, .. } => *addr,
+            Listeners::Shared { addr, .. } | Listeners::PerWorker { addr, .. } | Listeners::Dispatch { addr, .. } => {
+                *addr
+            }
         }
     }
 
@@ -158,12 +151,8 @@ impl Listeners {
     pub fn into_worker(self, i: usize) -> WorkerEnd {
         match self {
             Listeners::Shared { listener, .. } => WorkerEnd::Listener(listener),
-            Listeners::PerWorker { mut listeners, .. } => {
-                WorkerEnd::Listener(listeners.swap_remove(i))
-            }
-            Listeners::Dispatch { mut channels, .. } => {
-                WorkerEnd::Channel(channels.swap_remove(i).1)
-            }
+            Listeners::PerWorker { mut listeners, .. } => WorkerEnd::Listener(listeners.swap_remove(i)),
+            Listeners::Dispatch { mut channels, .. } => WorkerEnd::Channel(channels.swap_remove(i).1),
         }
     }
 
@@ -171,9 +160,9 @@ impl Listeners {
     /// channels; the workers' ends are closed. `None` for models without one.
     pub fn into_dispatcher(self) -> Option<(OwnedFd, Vec<OwnedFd>)> {
         match self {
-            Listeners::Dispatch {
-                listener, channels, ..
-            } => Some((listener, channels.into_iter().map(|(d, _)| d).collect())),
+            Listeners::Dispatch { listener, channels, .. } => {
+                Some((listener, channels.into_iter().map(|(d, _)| d).collect()))
+            }
             _ => None,
         }
     }
@@ -181,10 +170,7 @@ impl Listeners {
 
 /// One listening socket on `addr` for a model that shares it (or hands it
 /// to a dispatcher), with the address it got (the port, if `addr` asked for 0).
-pub(crate) fn shared_listener(
-    addr: SocketAddr,
-    nonblocking: bool,
-) -> io::Result<(OwnedFd, SocketAddr)> {
+pub(crate) fn shared_listener(addr: SocketAddr, nonblocking: bool) -> io::Result<(OwnedFd, SocketAddr)> {
     let listener = crate::sys::tcp_listener(
         &addr,
         crate::sys::ListenOpts {

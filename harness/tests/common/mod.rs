@@ -42,30 +42,15 @@ pub fn run(name: &str, args: &[&str]) -> (Output, PathBuf) {
 pub fn read_csv(path: &Path) -> Vec<HashMap<String, String>> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut lines = text.lines();
-    let header: Vec<String> = lines
-        .next()
-        .expect("header")
-        .split(',')
-        .map(String::from)
-        .collect();
+    let header: Vec<String> = lines.next().expect("header").split(',').map(String::from).collect();
     lines
-        .map(|l| {
-            header
-                .iter()
-                .cloned()
-                .zip(l.split(',').map(String::from))
-                .collect()
-        })
+        .map(|l| header.iter().cloned().zip(l.split(',').map(String::from)).collect())
         .collect()
 }
 
 pub fn col(rows: &[HashMap<String, String>], name: &str) -> Vec<u64> {
     rows.iter()
-        .map(|r| {
-            r[name]
-                .parse()
-                .unwrap_or_else(|_| panic!("{name}={:?}", r[name]))
-        })
+        .map(|r| r[name].parse().unwrap_or_else(|_| panic!("{name}={:?}", r[name])))
         .collect()
 }
 
