@@ -48,6 +48,12 @@ enum Cmd {
         after_help = "Examples:\n  harness sweep scenarios/models.toml\n  harness sweep scenarios/load-sweep.toml --dry-run\n  harness sweep --resume results/20261126-120000-models"
     )]
     Sweep(SweepArgs),
+    /// Draw every chart that the files in DIR (a run or a sweep) support.
+    #[command(after_help = "Example:\n  harness plot results/20261126-120000-reproduce")]
+    Plot { dir: PathBuf },
+    /// Write REPORT.md and a self-contained report.html for DIR, with its charts.
+    #[command(after_help = "Example:\n  harness report results/20261126-120000-load-sweep")]
+    Report { dir: PathBuf },
     /// List the accept models, one line each.
     #[command(after_help = "Example:\n  harness models")]
     Models,
@@ -141,6 +147,9 @@ struct SweepArgs {
     /// No progress output.
     #[arg(long)]
     quiet: bool,
+    /// Do not draw the charts and the report at the end.
+    #[arg(long)]
+    no_plots: bool,
 }
 
 #[derive(Args, Debug)]
@@ -154,6 +163,9 @@ struct ReproduceArgs {
     /// Connections in flight: the load at which the seed's unevenness shows.
     #[arg(long, default_value_t = crate::reproduce::CONCURRENCY, value_parser = parse_positive)]
     concurrency: usize,
+    /// Do not draw the charts and the report at the end.
+    #[arg(long)]
+    no_plots: bool,
 }
 
 fn parse_model(s: &str) -> Result<Model, String> {
@@ -287,13 +299,61 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
         }
         Cmd::Run(a) => cmd_run(*a),
         Cmd::Sweep(a) => cmd_sweep(a),
-        Cmd::Reproduce(a) => crate::reproduce::main(a.out, a.connections, a.concurrency),
+        Cmd::Plot { dir } => {
+            let drawn = crate::plot::draw_all(&existing_dir(&dir)?)?;
+            print_drawn(&drawn);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Report { dir } => {
+            let dir = existing_dir(&dir)?;
+            print_drawn(&crate::report::write(&dir)?);
+            println!(
+                "report: {} and {}",
+                dir.join("REPORT.md").display(),
+                dir.join("report.html").display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Reproduce(a) => crate::reproduce::main(a.out, a.connections, a.concurrency, !a.no_plots),
+    }
+}
+
+/// A directory given on the command line that must exist.
+fn existing_dir(dir: &Path) -> Result<PathBuf, UsageError> {
+    if dir.is_dir() {
+        Ok(dir.to_path_buf())
+    } else {
+        Err(UsageError(format!("{} is not a directory of results", dir.display())))
+    }
+}
+
+/// Says which charts were drawn, and why the others were not.
+pub fn print_drawn(drawn: &crate::plot::Drawn) {
+    for c in &drawn.charts {
+        println!("drew {} ({})", c.svg.display(), c.title);
+    }
+    for (name, why) in &drawn.skipped {
+        println!("skipped {name}: {why}");
     }
 }
 
 /// The output directory: the user's, or `results/<stamp>-<label>`.
+/// A default name that exists already (two runs in one second) gets a
+/// numbered suffix, so no run overwrites another.
 pub fn out_dir(out: Option<PathBuf>, stamp: &str, label: &str) -> PathBuf {
-    out.unwrap_or_else(|| Path::new("results").join(format!("{stamp}-{label}")))
+    out.unwrap_or_else(|| {
+        let base = Path::new("results").join(format!("{stamp}-{label}"));
+        (1..)
+            .map(|i| {
+                if i == 1 {
+                    base.clone()
+                } else {
+                    PathBuf::from(format!("{}-{i}", base.display()))
+                }
+            })
+            .find(|p| !p.exists())
+            .unwrap_or(base)
+    })
 }
 
 fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
@@ -396,6 +456,10 @@ fn cmd_sweep(a: SweepArgs) -> anyhow::Result<ExitCode> {
     );
     for f in &failed {
         println!("{f}");
+    }
+    if !a.no_plots {
+        print_drawn(&crate::report::write(&outcome.dir)?);
+        println!("report: {}", outcome.dir.join("report.html").display());
     }
     Ok(if failed.is_empty() {
         ExitCode::SUCCESS

@@ -283,7 +283,7 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
         threads: spec.threads,
         gap_us: spec.gap.as_micros() as u64,
         requests: report.requests,
-        req_per_s: round(if secs > 0.0 { report.requests as f64 / secs } else { 0.0 }, 1),
+        req_per_s: round(report.req_per_s(), 1),
         late: report.late,
         dropped: report.dropped,
         accepted: accepted.iter().sum(),

@@ -45,7 +45,7 @@ pub fn scenario(connections: u64, concurrency: usize) -> Result<Scenario, crate:
     Scenario::parse(Path::new(SCENARIO_PATH), &text)
 }
 
-pub fn main(out: Option<PathBuf>, connections: u64, concurrency: usize) -> anyhow::Result<ExitCode> {
+pub fn main(out: Option<PathBuf>, connections: u64, concurrency: usize, plots: bool) -> anyhow::Result<ExitCode> {
     let scn = scenario(connections, concurrency)?;
     let (_, stamp) = export::meta::utc_now();
     let opts = sweep::Options {
@@ -65,6 +65,10 @@ pub fn main(out: Option<PathBuf>, connections: u64, concurrency: usize) -> anyho
         println!("{}: {}", r.summary.model, r.conservation_line());
     }
     println!("files: {}", outcome.dir.display());
+    if plots {
+        crate::cli::print_drawn(&crate::report::write(&outcome.dir)?);
+        println!("report: {}", outcome.dir.join("report.html").display());
+    }
     Ok(if outcome.ok() {
         ExitCode::SUCCESS
     } else {

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Regenerates the committed reference results, results/reference/: the
+# report, charts, CSVs and meta.json of `harness reproduce` and of the
+# `models` and `load-sweep` scenarios, as produced on this machine. Takes
+# about 7 minutes on 2 cores; run it on an otherwise idle machine.
+#
+# usage: scripts/reference.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release --quiet -p harness
+bin=target/release/harness
+new=results/.reference.new
+rm -rf "$new"
+mkdir -p "$new"
+
+"$bin" reproduce --out "$new/reproduce"
+"$bin" sweep scenarios/models.toml --seed 1 --out "$new/models"
+"$bin" sweep scenarios/load-sweep.toml --seed 1 --out "$new/load-sweep"
+
+# Swap in the new set only once all three have finished.
+rm -rf results/reference.old
+[ -d results/reference ] && mv results/reference results/reference.old
+mv "$new" results/reference
+rm -rf results/reference.old
+echo "reference results: results/reference/{reproduce,models,load-sweep}/report.html"
