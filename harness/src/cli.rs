@@ -14,10 +14,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::export::{self, meta::Meta};
 use crate::model::Model;
+use crate::model::{ModelOpts, Steer};
 use crate::run::{self, Load, RunSpec};
 use crate::scenario::Scenario;
 use crate::sweep;
-use crate::worker::Stall;
+use crate::worker::{Service, Stall};
 use crate::UsageError;
 use loadgen::{Arrivals, OpenLoop, Stop};
 
@@ -122,6 +123,25 @@ struct RunArgs {
     /// Record no latency (for measuring what recording costs).
     #[arg(long)]
     no_record: bool,
+    /// listen(2) backlog of every listening socket.
+    #[arg(long, default_value_t = crate::model::BACKLOG, value_parser = parse_backlog)]
+    backlog: i32,
+    /// reuseport-cbpf: how the BPF program picks a socket (cpu or random).
+    #[arg(long, default_value = "cpu", value_parser = parse_steer)]
+    steer: Steer,
+    /// Time each request takes in a worker: 0, spin:50us (busy CPU),
+    /// sleep:1ms, or exp:200us (sleeps, exponentially distributed, that mean).
+    #[arg(long, default_value = "0", value_parser = parse_service)]
+    service: Service,
+    /// Make worker IDX's service time FACTOR times longer (e.g. 0:10).
+    #[arg(long, value_parser = parse_slow)]
+    slow_worker: Option<(usize, f64)>,
+    /// Pin worker i to CPU i modulo the CPU count.
+    #[arg(long)]
+    pin_workers: bool,
+    /// Pin the load generator's threads to these CPUs (e.g. 0 or 0,1).
+    #[arg(long, value_parser = parse_cpus)]
+    pin_loadgen: Option<Cpus>,
     /// Output directory [default: results/<timestamp>-<model>].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -225,6 +245,50 @@ struct Sources(Vec<IpAddr>);
 
 fn parse_sources(s: &str) -> Result<Sources, String> {
     loadgen::config::parse_sources(s).map(Sources)
+}
+
+fn parse_backlog(s: &str) -> Result<i32, String> {
+    match s.parse::<i32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' is not a backlog of at least 1")),
+    }
+}
+
+fn parse_steer(s: &str) -> Result<Steer, String> {
+    s.parse()
+}
+
+fn parse_service(s: &str) -> Result<Service, String> {
+    s.parse()
+}
+
+/// `IDX:FACTOR`, e.g. `0:10`.
+pub fn parse_slow(s: &str) -> Result<(usize, f64), String> {
+    let (idx, factor) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}' is not IDX:FACTOR (e.g. 0:10)"))?;
+    let idx = idx
+        .parse()
+        .map_err(|_| format!("'{idx}' in '{s}' is not a worker index"))?;
+    match factor.parse::<f64>() {
+        Ok(f) if f.is_finite() && f > 0.0 => Ok((idx, f)),
+        _ => Err(format!("'{factor}' in '{s}' is not a positive factor")),
+    }
+}
+
+/// A list of CPUs, parsed as one value.
+#[derive(Debug, Clone)]
+struct Cpus(Vec<usize>);
+
+fn parse_cpus(s: &str) -> Result<Cpus, String> {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    s.split(',')
+        .map(|c| match c.trim().parse::<usize>() {
+            Ok(c) if c < n => Ok(c),
+            _ => Err(format!("'{c}' in '{s}' is not a CPU of this machine (0 to {})", n - 1)),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Cpus)
 }
 
 /// `IDX:AT:FOR`, e.g. `0:1s:300ms`.
@@ -388,6 +452,14 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
         sources: a.sources.map(|s| s.0).unwrap_or_default(),
         stall: a.stall_worker,
         record: !a.no_record,
+        model_opts: ModelOpts {
+            backlog: a.backlog,
+            steer: a.steer,
+        },
+        service: a.service,
+        slow: a.slow_worker,
+        pin_workers: a.pin_workers,
+        pin_loadgen: a.pin_loadgen.map(|c| c.0).unwrap_or_default(),
     };
     spec.validate()?;
     let (started, stamp) = export::meta::utc_now();

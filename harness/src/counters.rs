@@ -45,6 +45,11 @@ pub struct Slot {
     pub requests: AtomicU64,
     /// Connections open in the worker right now (a gauge, for the time series).
     pub active: AtomicU64,
+    /// Connections the worker has finished (closed): with `dispatched`, how
+    /// many are handed to it but not done (dispatch-least's measure).
+    pub finished: AtomicU64,
+    /// accept-mutex: times this worker took the lock.
+    pub lock_acquisitions: AtomicU64,
     /// When the worker's injected stall began and ended, in ns since the
     /// run's epoch, plus one (0: it did not stall).
     pub stall_from: AtomicU64,
@@ -76,6 +81,8 @@ impl Slot {
             dispatch_errors: self.dispatch_errors.load(Relaxed),
             requests: self.requests.load(Relaxed),
             active: self.active.load(Relaxed),
+            finished: self.finished.load(Relaxed),
+            lock_acquisitions: self.lock_acquisitions.load(Relaxed),
         }
     }
 
@@ -103,6 +110,8 @@ pub struct Snapshot {
     pub dispatch_errors: u64,
     pub requests: u64,
     pub active: u64,
+    pub finished: u64,
+    pub lock_acquisitions: u64,
 }
 
 /// Run-wide values the master publishes to the workers.
@@ -112,6 +121,12 @@ pub struct Header {
     /// CLOCK_MONOTONIC time, in ns, when the measured load began (0 before):
     /// the origin of the time series and of injected stalls.
     pub epoch_ns: AtomicU64,
+    /// accept-mutex: the lock (0 free, else the holder's index + 1), how many
+    /// workers are polling the listener right now (at most 1 when the lock
+    /// works), and how often a worker found another already polling.
+    pub mutex: AtomicU64,
+    pub pollers: AtomicU64,
+    pub poll_overlaps: AtomicU64,
 }
 
 impl Snapshot {
@@ -128,6 +143,8 @@ impl Snapshot {
             dispatch_errors: self.dispatch_errors - earlier.dispatch_errors,
             requests: self.requests - earlier.requests,
             active: self.active,
+            finished: self.finished - earlier.finished,
+            lock_acquisitions: self.lock_acquisitions - earlier.lock_acquisitions,
         }
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::counters::Counters;
 use crate::model::{dispatch_rr, Listeners, Model};
 use crate::sys::{self, Fork, Reaped};
-use crate::worker::{Stall, WorkerCtx};
+use crate::worker::{WorkerCtx, WorkerPlan};
 
 /// How long workers get to exit after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(2);
@@ -47,13 +47,8 @@ pub struct Teardown {
 impl Fleet {
     /// Forks `workers` workers (and a dispatcher when the model has one) over
     /// what `prepare` set up; the master keeps none of the listening sockets.
-    /// `stall`: one worker (by index) that pauses once during the run.
-    pub fn start(
-        model: Model,
-        listeners: Listeners,
-        workers: usize,
-        stall: Option<(usize, Stall)>,
-    ) -> io::Result<Fleet> {
+    /// `plan`: service time, slow and stalled workers, pinning.
+    pub fn start(model: Model, listeners: Listeners, workers: usize, plan: &WorkerPlan) -> io::Result<Fleet> {
         let extra = usize::from(model.has_dispatcher());
         let mut fleet = Fleet {
             model,
@@ -67,8 +62,11 @@ impl Fleet {
             match sys::fork()? {
                 Fork::Child => child(master, &format!("worker {i}"), || {
                     let end = listeners.into_worker(i);
-                    let stall = stall.filter(|(w, _)| *w == i).map(|(_, s)| s);
-                    let ctx = WorkerCtx::new(i, fleet.counters.slot(i), fleet.counters.header(), stall);
+                    if plan.pin {
+                        // Best effort: a CPU outside this sandbox's set leaves the worker unpinned.
+                        let _ = sys::pin_to(&[i % sys::cpu_count()]);
+                    }
+                    let ctx = WorkerCtx::new(i, fleet.counters.slot(i), fleet.counters.header(), plan);
                     model.run_worker(end, &ctx)
                 }),
                 Fork::Parent(pid) => fleet.pids.push(pid),

@@ -24,10 +24,10 @@ use crate::export::hlog::HlogWriter;
 use crate::export::timeseries::TimeseriesWriter;
 use crate::fleet::Fleet;
 use crate::introspect::{self, Endpoint, Usage};
-use crate::model::Model;
+use crate::model::{Model, ModelOpts};
 use crate::record::{self, SummaryRow, WorkerRow};
 use crate::sys;
-use crate::worker::Stall;
+use crate::worker::{Service, Stall, WorkerPlan};
 use crate::UsageError;
 use loadgen::{IntervalHist, OpenLoop, Report, Stop};
 
@@ -80,6 +80,16 @@ pub struct RunSpec {
     pub sources: Vec<IpAddr>,
     pub stall: Option<(usize, Stall)>,
     pub record: bool,
+    /// Listen backlog and the models' own settings.
+    pub model_opts: ModelOpts,
+    /// Time each request takes in a worker.
+    pub service: Service,
+    /// One worker (by index) whose service time is this many times longer.
+    pub slow: Option<(usize, f64)>,
+    /// Pin worker i to CPU i modulo the CPU count.
+    pub pin_workers: bool,
+    /// CPUs the load generator's threads are pinned to (empty: not pinned).
+    pub pin_loadgen: Vec<usize>,
 }
 
 impl RunSpec {
@@ -101,6 +111,11 @@ impl RunSpec {
             sources: Vec::new(),
             stall: None,
             record: true,
+            model_opts: ModelOpts::default(),
+            service: Service::None,
+            slow: None,
+            pin_workers: false,
+            pin_loadgen: Vec::new(),
         }
     }
 
@@ -135,7 +150,12 @@ impl RunSpec {
                 "for_ms": s.length.as_secs_f64() * 1000.0,
             })),
             "record_latency": self.record,
-            "backlog": crate::model::BACKLOG,
+            "backlog": self.model_opts.backlog,
+            "steer": self.model_opts.steer.name(),
+            "service": self.service.to_string(),
+            "slow_worker": self.slow.map(|(w, f)| json!({"worker": w, "factor": f})),
+            "pin_workers": self.pin_workers,
+            "pin_loadgen": self.pin_loadgen,
         })
     }
 
@@ -159,10 +179,13 @@ impl RunSpec {
                 self.threads
             )));
         }
-        if let Some((w, _)) = self.stall {
-            if w >= self.workers {
+        for (flag, worker) in [
+            ("--stall-worker", self.stall.map(|s| s.0)),
+            ("--slow-worker", self.slow.map(|s| s.0)),
+        ] {
+            if let Some(w) = worker.filter(|w| *w >= self.workers) {
                 return Err(UsageError(format!(
-                    "--stall-worker {w}: there are only {} workers (0 to {})",
+                    "{flag} {w}: there are only {} workers (0 to {})",
                     self.workers,
                     self.workers - 1
                 )));
@@ -228,7 +251,7 @@ impl RunResult {
 /// Binds the model's sockets on 127.0.0.1; a taken port is a usage error.
 fn prepare(spec: &RunSpec) -> anyhow::Result<crate::model::Listeners> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, spec.port));
-    spec.model.prepare(addr, spec.workers).map_err(|e| {
+    spec.model.prepare(addr, spec.workers, &spec.model_opts).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             anyhow!(UsageError(format!(
                 "--port {} is already in use on 127.0.0.1",
@@ -262,7 +285,13 @@ pub struct Measured {
 pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     let listeners = prepare(spec)?;
     let addr = listeners.addr();
-    let mut fleet = Fleet::start(spec.model, listeners, spec.workers, spec.stall).context("forking the fleet")?;
+    let plan = WorkerPlan {
+        service: spec.service,
+        slow: spec.slow,
+        stall: spec.stall,
+        pin: spec.pin_workers,
+    };
+    let mut fleet = Fleet::start(spec.model, listeners, spec.workers, &plan).context("forking the fleet")?;
     fleet.wait_ready(READY_TIMEOUT)?;
     let endpoints = introspect::endpoints(&fleet);
 
@@ -307,9 +336,14 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         // the load ends and the log writer can finish.
         // It also owns `done`, whose closing wakes the sampler at once.
         let (done, finished) = mpsc::channel::<()>();
+        let pin = &spec.pin_loadgen;
         let load = s.spawn(move || {
             let _done = done;
-            loadgen::run(&cfg)
+            if !pin.is_empty() {
+                // The load generator's threads start from this one and inherit its CPUs.
+                sys::pin_to(pin).context("pinning the load generator")?;
+            }
+            loadgen::run(&cfg).context("running the load generator")
         });
         let mut next = started + spec.interval;
         while let Err(mpsc::RecvTimeoutError::Timeout) =
@@ -322,10 +356,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
                 next = now + spec.interval;
             }
         }
-        let report = load
-            .join()
-            .map_err(|_| anyhow!("the load generator panicked"))?
-            .context("running the load generator")?;
+        let report = load.join().map_err(|_| anyhow!("the load generator panicked"))??;
         log.join().map_err(|_| anyhow!("the interval log writer panicked"))??;
         Ok(report)
     })?;

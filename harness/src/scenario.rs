@@ -28,13 +28,14 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use crate::model::Model;
+use crate::model::Steer;
 use crate::run::{Load, RunSpec};
-use crate::worker::Stall;
+use crate::worker::{Service, Stall};
 use crate::UsageError;
 use loadgen::{Arrivals, OpenLoop, Stop};
 
 /// The parameters a scenario may vary, in expansion order.
-pub const PARAMETERS: [&str; 16] = [
+pub const PARAMETERS: [&str; 20] = [
     "model",
     "workers",
     "concurrency",
@@ -51,6 +52,10 @@ pub const PARAMETERS: [&str; 16] = [
     "interval",
     "stall_worker",
     "arrival_seed",
+    "service",
+    "slow_worker",
+    "backlog",
+    "steer",
 ];
 
 /// The file as TOML gives it: known keys only, values kept with their span.
@@ -78,6 +83,10 @@ struct File {
     interval: Option<Spanned<Value>>,
     stall_worker: Option<Spanned<Value>>,
     arrival_seed: Option<Spanned<Value>>,
+    service: Option<Spanned<Value>>,
+    slow_worker: Option<Spanned<Value>>,
+    backlog: Option<Spanned<Value>>,
+    steer: Option<Spanned<Value>>,
 }
 
 /// An offered rate: per second, or a fraction of the measured capacity.
@@ -105,6 +114,9 @@ pub enum Param {
     Arrivals(Arrivals),
     Duration(Duration, String),
     Stall(usize, Stall, String),
+    Service(Service),
+    Slow(usize, f64, String),
+    Steer(Steer),
 }
 
 impl fmt::Display for Param {
@@ -114,7 +126,9 @@ impl fmt::Display for Param {
             Param::Int(n) => write!(f, "{n}"),
             Param::Rate(r) => write!(f, "{r}"),
             Param::Arrivals(a) => write!(f, "{}", a.name()),
-            Param::Duration(_, text) | Param::Stall(_, _, text) => f.write_str(text),
+            Param::Duration(_, text) | Param::Stall(_, _, text) | Param::Slow(_, _, text) => f.write_str(text),
+            Param::Service(sv) => write!(f, "{sv}"),
+            Param::Steer(st) => f.write_str(st.name()),
         }
     }
 }
@@ -210,6 +224,19 @@ impl Point {
             Some(Param::Stall(w, s, _)) => Some((*w, *s)),
             _ => None,
         };
+        spec.slow = match self.values.get("slow_worker") {
+            Some(Param::Slow(w, f, _)) => Some((*w, *f)),
+            _ => None,
+        };
+        if let Some(Param::Service(sv)) = self.values.get("service") {
+            spec.service = *sv;
+        }
+        if let Some(b) = self.int("backlog") {
+            spec.model_opts.backlog = b as i32;
+        }
+        if let Some(Param::Steer(st)) = self.values.get("steer") {
+            spec.model_opts.steer = *st;
+        }
         spec
     }
 }
@@ -314,6 +341,10 @@ impl Scenario {
             ("interval", &file.interval),
             ("stall_worker", &file.stall_worker),
             ("arrival_seed", &file.arrival_seed),
+            ("service", &file.service),
+            ("slow_worker", &file.slow_worker),
+            ("backlog", &file.backlog),
+            ("steer", &file.steer),
         ];
         let mut lists: Vec<(&'static str, Vec<Param>, std::ops::Range<usize>)> = Vec::new();
         for (key, value) in given {
@@ -419,10 +450,14 @@ fn check_point(p: &Point, at: &dyn Fn(&str) -> UsageError) -> Result<(), UsageEr
     if has("gap") && has("rate") {
         return Err(err("gap", "only applies to a closed loop, not with a rate".into()));
     }
-    if let Some(Param::Stall(w, _, _)) = p.values.get("stall_worker") {
-        if *w >= p.workers() {
+    for key in ["stall_worker", "slow_worker"] {
+        let w = match p.values.get(key) {
+            Some(Param::Stall(w, _, _)) | Some(Param::Slow(w, _, _)) => *w,
+            _ => continue,
+        };
+        if w >= p.workers() {
             return Err(err(
-                "stall_worker",
+                key,
                 format!("worker {w} does not exist with {} workers", p.workers()),
             ));
         }
@@ -504,6 +539,20 @@ fn convert(key: &str, v: &Value) -> Result<Param, String> {
         "arrivals" => match v {
             Value::String(s) => s.parse().map(Param::Arrivals),
             _ => Err(format!("expected \"constant\" or \"poisson\", got {}", got())),
+        },
+        "backlog" => int(1, i32::MAX as u64, "a listen backlog"),
+        "service" => match v {
+            Value::String(s) => s.parse().map(Param::Service),
+            Value::Integer(0) => Ok(Param::Service(Service::None)),
+            _ => Err(format!("expected a service time such as \"spin:50us\", got {}", got())),
+        },
+        "slow_worker" => match v {
+            Value::String(s) => crate::cli::parse_slow(s).map(|(w, f)| Param::Slow(w, f, s.clone())),
+            _ => Err(format!("expected \"IDX:FACTOR\" such as \"0:10\", got {}", got())),
+        },
+        "steer" => match v {
+            Value::String(s) => s.parse().map(Param::Steer),
+            _ => Err(format!("expected \"cpu\" or \"random\", got {}", got())),
         },
         "stall_worker" => match v {
             Value::String(s) => crate::cli::parse_stall(s).map(|(w, st)| Param::Stall(w, st, s.clone())),

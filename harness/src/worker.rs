@@ -30,25 +30,122 @@ pub struct Stall {
     pub length: Duration,
 }
 
+/// Time a worker spends on each request before answering.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Service {
+    /// Answer at once.
+    #[default]
+    None,
+    /// Busy CPU for this long.
+    Spin(Duration),
+    /// Sleep this long (waiting on something else).
+    Sleep(Duration),
+    /// Sleep an exponentially distributed time with this mean.
+    Exp(Duration),
+}
+
+impl Service {
+    /// The same kind of service, `factor` times longer.
+    pub fn scaled(self, factor: f64) -> Service {
+        let s = |d: Duration| d.mul_f64(factor);
+        match self {
+            Service::None => Service::None,
+            Service::Spin(d) => Service::Spin(s(d)),
+            Service::Sleep(d) => Service::Sleep(s(d)),
+            Service::Exp(d) => Service::Exp(s(d)),
+        }
+    }
+}
+
+impl std::str::FromStr for Service {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Service, String> {
+        if s == "0" || s == "none" {
+            return Ok(Service::None);
+        }
+        let (kind, d) = s
+            .split_once(':')
+            .ok_or_else(|| format!("'{s}' is not a service time (0, spin:50us, sleep:1ms or exp:200us)"))?;
+        let d = loadgen::parse_duration(d)?;
+        match kind {
+            "spin" => Ok(Service::Spin(d)),
+            "sleep" => Ok(Service::Sleep(d)),
+            "exp" => Ok(Service::Exp(d)),
+            _ => Err(format!("'{kind}' in '{s}' is not spin, sleep or exp")),
+        }
+    }
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let us = |d: &Duration| format!("{}us", d.as_micros());
+        match self {
+            Service::None => f.write_str("0"),
+            Service::Spin(d) => write!(f, "spin:{}", us(d)),
+            Service::Sleep(d) => write!(f, "sleep:{}", us(d)),
+            Service::Exp(d) => write!(f, "exp:{}", us(d)),
+        }
+    }
+}
+
+/// How every worker of a fleet behaves besides its model: the service time,
+/// one slow worker, one stall, CPU pinning.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct WorkerPlan {
+    pub service: Service,
+    /// (worker, factor): that worker's service time is `factor` times longer.
+    pub slow: Option<(usize, f64)>,
+    pub stall: Option<(usize, Stall)>,
+    /// Pin worker i to CPU i modulo the CPU count.
+    pub pin: bool,
+}
+
 /// Everything a worker's loop needs besides its endpoint.
 pub struct WorkerCtx<'a> {
     pub index: usize,
     pub slot: &'a Slot,
     pub header: &'a Header,
     pub stall: Option<Stall>,
+    service: Service,
+    rng: std::cell::RefCell<loadgen::schedule::Xoshiro256pp>,
     keep_alive: Vec<u8>,
     close: Vec<u8>,
 }
 
 impl<'a> WorkerCtx<'a> {
-    pub fn new(index: usize, slot: &'a Slot, header: &'a Header, stall: Option<Stall>) -> Self {
+    pub fn new(index: usize, slot: &'a Slot, header: &'a Header, plan: &WorkerPlan) -> Self {
+        let service = match plan.slow {
+            Some((w, factor)) if w == index => plan.service.scaled(factor),
+            _ => plan.service,
+        };
         WorkerCtx {
             index,
             slot,
             header,
-            stall,
+            stall: plan.stall.filter(|(w, _)| *w == index).map(|(_, s)| s),
+            service,
+            rng: std::cell::RefCell::new(loadgen::schedule::Xoshiro256pp::new(0x5eed, index as u64)),
             keep_alive: response(index, true),
             close: response(index, false),
+        }
+    }
+
+    /// Spends the service time of one request.
+    fn work(&self) {
+        match self.service {
+            Service::None => {}
+            Service::Spin(d) => {
+                let start = std::time::Instant::now();
+                while start.elapsed() < d {
+                    std::hint::spin_loop();
+                }
+            }
+            Service::Sleep(d) => std::thread::sleep(d),
+            Service::Exp(mean) => {
+                let secs = self.rng.borrow_mut().next_exp(mean.as_secs_f64());
+                std::thread::sleep(Duration::from_secs_f64(secs));
+            }
         }
     }
 
@@ -62,6 +159,7 @@ impl<'a> WorkerCtx<'a> {
         }
         drop(conn);
         Slot::drop_one(&self.slot.active);
+        Slot::bump(&self.slot.finished);
     }
 
     /// Sleeps through the stall window if now falls inside it (once).
@@ -137,6 +235,7 @@ impl<'a> WorkerCtx<'a> {
                 start = 0;
                 len = 0;
             }
+            self.work();
             write_all(conn, if keep_alive { &self.keep_alive } else { &self.close })?;
             Slot::bump(&self.slot.requests);
             served += 1;
@@ -241,6 +340,42 @@ mod tests {
     }
 
     #[test]
+    fn service_times_parse_print_and_scale() {
+        for text in ["0", "spin:50us", "sleep:1000us", "exp:200us"] {
+            assert_eq!(text.parse::<Service>().unwrap().to_string(), text);
+        }
+        assert_eq!(
+            "sleep:1ms".parse::<Service>().unwrap(),
+            Service::Sleep(Duration::from_millis(1))
+        );
+        assert_eq!(
+            Service::Spin(Duration::from_micros(50)).scaled(10.0),
+            Service::Spin(Duration::from_micros(500))
+        );
+        assert!("nap:1ms".parse::<Service>().unwrap_err().contains("nap"));
+        assert!("spin".parse::<Service>().is_err());
+    }
+
+    #[test]
+    fn a_slow_worker_serves_slower() {
+        let counters = Counters::new(2).unwrap();
+        let plan = WorkerPlan {
+            service: Service::Spin(Duration::from_millis(2)),
+            slow: Some((1, 5.0)),
+            ..WorkerPlan::default()
+        };
+        let fast = WorkerCtx::new(0, counters.slot(0), counters.header(), &plan);
+        let slow = WorkerCtx::new(1, counters.slot(1), counters.header(), &plan);
+        let time = |c: &WorkerCtx<'_>| {
+            let t = std::time::Instant::now();
+            c.work();
+            t.elapsed()
+        };
+        assert!(time(&fast) >= Duration::from_millis(2));
+        assert!(time(&slow) >= Duration::from_millis(10));
+    }
+
+    #[test]
     fn head_end_length_and_keep_alive() {
         let req = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
         let end = find_head_end(req).unwrap();
@@ -260,7 +395,7 @@ mod tests {
         if shut {
             client.shutdown(std::net::Shutdown::Write).unwrap();
         }
-        let ctx = WorkerCtx::new(0, counters.slot(0), counters.header(), None);
+        let ctx = WorkerCtx::new(0, counters.slot(0), counters.header(), &WorkerPlan::default());
         ctx.take(OwnedFd::from(server));
         let mut got = String::new();
         client.read_to_string(&mut got).unwrap();

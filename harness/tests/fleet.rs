@@ -349,7 +349,11 @@ fn models_lists_every_model() {
             "shared-epoll",
             "epoll-exclusive",
             "reuseport",
-            "dispatch-rr"
+            "dispatch-rr",
+            "dispatch-least",
+            "accept-mutex",
+            "reuseport-cbpf",
+            "io-uring"
         ]
     );
 }

@@ -8,13 +8,13 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
-use super::{shared_listener, transient_accept_error, Listeners};
+use super::{shared_listener, transient_accept_error, Listeners, ModelOpts};
 use crate::counters::{Counters, Slot};
 use crate::sys;
 use crate::worker::WorkerCtx;
 
-pub fn prepare(addr: SocketAddr, workers: usize) -> io::Result<Listeners> {
-    let (listener, addr) = shared_listener(addr, false)?;
+pub fn prepare(addr: SocketAddr, workers: usize, opts: &ModelOpts) -> io::Result<Listeners> {
+    let (listener, addr) = shared_listener(addr, false, opts)?;
     let channels = (0..workers)
         .map(|_| sys::seqpacket_pair())
         .collect::<io::Result<Vec<_>>>()?;

@@ -5,9 +5,13 @@
 //! (`prepare`), and the loop a worker runs after the fork. This module only
 //! routes between them.
 
+pub mod accept_mutex;
+pub mod dispatch_least;
 pub mod dispatch_rr;
 pub mod epoll_exclusive;
+pub mod io_uring;
 pub mod reuseport;
+pub mod reuseport_cbpf;
 pub mod shared_blocking;
 pub mod shared_epoll;
 
@@ -19,8 +23,57 @@ use std::os::fd::OwnedFd;
 use crate::counters::Slot;
 use crate::worker::WorkerCtx;
 
-/// Listen backlog for every model (as nginx's and Node's default, 511).
+/// Default listen backlog (nginx's and Node's default, 511).
 pub const BACKLOG: i32 = 511;
+
+/// How `reuseport-cbpf` picks a socket for each connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Steer {
+    /// The CPU that handles the connection's SYN, modulo the fleet size.
+    #[default]
+    Cpu,
+    /// A random socket per connection.
+    Random,
+}
+
+impl Steer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Steer::Cpu => "cpu",
+            Steer::Random => "random",
+        }
+    }
+}
+
+impl std::str::FromStr for Steer {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Steer, String> {
+        match s {
+            "cpu" => Ok(Steer::Cpu),
+            "random" => Ok(Steer::Random),
+            _ => Err(format!("unknown steering '{s}' (valid: cpu, random)")),
+        }
+    }
+}
+
+/// Settings a model's set-up takes besides the address and the fleet size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelOpts {
+    /// listen(2) backlog of every listening socket.
+    pub backlog: i32,
+    /// `reuseport-cbpf`: how the BPF program picks a socket.
+    pub steer: Steer,
+}
+
+impl Default for ModelOpts {
+    fn default() -> Self {
+        ModelOpts {
+            backlog: BACKLOG,
+            steer: Steer::default(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Model {
@@ -28,16 +81,24 @@ pub enum Model {
     SharedEpoll,
     EpollExclusive,
     Reuseport,
+    ReuseportCbpf,
+    AcceptMutex,
     DispatchRr,
+    DispatchLeast,
+    IoUring,
 }
 
 impl Model {
-    pub const ALL: [Model; 5] = [
+    pub const ALL: [Model; 9] = [
         Model::SharedBlocking,
         Model::SharedEpoll,
         Model::EpollExclusive,
         Model::Reuseport,
         Model::DispatchRr,
+        Model::DispatchLeast,
+        Model::AcceptMutex,
+        Model::ReuseportCbpf,
+        Model::IoUring,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +108,10 @@ impl Model {
             Model::EpollExclusive => "epoll-exclusive",
             Model::Reuseport => "reuseport",
             Model::DispatchRr => "dispatch-rr",
+            Model::DispatchLeast => "dispatch-least",
+            Model::AcceptMutex => "accept-mutex",
+            Model::ReuseportCbpf => "reuseport-cbpf",
+            Model::IoUring => "io-uring",
         }
     }
 
@@ -58,17 +123,21 @@ impl Model {
             Model::EpollExclusive => "as shared-epoll, registered with EPOLLEXCLUSIVE so one waiter is woken (nginx with accept_mutex off)",
             Model::Reuseport => "one SO_REUSEPORT socket per worker on the same port; the kernel hashes the 4-tuple (nginx reuseport, Envoy)",
             Model::DispatchRr => "the master accepts and passes each fd to a worker over a Unix socketpair (SCM_RIGHTS), round robin (Node cluster SCHED_RR)",
+            Model::DispatchLeast => "as dispatch-rr, to the worker with the fewest connections handed but not yet closed (HAProxy, actix)",
+            Model::AcceptMutex => "shared socket; only the holder of a process-shared lock polls it, released after each accept batch (nginx accept_mutex on)",
+            Model::ReuseportCbpf => "reuseport plus a classic BPF program (SO_ATTACH_REUSEPORT_CBPF) that picks the socket: --steer cpu or random (Cloudflare)",
+            Model::IoUring => "shared socket; each worker accepts with an io_uring multishot accept on its own ring",
         }
     }
 
     /// Whether a dispatcher process accepts on the workers' behalf.
     pub fn has_dispatcher(self) -> bool {
-        matches!(self, Model::DispatchRr)
+        matches!(self, Model::DispatchRr | Model::DispatchLeast)
     }
 
     /// Whether each worker has an epoll set of its own.
     pub fn uses_epoll(self) -> bool {
-        matches!(self, Model::SharedEpoll | Model::EpollExclusive)
+        matches!(self, Model::SharedEpoll | Model::EpollExclusive | Model::AcceptMutex)
     }
 
     pub fn names() -> String {
@@ -77,12 +146,16 @@ impl Model {
 
     /// Sets up, in the master and before any fork, what the workers will share.
     /// Fails with `AddrInUse` if the port is taken.
-    pub fn prepare(self, addr: SocketAddr, workers: usize) -> io::Result<Listeners> {
+    pub fn prepare(self, addr: SocketAddr, workers: usize, opts: &ModelOpts) -> io::Result<Listeners> {
         match self {
-            Model::SharedBlocking => shared_blocking::prepare(addr),
-            Model::SharedEpoll | Model::EpollExclusive => shared_epoll::prepare(addr),
-            Model::Reuseport => reuseport::prepare(addr, workers),
-            Model::DispatchRr => dispatch_rr::prepare(addr, workers),
+            Model::SharedBlocking => shared_blocking::prepare(addr, opts),
+            Model::SharedEpoll | Model::EpollExclusive => shared_epoll::prepare(addr, opts),
+            Model::Reuseport => reuseport::prepare(addr, workers, opts),
+            Model::DispatchRr => dispatch_rr::prepare(addr, workers, opts),
+            Model::DispatchLeast => dispatch_least::prepare(addr, workers, opts),
+            Model::AcceptMutex => accept_mutex::prepare(addr, opts),
+            Model::ReuseportCbpf => reuseport_cbpf::prepare(addr, workers, opts),
+            Model::IoUring => io_uring::prepare(addr, opts),
         }
     }
 
@@ -94,6 +167,10 @@ impl Model {
             (Model::EpollExclusive, WorkerEnd::Listener(l)) => epoll_exclusive::run(l, ctx),
             (Model::Reuseport, WorkerEnd::Listener(l)) => reuseport::run(l, ctx),
             (Model::DispatchRr, WorkerEnd::Channel(c)) => dispatch_rr::run(c, ctx),
+            (Model::DispatchLeast, WorkerEnd::Channel(c)) => dispatch_least::run(c, ctx),
+            (Model::AcceptMutex, WorkerEnd::Listener(l)) => accept_mutex::run(l, ctx),
+            (Model::ReuseportCbpf, WorkerEnd::Listener(l)) => reuseport_cbpf::run(l, ctx),
+            (Model::IoUring, WorkerEnd::Listener(l)) => io_uring::run(l, ctx),
             (m, _) => io::Error::other(format!("{m}: worker handed the wrong kind of endpoint")),
         }
     }
@@ -170,13 +247,17 @@ impl Listeners {
 
 /// One listening socket on `addr` for a model that shares it (or hands it
 /// to a dispatcher), with the address it got (the port, if `addr` asked for 0).
-pub(crate) fn shared_listener(addr: SocketAddr, nonblocking: bool) -> io::Result<(OwnedFd, SocketAddr)> {
+pub(crate) fn shared_listener(
+    addr: SocketAddr,
+    nonblocking: bool,
+    opts: &ModelOpts,
+) -> io::Result<(OwnedFd, SocketAddr)> {
     let listener = crate::sys::tcp_listener(
         &addr,
         crate::sys::ListenOpts {
             reuseport: false,
             nonblocking,
-            backlog: BACKLOG,
+            backlog: opts.backlog,
         },
     )?;
     let addr = crate::sys::local_addr(std::os::fd::AsFd::as_fd(&listener))?;

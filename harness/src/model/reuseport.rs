@@ -8,11 +8,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 
-use super::{blocking_accept_loop, Listeners, BACKLOG};
+use super::{blocking_accept_loop, Listeners, ModelOpts};
 use crate::sys::{self, ListenOpts};
 use crate::worker::WorkerCtx;
 
-pub fn prepare(addr: SocketAddr, workers: usize) -> io::Result<Listeners> {
+pub fn prepare(addr: SocketAddr, workers: usize, opts: &ModelOpts) -> io::Result<Listeners> {
     // A plain socket first: it fails with EADDRINUSE if anything listens on
     // the port, including another reuseport group we must not join, and it
     // picks the port when asked for port 0.
@@ -33,7 +33,7 @@ pub fn prepare(addr: SocketAddr, workers: usize) -> io::Result<Listeners> {
                 ListenOpts {
                     reuseport: true,
                     nonblocking: false,
-                    backlog: BACKLOG,
+                    backlog: opts.backlog,
                 },
             )
         })

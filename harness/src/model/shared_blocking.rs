@@ -7,11 +7,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 
-use super::{blocking_accept_loop, shared_listener, Listeners};
+use super::{blocking_accept_loop, shared_listener, Listeners, ModelOpts};
 use crate::worker::WorkerCtx;
 
-pub fn prepare(addr: SocketAddr) -> io::Result<Listeners> {
-    let (listener, addr) = shared_listener(addr, false)?;
+pub fn prepare(addr: SocketAddr, opts: &ModelOpts) -> io::Result<Listeners> {
+    let (listener, addr) = shared_listener(addr, false, opts)?;
     Ok(Listeners::Shared { listener, addr })
 }
 

@@ -9,13 +9,13 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
-use super::{shared_listener, transient_accept_error, Listeners};
+use super::{shared_listener, transient_accept_error, Listeners, ModelOpts};
 use crate::counters::Slot;
 use crate::sys::{self, Epoll};
 use crate::worker::WorkerCtx;
 
-pub fn prepare(addr: SocketAddr) -> io::Result<Listeners> {
-    let (listener, addr) = shared_listener(addr, true)?;
+pub fn prepare(addr: SocketAddr, opts: &ModelOpts) -> io::Result<Listeners> {
+    let (listener, addr) = shared_listener(addr, true, opts)?;
     Ok(Listeners::Shared { listener, addr })
 }
 
