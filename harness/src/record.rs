@@ -69,6 +69,10 @@ pub struct WorkerRow {
     /// measured load began.
     pub stall_from_ms: Option<f64>,
     pub stall_to_ms: Option<f64>,
+    /// accept-mutex: times the worker took the lock.
+    pub lock_acquisitions: u64,
+    /// How many times longer this worker's service time is (1 unless slowed).
+    pub slowdown: f64,
 }
 
 /// One run.
@@ -139,6 +143,16 @@ pub struct SummaryRow {
     pub switches_per_conn: f64,
     pub worker_cpu_ms: f64,
     pub dispatcher_cpu_ms: Option<f64>,
+    /// Service time per request, e.g. `sleep:1000us`, and the slowed worker.
+    pub service: String,
+    pub slow_worker: Option<usize>,
+    pub slow_factor: Option<f64>,
+    /// The slowed worker's share of the connections (its fair share is 1/N).
+    pub slow_share: Option<f64>,
+    /// accept-mutex: times a worker took the lock while another was polling
+    /// (0 when the lock excludes).
+    pub poll_overlaps: u64,
+    pub backlog: i32,
     pub loadgen_cpu_ms: f64,
     pub err_refused: u64,
     pub err_reset: u64,
@@ -246,6 +260,8 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
                 epoll_owner: m.endpoints[i].epoll_owner,
                 stall_from_ms: m.stalls[i].map(|(f, _)| round(f.as_secs_f64() * 1000.0, 3)),
                 stall_to_ms: m.stalls[i].map(|(_, t)| round(t.as_secs_f64() * 1000.0, 3)),
+                lock_acquisitions: c.lock_acquisitions,
+                slowdown: spec.slow.filter(|(w, _)| *w == i).map_or(1.0, |(_, f)| f),
             }
         })
         .collect();
@@ -312,6 +328,12 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
         switches_per_conn: round(switches as f64 / report.completed.max(1) as f64, 3),
         worker_cpu_ms: ms(m.usage.iter().map(|u| u.cpu_ns).sum()),
         dispatcher_cpu_ms: m.dispatcher_usage.map(|u| ms(u.cpu_ns)),
+        service: spec.service.to_string(),
+        slow_worker: spec.slow.map(|(w, _)| w),
+        slow_factor: spec.slow.map(|(_, f)| f),
+        slow_share: spec.slow.and_then(|(w, _)| shares.get(w)).map(|s| round(*s, 6)),
+        poll_overlaps: m.poll_overlaps,
+        backlog: spec.model_opts.backlog,
         loadgen_cpu_ms: round(m.loadgen_cpu.as_secs_f64() * 1000.0, 3),
         err_refused: e.refused,
         err_reset: e.reset,

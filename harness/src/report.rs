@@ -301,6 +301,27 @@ fn sweep_content(dir: &Path, record: &Value) -> anyhow::Result<(String, String, 
     }
     tables.push(agg);
 
+    if aggregate.iter().any(|row| !get(row, "slow_share_mean").is_empty()) {
+        let mut slow = Table::new(
+            "The slowed worker: its share of the connections beside its fair share, and the latency everyone saw",
+            &["point", "slow worker's share", "fair share", "p99 µs", "p99.9 µs"],
+        );
+        for row in &aggregate {
+            let workers: f64 = get(row, "workers").parse().unwrap_or(4.0);
+            slow.rows.push(vec![
+                match get(row, "label") {
+                    "" => get(row, "model").to_string(),
+                    l => l.to_string(),
+                },
+                ci(row, "slow_share", 3),
+                format!("{:.3}", 1.0 / workers),
+                fmt_num(get(row, "p99_us_mean"), 0),
+                fmt_num(get(row, "p999_us_mean"), 0),
+            ]);
+        }
+        tables.push(slow);
+    }
+
     if name == "seed-table" {
         let workers = read_rows(&dir.join("workers.csv"))?;
         let mut seed = Table::new(

@@ -277,6 +277,8 @@ pub struct Measured {
     pub stalls: Vec<Option<(Duration, Duration)>>,
     pub early_exits: Vec<String>,
     pub warmup_completed: u64,
+    /// accept-mutex: times a worker took the lock while another was polling.
+    pub poll_overlaps: u64,
 }
 
 /// Runs `spec` once, writing its time series and latency logs into `dir`,
@@ -309,6 +311,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     };
     let dispatcher = fleet.dispatcher;
     let baseline = fleet.counters.snapshot();
+    let overlaps0 = fleet.counters.header().poll_overlaps.load(Ordering::Relaxed);
     let usage0 = usage_of(&fleet.pids);
     let disp0 = dispatcher.and_then(Usage::of);
     let cpu0 = sys::self_cpu();
@@ -362,6 +365,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     })?;
     let loadgen_cpu = sys::self_cpu().saturating_sub(cpu0);
     let end = fleet.counters.snapshot();
+    let overlaps1 = fleet.counters.header().poll_overlaps.load(Ordering::Relaxed);
     series.sample(ms_since(started), &end[..workers])?;
     series.finish()?;
     write_overall_histograms(dir, &report, report.run_start)?;
@@ -392,6 +396,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         stalls,
         early_exits: teardown.early_exits,
         warmup_completed,
+        poll_overlaps: overlaps1 - overlaps0,
     };
     let (summary, workers) = record::build(spec, &measured);
     let problems = conservation::check(spec, &measured, &workers);

@@ -25,6 +25,7 @@ use crate::export::{self, meta::Meta};
 use crate::run::{self, RunResult, RunSpec};
 use crate::scenario::{Point, Rate, Scenario};
 use crate::stats::Estimate;
+use crate::worker::Service;
 use crate::UsageError;
 use loadgen::schedule::Xoshiro256pp;
 use loadgen::Stop;
@@ -71,7 +72,19 @@ fn estimate_run(p: &Point) -> Duration {
         Stop::Connections(n) => {
             let rate = match spec.load {
                 run::Load::Open(o) => o.rate,
-                run::Load::Closed { concurrency } => (concurrency as f64 * 6000.0).min(25_000.0),
+                run::Load::Closed { concurrency } => {
+                    // Served one at a time, N workers answer at most N per service time.
+                    let service = match spec.service {
+                        Service::None => 0.0,
+                        Service::Spin(d) | Service::Sleep(d) | Service::Exp(d) => d.as_secs_f64(),
+                    };
+                    let served = if service > 0.0 {
+                        spec.workers as f64 / service
+                    } else {
+                        f64::MAX
+                    };
+                    (concurrency as f64 * 6000.0).min(25_000.0).min(served)
+                }
             };
             Duration::from_secs_f64(n as f64 / rate)
         }
@@ -424,7 +437,15 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
 }
 
 /// The figures `aggregate.csv` summarises per point.
-const FIGURES: [&str; 6] = ["conn_per_s", "jain", "max_min_ratio", "p50_us", "p99_us", "p999_us"];
+const FIGURES: [&str; 7] = [
+    "conn_per_s",
+    "jain",
+    "max_min_ratio",
+    "p50_us",
+    "p99_us",
+    "p999_us",
+    "slow_share",
+];
 
 /// One row per grid point that has runs: its parameters, the number of
 /// repetitions, and mean, sd and 95% CI of each figure.

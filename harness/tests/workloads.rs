@@ -1,0 +1,139 @@
+//! Realistic workloads: service times, a slow worker, a stalled worker, and
+//! the kernel knobs (backlog, pinning), end to end through the binary.
+
+mod common;
+
+use common::{col, num, read_csv, run, serial, show, summary};
+
+#[test]
+fn a_stall_hurts_reuseport_but_not_a_shared_queue() {
+    let _g = serial();
+    let mut p99 = Vec::new();
+    for model in ["reuseport", "shared-blocking"] {
+        // 1000 arrivals/s for 3 s; worker 0 stops for 300 ms at 1 s.
+        let (o, dir) = run(
+            &format!("stall-{model}"),
+            &[
+                "--model",
+                model,
+                "--workers",
+                "4",
+                "--rate",
+                "1000",
+                "--arrivals",
+                "constant",
+                "--duration",
+                "3s",
+                "--stall-worker",
+                "0:1s:300ms",
+            ],
+        );
+        assert!(o.status.success(), "{model}: {}", show(&o));
+        p99.push(num(&summary(&dir), "total_p99_us"));
+    }
+    // reuseport keeps hashing a quarter of the arrivals to the stalled
+    // worker's own queue: 2.5% of all connections wait up to 300 ms.
+    assert!(
+        p99[0] >= 120_000.0,
+        "reuseport p99 {} us did not rise towards the stall",
+        p99[0]
+    );
+    // A shared queue hands them to the other workers.
+    assert!(
+        p99[1] <= 30_000.0,
+        "shared-blocking p99 {} us rose with the stall",
+        p99[1]
+    );
+}
+
+#[test]
+fn service_time_shows_in_time_to_first_byte_and_is_recorded() {
+    let _g = serial();
+    let (o, dir) = run(
+        "service",
+        &[
+            "--model",
+            "shared-blocking",
+            "--concurrency",
+            "4",
+            "--connections",
+            "400",
+            "--service",
+            "sleep:2ms",
+        ],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    let s = summary(&dir);
+    assert_eq!(s["service"], "sleep:2000us");
+    assert!(num(&s, "ttfb_p50_us") >= 2000.0, "ttfb p50 {}", s["ttfb_p50_us"]);
+    assert!(num(&s, "connect_p50_us") < 2000.0);
+}
+
+#[test]
+fn a_slow_worker_gets_less_from_a_shared_queue_than_from_round_robin() {
+    let _g = serial();
+    let mut slow_share = Vec::new();
+    for model in ["shared-blocking", "dispatch-rr"] {
+        let (o, dir) = run(
+            &format!("slow-{model}"),
+            &[
+                "--model",
+                model,
+                "--workers",
+                "4",
+                "--concurrency",
+                "16",
+                "--connections",
+                "2000",
+                "--service",
+                "sleep:1ms",
+                "--slow-worker",
+                "0:10",
+            ],
+        );
+        assert!(o.status.success(), "{model}: {}", show(&o));
+        let s = summary(&dir);
+        assert_eq!(s["slow_worker"], "0");
+        let rows = read_csv(&dir.join("workers.csv"));
+        assert_eq!(num(&rows[0], "slowdown"), 10.0);
+        assert_eq!(num(&rows[1], "slowdown"), 1.0);
+        assert_eq!(col(&rows, "accepted").iter().sum::<u64>(), 2000);
+        slow_share.push(num(&s, "slow_share"));
+    }
+    // Whoever is free takes the next connection from a shared queue, so the
+    // slow worker gets far less than 1/4; round robin gives it 1/4 exactly.
+    assert!(
+        slow_share[0] < 0.10,
+        "shared-blocking gave the slow worker {}",
+        slow_share[0]
+    );
+    assert!(
+        (slow_share[1] - 0.25).abs() < 0.01,
+        "dispatch-rr gave the slow worker {}",
+        slow_share[1]
+    );
+}
+
+#[test]
+fn backlog_and_pinning_are_applied_and_recorded() {
+    let _g = serial();
+    let (o, dir) = run(
+        "knobs",
+        &[
+            "--model",
+            "reuseport",
+            "--connections",
+            "2000",
+            "--backlog",
+            "64",
+            "--pin-workers",
+            "--pin-loadgen",
+            "0",
+        ],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(summary(&dir)["backlog"], "64");
+    let meta = std::fs::read_to_string(dir.join("meta.json")).unwrap();
+    assert!(meta.contains("\"pin_workers\": true"), "{meta}");
+    assert!(meta.contains("\"pin_loadgen\": [\n      0\n    ]"), "{meta}");
+}
