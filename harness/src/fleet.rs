@@ -10,6 +10,7 @@
 
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::counters::Counters;
@@ -29,6 +30,8 @@ pub struct Fleet {
     pub counters: Counters,
     /// Children already reaped (pid, how they ended).
     reaped: Vec<(libc::pid_t, Reaped)>,
+    /// Children found dead while the load ran, described.
+    exits: Vec<String>,
 }
 
 /// CPU time and exit of every child, after `stop`.
@@ -56,6 +59,7 @@ impl Fleet {
             dispatcher: None,
             counters: Counters::new(workers + extra)?,
             reaped: Vec::new(),
+            exits: Vec::new(),
         };
         let master = sys::getpid();
         for i in 0..workers {
@@ -74,9 +78,13 @@ impl Fleet {
         }
         if model.has_dispatcher() {
             match sys::fork()? {
-                Fork::Child => child(master, "dispatcher", || match listeners.into_dispatcher() {
-                    Some((listener, channels)) => dispatch_rr::dispatcher(listener, channels, &fleet.counters),
-                    None => io::Error::other("dispatcher forked for a model without one"),
+                Fork::Child => child(master, "dispatcher", || {
+                    match (listeners.into_dispatcher(), dispatch_rr::Policy::of(model)) {
+                        (Some((listener, channels)), Some(policy)) => {
+                            dispatch_rr::dispatcher(listener, channels, &fleet.counters, policy)
+                        }
+                        _ => io::Error::other("dispatcher forked for a model without one"),
+                    }
                 }),
                 Fork::Parent(pid) => fleet.dispatcher = Some(pid),
             }
@@ -120,7 +128,9 @@ impl Fleet {
         }
     }
 
-    /// Reaps children that have already exited; describes each.
+    /// Reaps children that have already exited and describes each. A worker
+    /// that died holding the accept mutex has it released, as nginx's master
+    /// does, so the others go on accepting.
     fn reap_exited(&mut self) -> io::Result<Vec<String>> {
         let mut gone = Vec::new();
         let pending: Vec<_> = self.all_pids().filter(|p| !self.is_reaped(*p)).collect();
@@ -128,9 +138,27 @@ impl Fleet {
             if let Some(r) = sys::wait4(pid, true)? {
                 gone.push(format!("{} exited ({})", self.name_of(pid), describe_status(r.status)));
                 self.reaped.push((pid, r));
+                if let Some(i) = self.pids.iter().position(|&p| p == pid) {
+                    let header = self.counters.header();
+                    let held = header
+                        .mutex
+                        .compare_exchange(i as u64 + 1, 0, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok();
+                    if held {
+                        header.pollers.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
             }
         }
         Ok(gone)
+    }
+
+    /// Called while the load runs: reaps workers that died, so a dead
+    /// accept-mutex holder does not block the rest; remembers them for `stop`.
+    pub fn check_children(&mut self) -> io::Result<()> {
+        let gone = self.reap_exited()?;
+        self.exits.extend(gone);
+        Ok(())
     }
 
     fn is_reaped(&self, pid: libc::pid_t) -> bool {
@@ -140,7 +168,8 @@ impl Fleet {
     /// Stops every child (SIGTERM, then SIGKILL after the grace period) and
     /// reaps them all.
     pub fn stop(&mut self) -> io::Result<Teardown> {
-        let early_exits = self.reap_exited()?;
+        let mut early_exits = std::mem::take(&mut self.exits);
+        early_exits.extend(self.reap_exited()?);
         self.signal_unreaped(libc::SIGTERM)?;
         let deadline = Instant::now() + GRACE;
         while self.all_pids().any(|p| !self.is_reaped(p)) && Instant::now() < deadline {

@@ -353,6 +353,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
             finished.recv_timeout(next.saturating_duration_since(Instant::now()))
         {
             series.sample(ms_since(started), &fleet.counters.snapshot()[..workers])?;
+            fleet.check_children()?;
             next += spec.interval;
             let now = Instant::now();
             if next < now {

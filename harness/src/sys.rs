@@ -169,11 +169,32 @@ impl Epoll {
         Ok(())
     }
 
+    /// Removes `fd` from the set.
+    pub fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        // SAFETY: EPOLL_CTL_DEL ignores the event pointer (null is allowed
+        // since Linux 2.6.9).
+        cvt(unsafe {
+            libc::epoll_ctl(
+                self.0.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                fd.as_raw_fd(),
+                std::ptr::null_mut(),
+            )
+        })?;
+        Ok(())
+    }
+
     /// Waits for at most one event, forever; returns how many came (0 or 1).
     pub fn wait_one(&self) -> io::Result<usize> {
+        self.wait_one_for(-1)
+    }
+
+    /// Waits for at most one event for up to `timeout_ms` milliseconds (-1:
+    /// forever); returns how many came (0 on timeout, or 1).
+    pub fn wait_one_for(&self, timeout_ms: i32) -> io::Result<usize> {
         let mut ev = libc::epoll_event { events: 0, u64: 0 };
         // SAFETY: `ev` has room for the one event we ask for.
-        let n = cvt(unsafe { libc::epoll_wait(self.0.as_raw_fd(), &mut ev, 1, -1) })?;
+        let n = cvt(unsafe { libc::epoll_wait(self.0.as_raw_fd(), &mut ev, 1, timeout_ms) })?;
         Ok(n as usize)
     }
 
@@ -506,4 +527,120 @@ pub fn pin_to(cpus: &[usize]) -> io::Result<()> {
     // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 = this thread.
     cvt(unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) })?;
     Ok(())
+}
+
+/// SO_ATTACH_REUSEPORT_CBPF (Linux 4.5). The asm-generic value, which x86,
+/// arm and riscv use; the libc crate does not export it for glibc targets.
+const SO_ATTACH_REUSEPORT_CBPF: i32 = 51;
+
+/// Attaches the classic BPF program `prog` to the SO_REUSEPORT group of `fd`
+/// (setsockopt SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF). The program runs on
+/// each incoming SYN and returns the index of the group's socket that gets
+/// it; an index past the group's end falls back to the 4-tuple hash. The
+/// kernel checks the program (and rejects it with EINVAL) and keeps its own
+/// copy, so `prog` need not outlive the call.
+pub fn attach_reuseport_cbpf(fd: BorrowedFd<'_>, prog: &[libc::sock_filter]) -> io::Result<()> {
+    let len =
+        u16::try_from(prog.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "BPF program too long"))?;
+    let fprog = libc::sock_fprog {
+        len,
+        // The kernel only reads through this pointer (it copies the program).
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points at `len` instructions that live across the call,
+    // and its own size is passed alongside it.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_ATTACH_REUSEPORT_CBPF,
+            (&fprog as *const libc::sock_fprog).cast(),
+            size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+/// One completion of an [`AcceptRing`]'s multishot accept.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The new connection (blocking, CLOEXEC), or why the accept failed.
+    pub conn: io::Result<OwnedFd>,
+    /// IORING_CQE_F_MORE: the accept stays armed. Without it the request has
+    /// ended and must be submitted again.
+    pub more: bool,
+}
+
+/// An io_uring with one multishot accept (IORING_OP_ACCEPT with
+/// IORING_ACCEPT_MULTISHOT, Linux 5.19) on a listening socket: one
+/// submission, then a completion for every connection it accepts.
+///
+/// Plain ring set-up (no SQPOLL, no DEFER_TASKRUN): the kernel runs the
+/// accept as task work of the process that owns the ring, as liburing's
+/// `io_uring_queue_init(entries, &ring, 0)` does.
+pub struct AcceptRing {
+    ring: io_uring::IoUring,
+}
+
+impl AcceptRing {
+    /// A ring whose completion queue holds `cq_entries` (a multishot accept
+    /// posts one completion per connection; if the queue overflows the kernel
+    /// keeps them, NODROP, but ends the multishot request).
+    /// io_uring_setup fails with EPERM or ENOSYS where the kernel or a
+    /// sandbox refuses io_uring (kernel.io_uring_disabled, seccomp).
+    pub fn new(cq_entries: u32) -> io::Result<AcceptRing> {
+        let ring = io_uring::IoUring::builder().setup_cqsize(cq_entries).build(4)?;
+        Ok(AcceptRing { ring })
+    }
+
+    /// Submits a multishot accept on `listener` (accepted sockets get
+    /// SOCK_CLOEXEC and stay blocking). Completions of a request the kernel
+    /// refuses at once (EINVAL for the multishot flag before Linux 5.19) are
+    /// already in the queue when this returns.
+    pub fn arm(&mut self, listener: BorrowedFd<'_>) -> io::Result<()> {
+        let entry = io_uring::opcode::AcceptMulti::new(io_uring::types::Fd(listener.as_raw_fd()))
+            .flags(libc::SOCK_CLOEXEC)
+            .build();
+        // SAFETY: an accept without an address buffer carries no pointer into
+        // our memory, so nothing the kernel writes can dangle; the descriptor
+        // is resolved (and a reference to its file taken) at submission.
+        unsafe { self.ring.submission().push(&entry) }
+            .map_err(|_| io::Error::other("io_uring submission queue full"))?;
+        self.ring.submit()?;
+        Ok(())
+    }
+
+    /// Waits until at least one completion is there (at once if one already
+    /// is); a signal is not an error.
+    pub fn wait(&self) -> io::Result<()> {
+        loop {
+            match self.ring.submit_and_wait(1) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r.map(|_| ()),
+            }
+        }
+    }
+
+    /// Moves every completion now in the queue into `out`, each accepted
+    /// descriptor wrapped in an `OwnedFd` at once.
+    pub fn drain(&mut self, out: &mut Vec<Accepted>) {
+        for cqe in self.ring.completion() {
+            let res = cqe.result();
+            out.push(Accepted {
+                conn: if res >= 0 {
+                    // A descriptor the kernel has just installed in this
+                    // process's table for the accepted connection.
+                    Ok(owned(res))
+                } else {
+                    Err(io::Error::from_raw_os_error(-res))
+                },
+                more: io_uring::cqueue::more(cqe.flags()),
+            });
+        }
+    }
+
+    /// The ring's own descriptor.
+    pub fn raw(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
 }

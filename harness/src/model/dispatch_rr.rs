@@ -1,17 +1,48 @@
-//! `dispatch-rr`: a dispatcher process accepts every connection and passes
-//! its descriptor to the workers in turn over a Unix SOCK_SEQPACKET socketpair
-//! with SCM_RIGHTS, as Node's cluster module does by default on Linux
-//! (SCHED_RR). The spread is exact by construction; the cost is the extra hop.
+//! `dispatch-rr` (and the dispatcher `dispatch-least` shares): a dispatcher
+//! process accepts every connection and passes its descriptor to a worker
+//! over a Unix SOCK_SEQPACKET socketpair with SCM_RIGHTS. The kernel only
+//! ever wakes the dispatcher; which worker gets a connection is decided in
+//! user space by a [`Policy`]:
+//!
+//! - `RoundRobin`: the workers in turn, as Node's cluster module does by
+//!   default on Linux (SCHED_RR). The spread is exact by construction, however
+//!   slow a worker is; the cost is the extra hop.
+//! - `LeastOutstanding` (`dispatch-least`): the worker with the fewest
+//!   connections handed to it but not yet closed, read from the shared-memory
+//!   counters (the dispatcher writes `dispatched`, the worker `finished`), as
+//!   HAProxy's and actix's acceptors balance on load. Ties go round robin from
+//!   the last pick, so idle workers still rotate.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
-use super::{shared_listener, transient_accept_error, Listeners, ModelOpts};
+use super::{shared_listener, transient_accept_error, Listeners, Model, ModelOpts};
 use crate::counters::{Counters, Slot};
 use crate::sys;
 use crate::worker::WorkerCtx;
+
+/// How the dispatcher picks the worker for each connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Each worker in turn.
+    RoundRobin,
+    /// The worker with the fewest outstanding connections (dispatched -
+    /// finished); ties in round-robin order from the last pick.
+    LeastOutstanding,
+}
+
+impl Policy {
+    /// The dispatcher's policy for `model`; `None` for models without one.
+    pub fn of(model: Model) -> Option<Policy> {
+        match model {
+            Model::DispatchRr => Some(Policy::RoundRobin),
+            Model::DispatchLeast => Some(Policy::LeastOutstanding),
+            _ => None,
+        }
+    }
+}
 
 pub fn prepare(addr: SocketAddr, workers: usize, opts: &ModelOpts) -> io::Result<Listeners> {
     let (listener, addr) = shared_listener(addr, false, opts)?;
@@ -25,24 +56,65 @@ pub fn prepare(addr: SocketAddr, workers: usize, opts: &ModelOpts) -> io::Result
     })
 }
 
-/// The dispatcher: accept, hand to the next worker, close our copy.
-/// `counters` has one slot per worker plus the dispatcher's own at the end.
-pub fn dispatcher(listener: OwnedFd, channels: Vec<OwnedFd>, counters: &Counters) -> io::Error {
-    let me = counters.slot(channels.len());
+/// The worker after `last` (in round-robin order, wrapping) with the smallest
+/// `load`: scanning starts at `last + 1` and keeps the first minimum, so equal
+/// loads rotate. A load of 0 ends the scan (nothing is smaller). With a
+/// constant load this is plain round robin.
+pub(crate) fn pick(n: usize, last: usize, load: impl Fn(usize) -> u64) -> usize {
+    debug_assert!(n > 0);
+    let mut best = (last + 1) % n;
+    let mut best_load = load(best);
+    for step in 2..=n {
+        if best_load == 0 {
+            break;
+        }
+        let i = (last + step) % n;
+        let l = load(i);
+        if l < best_load {
+            best = i;
+            best_load = l;
+        }
+    }
+    best
+}
+
+/// Connections handed to worker `slot` and not yet closed by it. Both
+/// counters only grow; the dispatcher is the only writer of `dispatched`, and
+/// a `finished` read slightly stale only overstates the load for a moment.
+fn outstanding(slot: &Slot) -> u64 {
+    slot.dispatched
+        .load(Ordering::Relaxed)
+        .saturating_sub(slot.finished.load(Ordering::Relaxed))
+}
+
+/// The dispatcher: accept, pick a worker by `policy`, hand the descriptor
+/// over, close our copy. `counters` has one slot per worker plus the
+/// dispatcher's own at the end.
+pub fn dispatcher(listener: OwnedFd, channels: Vec<OwnedFd>, counters: &Counters, policy: Policy) -> io::Error {
+    let n = channels.len();
+    if n == 0 {
+        return io::Error::other("a dispatcher needs at least one worker");
+    }
+    let me = counters.slot(n);
     Slot::set_fd(&me.listen_fd, listener.as_raw_fd());
     me.ready.store(1, Ordering::Release);
-    let mut next = 0;
+    // So that the first pick is worker 0.
+    let mut last = n - 1;
     loop {
         match sys::accept(listener.as_fd()) {
             Ok(conn) => {
                 Slot::bump(&me.wakeups);
                 Slot::bump(&me.accepted);
+                let next = match policy {
+                    Policy::RoundRobin => (last + 1) % n,
+                    Policy::LeastOutstanding => pick(n, last, |i| outstanding(counters.slot(i))),
+                };
                 let slot = counters.slot(next);
                 match sys::send_fd(channels[next].as_fd(), conn.as_fd()) {
                     Ok(()) => Slot::bump(&slot.dispatched),
                     Err(_) => Slot::bump(&slot.dispatch_errors),
                 }
-                next = (next + 1) % channels.len();
+                last = next;
             }
             Err(e) if transient_accept_error(&e) => {}
             Err(e) => return e,
@@ -65,5 +137,72 @@ pub fn run(channel: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return e,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_load_is_round_robin() {
+        let mut last = 3;
+        let picks: Vec<usize> = (0..9)
+            .map(|_| {
+                last = pick(4, last, |_| 5);
+                last
+            })
+            .collect();
+        assert_eq!(picks, [0, 1, 2, 3, 0, 1, 2, 3, 0]);
+        assert_eq!(pick(1, 0, |_| 7), 0);
+    }
+
+    #[test]
+    fn picks_the_least_loaded_and_breaks_ties_after_the_last_pick() {
+        let loads = [3u64, 1, 4, 1];
+        // Workers 1 and 3 tie at 1: the first after `last` wins.
+        assert_eq!(pick(4, 0, |i| loads[i]), 1);
+        assert_eq!(pick(4, 1, |i| loads[i]), 3);
+        assert_eq!(pick(4, 3, |i| loads[i]), 1);
+        assert_eq!(pick(4, 2, |i| [2, 2, 0, 2][i]), 2);
+    }
+
+    #[test]
+    fn a_slow_worker_gets_fewer_as_its_backlog_grows() {
+        // Simulate ticks: a connection arrives every other tick; each worker
+        // finishes one every `period` ticks when it has one; worker 0 is 10x
+        // slower. Least-outstanding sends it little.
+        let n = 4;
+        let period = [40usize, 4, 4, 4];
+        let mut handed = [0u64; 4];
+        let mut finished = [0u64; 4];
+        let mut last = n - 1;
+        for t in 1..=8000usize {
+            for w in 0..n {
+                if t % period[w] == 0 && finished[w] < handed[w] {
+                    finished[w] += 1;
+                }
+            }
+            if t % 2 == 0 {
+                last = pick(n, last, |i| handed[i] - finished[i]);
+                handed[last] += 1;
+            }
+        }
+        let share = handed[0] as f64 / handed.iter().sum::<u64>() as f64;
+        assert!(share < 0.125, "slow worker's share {share}: {handed:?}");
+    }
+
+    #[test]
+    fn outstanding_is_dispatched_minus_finished() {
+        let c = Counters::new(1).unwrap();
+        let s = c.slot(0);
+        for _ in 0..5 {
+            Slot::bump(&s.dispatched);
+        }
+        Slot::bump(&s.finished);
+        assert_eq!(outstanding(s), 4);
+        assert_eq!(Policy::of(Model::DispatchLeast), Some(Policy::LeastOutstanding));
+        assert_eq!(Policy::of(Model::DispatchRr), Some(Policy::RoundRobin));
+        assert_eq!(Policy::of(Model::Reuseport), None);
     }
 }

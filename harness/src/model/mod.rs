@@ -125,8 +125,8 @@ impl Model {
             Model::DispatchRr => "the master accepts and passes each fd to a worker over a Unix socketpair (SCM_RIGHTS), round robin (Node cluster SCHED_RR)",
             Model::DispatchLeast => "as dispatch-rr, to the worker with the fewest connections handed but not yet closed (HAProxy, actix)",
             Model::AcceptMutex => "shared socket; only the holder of a process-shared lock polls it, released after each accept batch (nginx accept_mutex on)",
-            Model::ReuseportCbpf => "reuseport plus a classic BPF program (SO_ATTACH_REUSEPORT_CBPF) that picks the socket: --steer cpu or random (Cloudflare)",
-            Model::IoUring => "shared socket; each worker accepts with an io_uring multishot accept on its own ring",
+            Model::ReuseportCbpf => "reuseport plus a classic BPF program (SO_ATTACH_REUSEPORT_CBPF) that picks the socket: --steer cpu (socket = CPU of the SYN mod N; workers beyond the CPU count get nothing) or random (Cloudflare)",
+            Model::IoUring => "shared socket; each worker accepts with an io_uring multishot accept on its own ring: the first armed worker is woken for every connection and takes them all",
         }
     }
 

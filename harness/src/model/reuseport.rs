@@ -13,6 +13,16 @@ use crate::sys::{self, ListenOpts};
 use crate::worker::WorkerCtx;
 
 pub fn prepare(addr: SocketAddr, workers: usize, opts: &ModelOpts) -> io::Result<Listeners> {
+    let (listeners, addr) = group(addr, workers, opts)?;
+    Ok(Listeners::PerWorker { listeners, addr })
+}
+
+/// `workers` listening sockets with SO_REUSEPORT on one port, each listening
+/// when this returns, and the address they share. Socket i is index i of the
+/// kernel's reuseport group: a TCP socket joins the group when it starts
+/// listening, and these do so in order (what `reuseport-cbpf`'s program
+/// relies on).
+pub(super) fn group(addr: SocketAddr, workers: usize, opts: &ModelOpts) -> io::Result<(Vec<OwnedFd>, SocketAddr)> {
     // A plain socket first: it fails with EADDRINUSE if anything listens on
     // the port, including another reuseport group we must not join, and it
     // picks the port when asked for port 0.
@@ -38,7 +48,7 @@ pub fn prepare(addr: SocketAddr, workers: usize, opts: &ModelOpts) -> io::Result
             )
         })
         .collect::<io::Result<Vec<_>>>()?;
-    Ok(Listeners::PerWorker { listeners, addr })
+    Ok((listeners, addr))
 }
 
 pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
