@@ -2,7 +2,7 @@
 # Regenerates the committed reference results, results/reference/: the
 # report, charts, CSVs and meta.json of `harness reproduce` and of the
 # `models` and `load-sweep` scenarios, as produced on this machine. Takes
-# about 7 minutes on 2 cores; run it on an otherwise idle machine.
+# about 11 minutes on 2 cores; run it on an otherwise idle machine.
 #
 # usage: scripts/reference.sh
 set -euo pipefail
