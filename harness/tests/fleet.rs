@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{col, harness, read_csv, run, scratch, serial, show};
+use common::{alive, children, col, harness, read_csv, run, scratch, serial, show};
 
 /// One client in series, 200 us between connections: the load at which the
 /// models' signatures differ most (DESIGN.md).
@@ -199,26 +199,6 @@ fn conservation_holds_for_every_model() {
         assert_eq!(col(&rows, "accepted").iter().sum::<u64>(), 20000, "{model}");
         assert_eq!(col(&rows, "attributed"), col(&rows, "accepted"), "{model}");
         let _ = std::fs::remove_dir_all(dir);
-    }
-}
-
-/// Pids of the direct children of `pid`.
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
-
-/// Whether `pid` is a live process (a zombie awaiting its reaper is not).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next());
-            !matches!(state, Some("Z") | Some("X") | None)
-        }
-        Err(_) => false,
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{col, harness, num, read_csv, run, scratch, serial, show, summary};
+use common::{alive, children, col, harness, num, read_csv, run, scratch, serial, show, state, summary};
 
 /// Runs `harness run` with `args`, asserts it passed conservation, and
 /// returns its workers.csv rows and summary row.
@@ -187,25 +187,6 @@ fn accept_mutex_conserves_with_a_serial_client() {
     check_mutex_signature(&rows, &s, "serial client");
     // One connection at a time: each wakeup found exactly one.
     assert_eq!(col(&rows, "wakeups").iter().sum::<u64>(), 1000);
-}
-
-/// Pids of the direct children of `pid`.
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
-
-/// The one-letter state of `pid` (R, S, T, Z ...), if it exists.
-fn state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')').next()?.split_whitespace().next()?.chars().next()
-}
-
-fn alive(pid: u32) -> bool {
-    !matches!(state(pid), Some('Z') | Some('X') | None)
 }
 
 /// Whether an epoll set of `pid` watches anything: for an accept-mutex

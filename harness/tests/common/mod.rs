@@ -74,3 +74,23 @@ pub fn num(row: &HashMap<String, String>, name: &str) -> f64 {
         .parse()
         .unwrap_or_else(|_| panic!("{name}={:?} is not a number", row[name]))
 }
+
+/// Pids of the direct children of `pid`.
+pub fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// The one-letter state of `pid` (R, S, T, Z ...), if it exists.
+pub fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.split_whitespace().next()?.chars().next()
+}
+
+/// Whether `pid` is a live process (a zombie awaiting its reaper is not).
+pub fn alive(pid: u32) -> bool {
+    !matches!(state(pid), Some('Z') | Some('X') | None)
+}
