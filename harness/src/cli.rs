@@ -142,6 +142,10 @@ struct RunArgs {
     /// Pin the load generator's threads to these CPUs (e.g. 0 or 0,1).
     #[arg(long, value_parser = parse_cpus)]
     pin_loadgen: Option<Cpus>,
+    /// Connections a worker may have open at once, 1 to 4096: above 1 each
+    /// worker serves them from an event loop (epoll models and dispatchers only).
+    #[arg(long, default_value_t = 1, value_parser = parse_worker_concurrency)]
+    worker_concurrency: usize,
     /// Output directory [default: results/<timestamp>-<model>].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -251,6 +255,16 @@ fn parse_backlog(s: &str) -> Result<i32, String> {
     match s.parse::<i32>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("'{s}' is not a backlog of at least 1")),
+    }
+}
+
+fn parse_worker_concurrency(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=crate::run::MAX_WORKER_CONCURRENCY).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{s}' is not a worker concurrency from 1 to {}",
+            crate::run::MAX_WORKER_CONCURRENCY
+        )),
     }
 }
 
@@ -460,6 +474,7 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
         slow: a.slow_worker,
         pin_workers: a.pin_workers,
         pin_loadgen: a.pin_loadgen.map(|c| c.0).unwrap_or_default(),
+        worker_concurrency: a.worker_concurrency,
     };
     spec.validate()?;
     let (started, stamp) = export::meta::utc_now();

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod conservation;
 pub mod counters;
+pub mod event_loop;
 pub mod export;
 pub mod fleet;
 pub mod introspect;

@@ -153,6 +153,8 @@ pub struct SummaryRow {
     /// (0 when the lock excludes).
     pub poll_overlaps: u64,
     pub backlog: i32,
+    /// Connections a worker may have open at once (1: one at a time).
+    pub worker_concurrency: usize,
     pub loadgen_cpu_ms: f64,
     pub err_refused: u64,
     pub err_reset: u64,
@@ -334,6 +336,7 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
         slow_share: spec.slow.and_then(|(w, _)| shares.get(w)).map(|s| round(*s, 6)),
         poll_overlaps: m.poll_overlaps,
         backlog: spec.model_opts.backlog,
+        worker_concurrency: spec.worker_concurrency,
         loadgen_cpu_ms: round(m.loadgen_cpu.as_secs_f64() * 1000.0, 3),
         err_refused: e.refused,
         err_reset: e.reset,

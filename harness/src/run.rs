@@ -31,6 +31,9 @@ use crate::worker::{Service, Stall, WorkerPlan};
 use crate::UsageError;
 use loadgen::{IntervalHist, OpenLoop, Report, Stop};
 
+/// Most connections a worker may hold open (`--worker-concurrency`).
+pub const MAX_WORKER_CONCURRENCY: usize = 4096;
+
 /// How long a fleet may take to get ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -90,6 +93,9 @@ pub struct RunSpec {
     pub pin_workers: bool,
     /// CPUs the load generator's threads are pinned to (empty: not pinned).
     pub pin_loadgen: Vec<usize>,
+    /// Connections a worker may have open at once: 1 serves them one at a
+    /// time (blocking); more serves them from an event loop (epoll models only).
+    pub worker_concurrency: usize,
 }
 
 impl RunSpec {
@@ -116,6 +122,7 @@ impl RunSpec {
             slow: None,
             pin_workers: false,
             pin_loadgen: Vec::new(),
+            worker_concurrency: 1,
         }
     }
 
@@ -156,6 +163,7 @@ impl RunSpec {
             "slow_worker": self.slow.map(|(w, f)| json!({"worker": w, "factor": f})),
             "pin_workers": self.pin_workers,
             "pin_loadgen": self.pin_loadgen,
+            "worker_concurrency": self.worker_concurrency,
         })
     }
 
@@ -190,6 +198,24 @@ impl RunSpec {
                     self.workers - 1
                 )));
             }
+        }
+        if !(1..=MAX_WORKER_CONCURRENCY).contains(&self.worker_concurrency) {
+            return Err(UsageError(format!(
+                "--worker-concurrency {} is out of range: 1 to {MAX_WORKER_CONCURRENCY}",
+                self.worker_concurrency
+            )));
+        }
+        if self.worker_concurrency > 1 && !self.model.supports_worker_concurrency() {
+            let why = if self.model == Model::IoUring {
+                "its multishot io_uring accept keeps taking connections however busy a worker is"
+            } else {
+                "its workers block in accept(2), so they cannot serve open connections meanwhile"
+            };
+            return Err(UsageError(format!(
+                "--worker-concurrency {} does not work with {}: {why} (use shared-epoll, epoll-exclusive, \
+                 accept-mutex, dispatch-rr or dispatch-least)",
+                self.worker_concurrency, self.model
+            )));
         }
         if self.interval.is_zero() {
             return Err(UsageError(
@@ -292,6 +318,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         slow: spec.slow,
         stall: spec.stall,
         pin: spec.pin_workers,
+        concurrency: spec.worker_concurrency,
     };
     let mut fleet = Fleet::start(spec.model, listeners, spec.workers, &plan).context("forking the fleet")?;
     fleet.wait_ready(READY_TIMEOUT)?;

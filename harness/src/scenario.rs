@@ -35,7 +35,7 @@ use crate::UsageError;
 use loadgen::{Arrivals, OpenLoop, Stop};
 
 /// The parameters a scenario may vary, in expansion order.
-pub const PARAMETERS: [&str; 20] = [
+pub const PARAMETERS: [&str; 21] = [
     "model",
     "workers",
     "concurrency",
@@ -56,6 +56,7 @@ pub const PARAMETERS: [&str; 20] = [
     "slow_worker",
     "backlog",
     "steer",
+    "worker_concurrency",
 ];
 
 /// The file as TOML gives it: known keys only, values kept with their span.
@@ -87,6 +88,7 @@ struct File {
     slow_worker: Option<Spanned<Value>>,
     backlog: Option<Spanned<Value>>,
     steer: Option<Spanned<Value>>,
+    worker_concurrency: Option<Spanned<Value>>,
 }
 
 /// An offered rate: per second, or a fraction of the measured capacity.
@@ -237,6 +239,9 @@ impl Point {
         if let Some(Param::Steer(st)) = self.values.get("steer") {
             spec.model_opts.steer = *st;
         }
+        if let Some(k) = self.int("worker_concurrency") {
+            spec.worker_concurrency = k as usize;
+        }
         spec
     }
 }
@@ -345,6 +350,7 @@ impl Scenario {
             ("slow_worker", &file.slow_worker),
             ("backlog", &file.backlog),
             ("steer", &file.steer),
+            ("worker_concurrency", &file.worker_concurrency),
         ];
         let mut lists: Vec<(&'static str, Vec<Param>, std::ops::Range<usize>)> = Vec::new();
         for (key, value) in given {
@@ -541,6 +547,11 @@ fn convert(key: &str, v: &Value) -> Result<Param, String> {
             _ => Err(format!("expected \"constant\" or \"poisson\", got {}", got())),
         },
         "backlog" => int(1, i32::MAX as u64, "a listen backlog"),
+        "worker_concurrency" => int(
+            1,
+            crate::run::MAX_WORKER_CONCURRENCY as u64,
+            "a number of connections per worker",
+        ),
         "service" => match v {
             Value::String(s) => s.parse().map(Param::Service),
             Value::Integer(0) => Ok(Param::Service(Service::None)),

@@ -151,6 +151,14 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// Makes a socket non-blocking (fcntl F_SETFL O_NONBLOCK, one call: a
+/// socket carries no other status flag that F_SETFL would clear).
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain syscall on a descriptor the caller holds; no pointers.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) })?;
+    Ok(())
+}
+
 /// An epoll instance owned by one process.
 pub struct Epoll(OwnedFd);
 
@@ -196,6 +204,42 @@ impl Epoll {
         // SAFETY: `ev` has room for the one event we ask for.
         let n = cvt(unsafe { libc::epoll_wait(self.0.as_raw_fd(), &mut ev, 1, timeout_ms) })?;
         Ok(n as usize)
+    }
+
+    /// Waits for up to `events.len()` events for at most `timeout` (`None`:
+    /// forever); returns how many came (0 on timeout). The timeout has
+    /// nanosecond resolution (epoll_pwait2, Linux 5.11); where that call is
+    /// missing, epoll_wait with the timeout rounded up to a millisecond.
+    pub fn wait(&self, events: &mut [libc::epoll_event], timeout: Option<Duration>) -> io::Result<usize> {
+        let max = events.len().min(i32::MAX as usize) as i32;
+        let ts = timeout.map(|t| libc::timespec {
+            tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: t.subsec_nanos() as libc::c_long,
+        });
+        let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `events` has room for `max` events; `tsp` is null or points
+        // at `ts`, alive across the call; a null sigmask leaves it unchanged.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_epoll_pwait2,
+                self.0.as_raw_fd(),
+                events.as_mut_ptr(),
+                max,
+                tsp,
+                std::ptr::null::<libc::sigset_t>(),
+                0usize,
+            )
+        };
+        match cvt(r) {
+            Ok(n) => Ok(n as usize),
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                let ms = timeout.map_or(-1, |t| t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32);
+                // SAFETY: `events` has room for `max` events.
+                let n = cvt(unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), max, ms) })?;
+                Ok(n as usize)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub fn raw(&self) -> RawFd {

@@ -7,7 +7,10 @@
 //! unread bytes sends a RST, which the client would report as a reset (the
 //! seed's own demo has that bug). The accepted socket is blocking; a worker
 //! serves one connection at a time, so the order in which the kernel hands out
-//! connections is what the counters record.
+//! connections is what the counters record. With `--worker-concurrency K > 1`
+//! a worker serves up to K connections from an event loop instead
+//! ([`crate::event_loop`]), with the same request parsing and responses
+//! (the helpers below are shared by both paths).
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -20,7 +23,7 @@ use crate::sys;
 pub const BODY: &str = "hello nodejs";
 
 /// Largest request head a worker accepts.
-const MAX_REQUEST: usize = 8192;
+pub(crate) const MAX_REQUEST: usize = 8192;
 
 /// An injected pause: the worker stops serving from `at` to `at + length`
 /// after the run's epoch (a GC pause, a blocking call).
@@ -99,6 +102,9 @@ pub struct WorkerPlan {
     pub stall: Option<(usize, Stall)>,
     /// Pin worker i to CPU i modulo the CPU count.
     pub pin: bool,
+    /// Connections a worker may have open at once (0 and 1: one at a time,
+    /// served blocking; more: an event loop).
+    pub concurrency: usize,
 }
 
 /// Everything a worker's loop needs besides its endpoint.
@@ -108,6 +114,7 @@ pub struct WorkerCtx<'a> {
     pub header: &'a Header,
     pub stall: Option<Stall>,
     service: Service,
+    concurrency: usize,
     rng: std::cell::RefCell<loadgen::schedule::Xoshiro256pp>,
     keep_alive: Vec<u8>,
     close: Vec<u8>,
@@ -125,39 +132,75 @@ impl<'a> WorkerCtx<'a> {
             header,
             stall: plan.stall.filter(|(w, _)| *w == index).map(|(_, s)| s),
             service,
+            concurrency: plan.concurrency.max(1),
             rng: std::cell::RefCell::new(loadgen::schedule::Xoshiro256pp::new(0x5eed, index as u64)),
             keep_alive: response(index, true),
             close: response(index, false),
         }
     }
 
+    /// Connections this worker may have open at once (at least 1). Above 1
+    /// the model serves them from an [`EventLoop`](crate::event_loop::EventLoop).
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
     /// Spends the service time of one request.
     fn work(&self) {
+        if let Some(d) = self.begin_work() {
+            std::thread::sleep(d);
+        }
+    }
+
+    /// Starts the service time of one request: CPU work (`spin:`) is done
+    /// here and now; a wait (`sleep:`, `exp:`) is returned for the caller to
+    /// spend, by sleeping or, in an event loop, as a deadline.
+    pub(crate) fn begin_work(&self) -> Option<Duration> {
         match self.service {
-            Service::None => {}
+            Service::None => None,
             Service::Spin(d) => {
                 let start = std::time::Instant::now();
                 while start.elapsed() < d {
                     std::hint::spin_loop();
                 }
+                None
             }
-            Service::Sleep(d) => std::thread::sleep(d),
+            Service::Sleep(d) => Some(d),
             Service::Exp(mean) => {
                 let secs = self.rng.borrow_mut().next_exp(mean.as_secs_f64());
-                std::thread::sleep(Duration::from_secs_f64(secs));
+                Some(Duration::from_secs_f64(secs))
             }
+        }
+    }
+
+    /// The canned response, keeping the connection or closing it.
+    pub(crate) fn response(&self, keep_alive: bool) -> &[u8] {
+        if keep_alive {
+            &self.keep_alive
+        } else {
+            &self.close
         }
     }
 
     /// Takes one connection: counts it, pauses if a stall is due, serves it.
     pub fn take(&self, conn: OwnedFd) {
-        Slot::bump(&self.slot.accepted);
-        Slot::bump(&self.slot.active);
-        self.stall_if_due();
+        self.opened();
         if self.serve(&conn).is_err() {
             Slot::bump(&self.slot.errors);
         }
         drop(conn);
+        self.closed();
+    }
+
+    /// Counts a connection taken (and open), then pauses if a stall is due.
+    pub(crate) fn opened(&self) {
+        Slot::bump(&self.slot.accepted);
+        Slot::bump(&self.slot.active);
+        self.stall_if_due();
+    }
+
+    /// Counts a connection closed (after its descriptor was dropped).
+    pub(crate) fn closed(&self) {
         Slot::drop_one(&self.slot.active);
         Slot::bump(&self.slot.finished);
     }
@@ -191,18 +234,11 @@ impl<'a> WorkerCtx<'a> {
         let (mut start, mut len) = (0usize, 0usize);
         let mut served = 0u64;
         loop {
-            let head_end = loop {
-                if let Some(end) = find_head_end(&buf[start..len]) {
-                    break start + end;
+            let (keep_alive, mut body) = loop {
+                if let Some(request) = take_request(&buf, &mut start, len) {
+                    break request;
                 }
-                if start > 0 {
-                    buf.copy_within(start..len, 0);
-                    len -= start;
-                    start = 0;
-                }
-                if len == buf.len() {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "request head too large"));
-                }
+                compact(&mut buf, &mut start, &mut len)?;
                 let n = read_retry(conn, &mut buf[len..])?;
                 if n == 0 {
                     return if served > 0 && len == 0 {
@@ -216,13 +252,7 @@ impl<'a> WorkerCtx<'a> {
                 }
                 len += n;
             };
-            let head = &buf[start..head_end];
-            let keep_alive = wants_keep_alive(head);
-            // Skip the body (if any) so that closing never sends a RST.
-            let mut body = content_length(head).unwrap_or(0);
-            let buffered = (len - head_end).min(body);
-            body -= buffered;
-            start = head_end + buffered;
+            // Skip the rest of the body (if any) so that closing never sends a RST.
             while body > 0 {
                 let n = read_retry(conn, &mut buf[..body.min(MAX_REQUEST)])?;
                 if n == 0 {
@@ -236,7 +266,7 @@ impl<'a> WorkerCtx<'a> {
                 len = 0;
             }
             self.work();
-            write_all(conn, if keep_alive { &self.keep_alive } else { &self.close })?;
+            write_all(conn, self.response(keep_alive))?;
             Slot::bump(&self.slot.requests);
             served += 1;
             if !keep_alive {
@@ -278,6 +308,34 @@ fn read_retry(conn: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
             r => return r,
         }
     }
+}
+
+/// If `buf[*start..len]` begins with a complete request head: consumes it and
+/// the part of its body already buffered (moving `*start` past them), and
+/// returns (keep-alive, body bytes still to read). Shared by the blocking and
+/// the event-loop paths.
+pub(crate) fn take_request(buf: &[u8], start: &mut usize, len: usize) -> Option<(bool, usize)> {
+    let head_end = *start + find_head_end(&buf[*start..len])?;
+    let head = &buf[*start..head_end];
+    let keep_alive = wants_keep_alive(head);
+    let body = content_length(head).unwrap_or(0);
+    let buffered = (len - head_end).min(body);
+    *start = head_end + buffered;
+    Some((keep_alive, body - buffered))
+}
+
+/// Moves the unconsumed bytes `buf[*start..*len]` to the front, to make room
+/// for the next read; an error if a head fills the whole buffer.
+pub(crate) fn compact(buf: &mut [u8], start: &mut usize, len: &mut usize) -> io::Result<()> {
+    if *start > 0 {
+        buf.copy_within(*start..*len, 0);
+        *len -= *start;
+        *start = 0;
+    }
+    if *len == buf.len() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "request head too large"));
+    }
+    Ok(())
 }
 
 /// Offset just past the `\r\n\r\n` that ends a request head.

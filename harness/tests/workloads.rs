@@ -137,3 +137,96 @@ fn backlog_and_pinning_are_applied_and_recorded() {
     assert!(meta.contains("\"pin_workers\": true"), "{meta}");
     assert!(meta.contains("\"pin_loadgen\": [\n      0\n    ]"), "{meta}");
 }
+
+/// conn/s of a 4-worker shared-epoll fleet at concurrency 32 with 5 ms sleeps
+/// and `k` connections per worker; also checks conservation and returns the
+/// run's directory.
+fn sleeping_fleet(k: &str) -> (f64, std::path::PathBuf) {
+    let (o, dir) = run(
+        &format!("worker-concurrency-{k}"),
+        &[
+            "--model",
+            "shared-epoll",
+            "--workers",
+            "4",
+            "--concurrency",
+            "32",
+            "--connections",
+            "2000",
+            "--service",
+            "sleep:5ms",
+            "--worker-concurrency",
+            k,
+        ],
+    );
+    assert!(o.status.success(), "K={k}: {}", show(&o));
+    let s = summary(&dir);
+    assert_eq!(s["conserved"], "true", "K={k}");
+    assert_eq!(s["worker_concurrency"], k);
+    let rows = read_csv(&dir.join("workers.csv"));
+    assert_eq!(col(&rows, "accepted").iter().sum::<u64>(), 2000, "K={k}");
+    (num(&s, "conn_per_s"), dir)
+}
+
+#[test]
+fn an_event_loop_worker_overlaps_its_sleeps() {
+    let _g = serial();
+    let (one, _) = sleeping_fleet("1");
+    let (eight, dir) = sleeping_fleet("8");
+    eprintln!("shared-epoll, sleep:5ms, 4 workers, concurrency 32: K=1 {one} conn/s, K=8 {eight} conn/s");
+    assert!(eight >= 3.0 * one, "K=8 {eight} conn/s is not 3x K=1 {one} conn/s");
+    let most = col(&read_csv(&dir.join("timeseries.csv")), "active")
+        .into_iter()
+        .max()
+        .unwrap();
+    assert!(most > 1, "no worker ever had more than one connection open");
+    let meta = std::fs::read_to_string(dir.join("meta.json")).unwrap();
+    assert!(meta.contains("\"worker_concurrency\": 8"), "{meta}");
+}
+
+#[test]
+fn dispatch_least_with_event_loops_still_avoids_a_slow_worker() {
+    let _g = serial();
+    let (o, dir) = run(
+        "worker-concurrency-least",
+        &[
+            "--model",
+            "dispatch-least",
+            "--workers",
+            "4",
+            "--concurrency",
+            "32",
+            "--connections",
+            "2000",
+            "--service",
+            "sleep:2ms",
+            "--slow-worker",
+            "0:10",
+            "--worker-concurrency",
+            "4",
+        ],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    let s = summary(&dir);
+    assert_eq!(s["conserved"], "true");
+    let rows = read_csv(&dir.join("workers.csv"));
+    assert_eq!(col(&rows, "accepted").iter().sum::<u64>(), 2000);
+    let share = num(&s, "slow_share");
+    assert!(share < 0.25, "the slow worker got {share}, not less than its fair 1/4");
+}
+
+#[test]
+fn worker_concurrency_is_refused_where_workers_block_in_accept() {
+    let _g = serial();
+    let (o, _) = run(
+        "worker-concurrency-refused",
+        &["--model", "shared-blocking", "--worker-concurrency", "4"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("shared-blocking") && err.contains("--worker-concurrency 4"),
+        "{err}"
+    );
+}

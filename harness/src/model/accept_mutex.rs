@@ -46,6 +46,7 @@ use std::time::Duration;
 
 use super::{shared_listener, transient_accept_error, Listeners, ModelOpts};
 use crate::counters::{Header, Slot};
+use crate::event_loop::EventLoop;
 use crate::sys::{self, Epoll};
 use crate::worker::WorkerCtx;
 
@@ -192,6 +193,9 @@ impl<'a> Acceptor<'a> {
 }
 
 pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
+    if ctx.concurrency() > 1 {
+        return event_loop(listener, ctx);
+    }
     let slot = ctx.slot;
     let acceptor = match Acceptor::new(listener.as_fd(), ctx.index, slot, ctx.header) {
         Ok(a) => a,
@@ -213,6 +217,84 @@ pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
             Err(e) => return e,
         }
     }
+}
+
+/// The worker with `--worker-concurrency K > 1`, as nginx runs it: the
+/// worker's [`EventLoop`] serves its open connections all along. With room
+/// for another connection it tries the lock; holding it, it adds the listener
+/// to its loop, waits up to [`HOLD_WAIT_MS`] (serving meanwhile), accepts a
+/// batch (until EAGAIN, [`MAX_BATCH`] or full), takes the listener out and
+/// releases the lock, and only then hands the batch to the loop. Without the
+/// lock (or without room) it serves for [`RETRY_DELAY`] instead of sleeping.
+fn event_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
+    let slot = ctx.slot;
+    let mut lp = match EventLoop::new(ctx) {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
+    Slot::set_fd(&slot.listen_fd, listener.as_raw_fd());
+    Slot::set_fd(&slot.epoll_fd, lp.epoll_raw());
+    slot.ready.store(1, Release);
+    let mut batch = Vec::new();
+    loop {
+        let lock = if lp.has_room() {
+            Lock::try_take(ctx.header, ctx.index)
+        } else {
+            None
+        };
+        let Some(lock) = lock else {
+            if let Err(e) = lp.next_ready(Some(RETRY_DELAY)) {
+                return e;
+            }
+            continue;
+        };
+        Slot::bump(&slot.lock_acquisitions);
+        let polling = Polling::enter(ctx.header);
+        let room = lp.limit_left();
+        let turn = lp
+            .watch(listener.as_fd(), libc::EPOLLIN as u32, ctx.index as u64)
+            .and_then(|()| lp.next_ready(Some(Duration::from_millis(HOLD_WAIT_MS as u64))))
+            .and_then(|ready| {
+                if ready {
+                    Slot::bump(&slot.wakeups);
+                    accept_batch(listener.as_fd(), slot, room.min(MAX_BATCH), &mut batch)
+                } else {
+                    Ok(())
+                }
+            });
+        let removed = lp.unwatch();
+        drop(polling);
+        drop(lock);
+        for conn in batch.drain(..) {
+            if let Err(e) = lp.take(conn) {
+                return e;
+            }
+        }
+        if let Err(e) = turn.and(removed) {
+            return e;
+        }
+    }
+}
+
+/// Accepts up to `max` connections from the non-blocking `listener` into
+/// `batch`, counting an empty accept and a spurious wakeup as `wait_and_accept` does.
+fn accept_batch(listener: BorrowedFd<'_>, slot: &Slot, max: usize, batch: &mut Vec<OwnedFd>) -> io::Result<()> {
+    let before = batch.len();
+    while batch.len() - before < max {
+        match sys::accept(listener) {
+            Ok(conn) => batch.push(conn),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                Slot::bump(&slot.empty_accepts);
+                break;
+            }
+            Err(e) if transient_accept_error(&e) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    if batch.len() == before {
+        Slot::bump(&slot.spurious_wakeups);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

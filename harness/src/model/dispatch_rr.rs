@@ -20,6 +20,7 @@ use std::sync::atomic::Ordering;
 
 use super::{shared_listener, transient_accept_error, Listeners, Model, ModelOpts};
 use crate::counters::{Counters, Slot};
+use crate::event_loop::EventLoop;
 use crate::sys;
 use crate::worker::WorkerCtx;
 
@@ -124,6 +125,9 @@ pub fn dispatcher(listener: OwnedFd, channels: Vec<OwnedFd>, counters: &Counters
 
 /// A worker: receive a descriptor, serve it, repeat.
 pub fn run(channel: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
+    if ctx.concurrency() > 1 {
+        return event_loop(channel, ctx);
+    }
     let slot = ctx.slot;
     Slot::set_fd(&slot.listen_fd, channel.as_raw_fd());
     slot.ready.store(1, Ordering::Release);
@@ -132,6 +136,43 @@ pub fn run(channel: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
             Ok(Some(conn)) => {
                 Slot::bump(&slot.wakeups);
                 ctx.take(conn);
+            }
+            Ok(None) => return io::Error::new(io::ErrorKind::UnexpectedEof, "the dispatcher closed the channel"),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return e,
+        }
+    }
+}
+
+/// The worker with `--worker-concurrency K > 1`: the channel sits in the
+/// worker's [`EventLoop`] while it has room; each time it is readable one
+/// descriptor is received and joins the loop. A full worker leaves its
+/// channel unread, so what the dispatcher sends meanwhile waits there (and
+/// counts as outstanding for `dispatch-least`).
+fn event_loop(channel: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
+    let slot = ctx.slot;
+    let mut lp = match EventLoop::new(ctx) {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
+    if let Err(e) = lp.watch(channel.as_fd(), libc::EPOLLIN as u32, ctx.index as u64) {
+        return e;
+    }
+    Slot::set_fd(&slot.listen_fd, channel.as_raw_fd());
+    Slot::set_fd(&slot.epoll_fd, lp.epoll_raw());
+    slot.ready.store(1, Ordering::Release);
+    loop {
+        match lp.next_ready(None) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => return e,
+        }
+        match sys::recv_fd(channel.as_fd()) {
+            Ok(Some(conn)) => {
+                Slot::bump(&slot.wakeups);
+                if let Err(e) = lp.take(conn) {
+                    return e;
+                }
             }
             Ok(None) => return io::Error::new(io::ErrorKind::UnexpectedEof, "the dispatcher closed the channel"),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -135,6 +135,17 @@ impl Model {
         matches!(self, Model::DispatchRr | Model::DispatchLeast)
     }
 
+    /// Whether a worker may serve several connections at once
+    /// (`--worker-concurrency K > 1`): only where it waits in epoll. A worker
+    /// blocked in accept(2) cannot serve open connections meanwhile, and an
+    /// io_uring multishot accept keeps accepting however busy the worker is.
+    pub fn supports_worker_concurrency(self) -> bool {
+        matches!(
+            self,
+            Model::SharedEpoll | Model::EpollExclusive | Model::AcceptMutex | Model::DispatchRr | Model::DispatchLeast
+        )
+    }
+
     /// Whether each worker has an epoll set of its own.
     pub fn uses_epoll(self) -> bool {
         matches!(self, Model::SharedEpoll | Model::EpollExclusive | Model::AcceptMutex)

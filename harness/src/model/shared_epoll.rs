@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 
 use super::{shared_listener, transient_accept_error, Listeners, ModelOpts};
 use crate::counters::Slot;
+use crate::event_loop::EventLoop;
 use crate::sys::{self, Epoll};
 use crate::worker::WorkerCtx;
 
@@ -29,14 +30,17 @@ pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
 /// epoll sets are the workers' own.
 pub(super) fn epoll_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>, exclusive: bool) -> io::Error {
     let slot = ctx.slot;
-    let epoll = match Epoll::new() {
-        Ok(e) => e,
-        Err(e) => return e,
-    };
     let mut events = libc::EPOLLIN as u32;
     if exclusive {
         events |= libc::EPOLLEXCLUSIVE as u32;
     }
+    if ctx.concurrency() > 1 {
+        return event_loop(listener, ctx, events);
+    }
+    let epoll = match Epoll::new() {
+        Ok(e) => e,
+        Err(e) => return e,
+    };
     if let Err(e) = epoll.add(listener.as_fd(), events, ctx.index as u64) {
         return e;
     }
@@ -68,6 +72,37 @@ pub(super) fn epoll_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>, exclusive: bool
         }
         if got == 0 {
             Slot::bump(&slot.spurious_wakeups);
+        }
+    }
+}
+
+/// The same loop with `--worker-concurrency K > 1`: the listener sits in the
+/// worker's [`EventLoop`] (only while it has room), which serves the open
+/// connections and returns when the listener is readable; the worker then
+/// accepts until EAGAIN or until it is full.
+fn event_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>, events: u32) -> io::Error {
+    let slot = ctx.slot;
+    let mut lp = match EventLoop::new(ctx) {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
+    if let Err(e) = lp.watch(listener.as_fd(), events, ctx.index as u64) {
+        return e;
+    }
+    Slot::set_fd(&slot.listen_fd, listener.as_raw_fd());
+    Slot::set_fd(&slot.epoll_fd, lp.epoll_raw());
+    slot.ready.store(1, Ordering::Release);
+    loop {
+        match lp.next_ready(None) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => return e,
+        }
+        Slot::bump(&slot.wakeups);
+        match lp.accept_from(listener.as_fd(), usize::MAX) {
+            Ok(0) => Slot::bump(&slot.spurious_wakeups),
+            Ok(_) => {}
+            Err(e) => return e,
         }
     }
 }
