@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::export::{self, meta::Meta};
+use crate::fleet::FleetKind;
 use crate::model::Model;
 use crate::model::{ModelOpts, Steer};
 use crate::run::{self, Load, RunSpec};
@@ -139,6 +140,9 @@ struct RunArgs {
     /// Pin worker i to CPU i modulo the CPU count.
     #[arg(long)]
     pin_workers: bool,
+    /// Workers as forked processes, or as threads of one forked process.
+    #[arg(long, default_value = "processes", value_parser = parse_fleet)]
+    fleet: FleetKind,
     /// Pin the load generator's threads to these CPUs (e.g. 0 or 0,1).
     #[arg(long, value_parser = parse_cpus)]
     pin_loadgen: Option<Cpus>,
@@ -266,6 +270,10 @@ fn parse_worker_concurrency(s: &str) -> Result<usize, String> {
             crate::run::MAX_WORKER_CONCURRENCY
         )),
     }
+}
+
+fn parse_fleet(s: &str) -> Result<FleetKind, String> {
+    s.parse()
 }
 
 fn parse_steer(s: &str) -> Result<Steer, String> {
@@ -473,6 +481,7 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
         service: a.service,
         slow: a.slow_worker,
         pin_workers: a.pin_workers,
+        fleet: a.fleet,
         pin_loadgen: a.pin_loadgen.map(|c| c.0).unwrap_or_default(),
         worker_concurrency: a.worker_concurrency,
     };

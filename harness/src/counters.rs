@@ -50,6 +50,8 @@ pub struct Slot {
     pub finished: AtomicU64,
     /// accept-mutex: times this worker took the lock.
     pub lock_acquisitions: AtomicU64,
+    /// The worker's thread id (its pid in a process fleet).
+    pub tid: AtomicU64,
     /// When the worker's injected stall began and ended, in ns since the
     /// run's epoch, plus one (0: it did not stall).
     pub stall_from: AtomicU64,

@@ -23,8 +23,13 @@ const GRACE: Duration = Duration::from_secs(2);
 
 pub struct Fleet {
     pub model: Model,
-    /// Worker pids, by worker index.
+    pub kind: FleetKind,
+    /// Each worker's process id, or its thread id in a thread fleet, by
+    /// worker index (what /proc/<id>/ shows it by).
     pub pids: Vec<libc::pid_t>,
+    /// The processes forked for workers: one per worker, or the one process
+    /// of a thread fleet.
+    procs: Vec<libc::pid_t>,
     /// The dispatcher's pid, for models that have one.
     pub dispatcher: Option<libc::pid_t>,
     pub counters: Counters,
@@ -34,47 +39,112 @@ pub struct Fleet {
     exits: Vec<String>,
 }
 
-/// CPU time and exit of every child, after `stop`.
+/// What `stop` found.
 pub struct Teardown {
-    pub worker_cpu: Vec<Duration>,
-    /// Voluntary context switches per worker: every wakeup, wasted or not,
-    /// costs one, so the herd shows here even when the kernel hides it from
-    /// accept (a level-triggered epoll_wait that finds the socket drained
-    /// goes back to sleep without returning).
-    pub worker_switches: Vec<u64>,
-    pub dispatcher_cpu: Option<Duration>,
-    /// Children that had exited before they were asked to (index or "dispatcher", status).
+    /// Children that had exited before they were asked to, described.
     pub early_exits: Vec<String>,
+}
+
+/// How a fleet's workers are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FleetKind {
+    /// One forked process per worker, as Node's cluster and nginx do.
+    #[default]
+    Processes,
+    /// One forked process whose threads are the workers.
+    Threads,
+}
+
+impl FleetKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FleetKind::Processes => "processes",
+            FleetKind::Threads => "threads",
+        }
+    }
+}
+
+impl std::str::FromStr for FleetKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<FleetKind, String> {
+        match s {
+            "processes" => Ok(FleetKind::Processes),
+            "threads" => Ok(FleetKind::Threads),
+            _ => Err(format!("unknown fleet '{s}' (valid: processes, threads)")),
+        }
+    }
 }
 
 impl Fleet {
     /// Forks `workers` workers (and a dispatcher when the model has one) over
     /// what `prepare` set up; the master keeps none of the listening sockets.
-    /// `plan`: service time, slow and stalled workers, pinning.
-    pub fn start(model: Model, listeners: Listeners, workers: usize, plan: &WorkerPlan) -> io::Result<Fleet> {
+    /// `plan`: service time, slow and stalled workers, pinning. With
+    /// `FleetKind::Threads` one process is forked and its threads are the
+    /// workers.
+    pub fn start(
+        model: Model,
+        listeners: Listeners,
+        workers: usize,
+        plan: &WorkerPlan,
+        kind: FleetKind,
+    ) -> io::Result<Fleet> {
         let extra = usize::from(model.has_dispatcher());
         let mut fleet = Fleet {
             model,
+            kind,
             pids: Vec::with_capacity(workers),
+            procs: Vec::new(),
             dispatcher: None,
             counters: Counters::new(workers + extra)?,
             reaped: Vec::new(),
             exits: Vec::new(),
         };
         let master = sys::getpid();
-        for i in 0..workers {
-            match sys::fork()? {
-                Fork::Child => child(master, &format!("worker {i}"), || {
-                    let end = listeners.into_worker(i);
-                    if plan.pin {
-                        // Best effort: a CPU outside this sandbox's set leaves the worker unpinned.
-                        let _ = sys::pin_to(&[i % sys::cpu_count()]);
-                    }
-                    let ctx = WorkerCtx::new(i, fleet.counters.slot(i), fleet.counters.header(), plan);
-                    model.run_worker(end, &ctx)
-                }),
-                Fork::Parent(pid) => fleet.pids.push(pid),
+        let worker = |i: usize, end| {
+            if plan.pin {
+                // Best effort: a CPU outside this sandbox's set leaves the worker unpinned.
+                let _ = sys::pin_to(&[i % sys::cpu_count()]);
             }
+            let ctx = WorkerCtx::new(i, fleet.counters.slot(i), fleet.counters.header(), plan);
+            model.run_worker(end, &ctx)
+        };
+        match kind {
+            FleetKind::Processes => {
+                for i in 0..workers {
+                    match sys::fork()? {
+                        Fork::Child => child(master, &format!("worker {i}"), || worker(i, listeners.into_worker(i))),
+                        Fork::Parent(pid) => {
+                            fleet.pids.push(pid);
+                            fleet.procs.push(pid);
+                        }
+                    }
+                }
+            }
+            FleetKind::Threads => match sys::fork()? {
+                Fork::Child => child(master, "fleet process", || {
+                    let ends = match listeners.into_threads(workers) {
+                        Ok(ends) => ends,
+                        Err(e) => return e,
+                    };
+                    // Threads run until one fails; the master stops the process.
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    std::thread::scope(|s| {
+                        for (i, end) in ends.into_iter().enumerate() {
+                            let tx = tx.clone();
+                            let worker = &worker;
+                            s.spawn(move || {
+                                let e = worker(i, end);
+                                let _ = tx.send(format!("worker {i}: {e}"));
+                            });
+                        }
+                        let first = rx.recv().unwrap_or_else(|_| "every worker thread ended".into());
+                        eprintln!("harness: {first}");
+                        sys::exit_now(1)
+                    })
+                }),
+                Fork::Parent(pid) => fleet.procs.push(pid),
+            },
         }
         if model.has_dispatcher() {
             match sys::fork()? {
@@ -93,12 +163,21 @@ impl Fleet {
         Ok(fleet)
     }
 
-    pub fn workers(&self) -> usize {
-        self.pids.len()
+    /// The process worker `i` runs in.
+    pub fn process_of(&self, i: usize) -> libc::pid_t {
+        match self.kind {
+            FleetKind::Processes => self.procs[i],
+            FleetKind::Threads => self.procs[0],
+        }
     }
 
+    pub fn workers(&self) -> usize {
+        self.counters.slots() - usize::from(self.model.has_dispatcher())
+    }
+
+    /// The processes to signal and reap.
     fn all_pids(&self) -> impl Iterator<Item = libc::pid_t> + '_ {
-        self.pids.iter().copied().chain(self.dispatcher)
+        self.procs.iter().copied().chain(self.dispatcher)
     }
 
     /// Waits until every child has set up and flagged itself ready.
@@ -106,6 +185,12 @@ impl Fleet {
         let deadline = Instant::now() + timeout;
         loop {
             if self.counters.all_ready() {
+                if self.kind == FleetKind::Threads {
+                    // Each worker thread is known by its thread id from here on.
+                    self.pids = (0..self.workers())
+                        .map(|i| self.counters.slot(i).tid.load(Ordering::Acquire) as libc::pid_t)
+                        .collect();
+                }
                 return Ok(());
             }
             if let Some(gone) = self.reap_exited()?.first() {
@@ -122,9 +207,10 @@ impl Fleet {
     }
 
     fn name_of(&self, pid: libc::pid_t) -> String {
-        match self.pids.iter().position(|&p| p == pid) {
-            Some(i) => format!("worker {i} (pid {pid})"),
-            None => format!("dispatcher (pid {pid})"),
+        match (self.kind, self.procs.iter().position(|&p| p == pid)) {
+            (FleetKind::Threads, Some(_)) => format!("the fleet process (pid {pid})"),
+            (FleetKind::Processes, Some(i)) => format!("worker {i} (pid {pid})"),
+            (_, None) => format!("dispatcher (pid {pid})"),
         }
     }
 
@@ -138,7 +224,8 @@ impl Fleet {
             if let Some(r) = sys::wait4(pid, true)? {
                 gone.push(format!("{} exited ({})", self.name_of(pid), describe_status(r.status)));
                 self.reaped.push((pid, r));
-                if let Some(i) = self.pids.iter().position(|&p| p == pid) {
+                let worker = self.procs.iter().position(|&p| p == pid);
+                if let Some(i) = worker.filter(|_| self.kind == FleetKind::Processes) {
                     let header = self.counters.header();
                     let held = header
                         .mutex
@@ -177,18 +264,7 @@ impl Fleet {
             std::thread::sleep(Duration::from_micros(200));
         }
         self.kill_and_reap()?;
-        let reaped = |pid| self.reaped.iter().find(|(p, _)| *p == pid).map(|(_, r)| *r);
-        let cpu_of = |pid| reaped(pid).map(|r| r.cpu).unwrap_or_default();
-        Ok(Teardown {
-            worker_cpu: self.pids.iter().map(|&p| cpu_of(p)).collect(),
-            worker_switches: self
-                .pids
-                .iter()
-                .map(|&p| reaped(p).map_or(0, |r| r.voluntary_switches))
-                .collect(),
-            dispatcher_cpu: self.dispatcher.map(cpu_of),
-            early_exits,
-        })
+        Ok(Teardown { early_exits })
     }
 
     fn signal_unreaped(&self, sig: i32) -> io::Result<()> {

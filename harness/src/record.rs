@@ -73,6 +73,10 @@ pub struct WorkerRow {
     pub lock_acquisitions: u64,
     /// How many times longer this worker's service time is (1 unless slowed).
     pub slowdown: f64,
+    /// The process the worker runs in: its own pid in a process fleet (then
+    /// equal to `pid`), the one fleet process in a thread fleet (where `pid`
+    /// is the worker's thread id).
+    pub process: i32,
 }
 
 /// One run.
@@ -153,6 +157,8 @@ pub struct SummaryRow {
     /// (0 when the lock excludes).
     pub poll_overlaps: u64,
     pub backlog: i32,
+    /// `processes` or `threads`.
+    pub fleet: &'static str,
     /// Connections a worker may have open at once (1: one at a time).
     pub worker_concurrency: usize,
     pub loadgen_cpu_ms: f64,
@@ -264,6 +270,7 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
                 stall_to_ms: m.stalls[i].map(|(_, t)| round(t.as_secs_f64() * 1000.0, 3)),
                 lock_acquisitions: c.lock_acquisitions,
                 slowdown: spec.slow.filter(|(w, _)| *w == i).map_or(1.0, |(_, f)| f),
+                process: m.processes[i],
             }
         })
         .collect();
@@ -336,6 +343,7 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
         slow_share: spec.slow.and_then(|(w, _)| shares.get(w)).map(|s| round(*s, 6)),
         poll_overlaps: m.poll_overlaps,
         backlog: spec.model_opts.backlog,
+        fleet: spec.fleet.name(),
         worker_concurrency: spec.worker_concurrency,
         loadgen_cpu_ms: round(m.loadgen_cpu.as_secs_f64() * 1000.0, 3),
         err_refused: e.refused,

@@ -22,7 +22,7 @@ use crate::conservation;
 use crate::counters::Snapshot;
 use crate::export::hlog::HlogWriter;
 use crate::export::timeseries::TimeseriesWriter;
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, FleetKind};
 use crate::introspect::{self, Endpoint, Usage};
 use crate::model::{Model, ModelOpts};
 use crate::record::{self, SummaryRow, WorkerRow};
@@ -93,6 +93,8 @@ pub struct RunSpec {
     pub pin_workers: bool,
     /// CPUs the load generator's threads are pinned to (empty: not pinned).
     pub pin_loadgen: Vec<usize>,
+    /// Workers as processes or as threads of one process.
+    pub fleet: FleetKind,
     /// Connections a worker may have open at once: 1 serves them one at a
     /// time (blocking); more serves them from an event loop (epoll models only).
     pub worker_concurrency: usize,
@@ -123,6 +125,7 @@ impl RunSpec {
             pin_workers: false,
             pin_loadgen: Vec::new(),
             worker_concurrency: 1,
+            fleet: FleetKind::Processes,
         }
     }
 
@@ -163,6 +166,7 @@ impl RunSpec {
             "slow_worker": self.slow.map(|(w, f)| json!({"worker": w, "factor": f})),
             "pin_workers": self.pin_workers,
             "pin_loadgen": self.pin_loadgen,
+            "fleet": self.fleet.name(),
             "worker_concurrency": self.worker_concurrency,
         })
     }
@@ -297,7 +301,10 @@ pub struct Measured {
     pub usage: Vec<Usage>,
     pub dispatcher_usage: Option<Usage>,
     pub loadgen_cpu: Duration,
+    /// Each worker's pid (its thread id in a thread fleet), and the process
+    /// it runs in.
     pub pids: Vec<i32>,
+    pub processes: Vec<i32>,
     pub endpoints: Vec<Endpoint>,
     /// (from, to) of the injected stall, since the measured load began.
     pub stalls: Vec<Option<(Duration, Duration)>>,
@@ -320,7 +327,8 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         pin: spec.pin_workers,
         concurrency: spec.worker_concurrency,
     };
-    let mut fleet = Fleet::start(spec.model, listeners, spec.workers, &plan).context("forking the fleet")?;
+    let mut fleet =
+        Fleet::start(spec.model, listeners, spec.workers, &plan, spec.fleet).context("forking the fleet")?;
     fleet.wait_ready(READY_TIMEOUT)?;
     let endpoints = introspect::endpoints(&fleet);
 
@@ -411,6 +419,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         })
         .collect();
     let pids = fleet.pids.clone();
+    let processes = (0..spec.workers).map(|i| fleet.process_of(i)).collect();
     let teardown = fleet.stop().context("stopping the fleet")?;
     let counts = end.iter().zip(&baseline).map(|(e, b)| e.since(b)).collect();
     let measured = Measured {
@@ -420,6 +429,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         dispatcher_usage: disp1.zip(disp0).map(|(a, b)| a.since(b)),
         loadgen_cpu,
         pids,
+        processes,
         endpoints,
         stalls,
         early_exits: teardown.early_exits,

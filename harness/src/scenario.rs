@@ -27,6 +27,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::{Spanned, Value};
 
+use crate::fleet::FleetKind;
 use crate::model::Model;
 use crate::model::Steer;
 use crate::run::{Load, RunSpec};
@@ -35,7 +36,7 @@ use crate::UsageError;
 use loadgen::{Arrivals, OpenLoop, Stop};
 
 /// The parameters a scenario may vary, in expansion order.
-pub const PARAMETERS: [&str; 21] = [
+pub const PARAMETERS: [&str; 22] = [
     "model",
     "workers",
     "concurrency",
@@ -57,6 +58,7 @@ pub const PARAMETERS: [&str; 21] = [
     "backlog",
     "steer",
     "worker_concurrency",
+    "fleet",
 ];
 
 /// The file as TOML gives it: known keys only, values kept with their span.
@@ -88,6 +90,7 @@ struct File {
     slow_worker: Option<Spanned<Value>>,
     backlog: Option<Spanned<Value>>,
     steer: Option<Spanned<Value>>,
+    fleet: Option<Spanned<Value>>,
     worker_concurrency: Option<Spanned<Value>>,
 }
 
@@ -119,6 +122,7 @@ pub enum Param {
     Service(Service),
     Slow(usize, f64, String),
     Steer(Steer),
+    Fleet(FleetKind),
 }
 
 impl fmt::Display for Param {
@@ -131,6 +135,7 @@ impl fmt::Display for Param {
             Param::Duration(_, text) | Param::Stall(_, _, text) | Param::Slow(_, _, text) => f.write_str(text),
             Param::Service(sv) => write!(f, "{sv}"),
             Param::Steer(st) => f.write_str(st.name()),
+            Param::Fleet(k) => f.write_str(k.name()),
         }
     }
 }
@@ -238,6 +243,9 @@ impl Point {
         }
         if let Some(Param::Steer(st)) = self.values.get("steer") {
             spec.model_opts.steer = *st;
+        }
+        if let Some(Param::Fleet(k)) = self.values.get("fleet") {
+            spec.fleet = *k;
         }
         if let Some(k) = self.int("worker_concurrency") {
             spec.worker_concurrency = k as usize;
@@ -350,6 +358,7 @@ impl Scenario {
             ("slow_worker", &file.slow_worker),
             ("backlog", &file.backlog),
             ("steer", &file.steer),
+            ("fleet", &file.fleet),
             ("worker_concurrency", &file.worker_concurrency),
         ];
         let mut lists: Vec<(&'static str, Vec<Param>, std::ops::Range<usize>)> = Vec::new();
@@ -560,6 +569,10 @@ fn convert(key: &str, v: &Value) -> Result<Param, String> {
         "slow_worker" => match v {
             Value::String(s) => crate::cli::parse_slow(s).map(|(w, f)| Param::Slow(w, f, s.clone())),
             _ => Err(format!("expected \"IDX:FACTOR\" such as \"0:10\", got {}", got())),
+        },
+        "fleet" => match v {
+            Value::String(s) => s.parse().map(Param::Fleet),
+            _ => Err(format!("expected \"processes\" or \"threads\", got {}", got())),
         },
         "steer" => match v {
             Value::String(s) => s.parse().map(Param::Steer),

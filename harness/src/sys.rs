@@ -539,6 +539,13 @@ impl SharedMem {
     }
 }
 
+// SAFETY: the mapping is only ever accessed through atomics (the counters'
+// slots), which are sound to use from several threads at once, exactly as
+// from several processes; the pointer itself is never reassigned.
+unsafe impl Sync for SharedMem {}
+// SAFETY: as above; the mapping is not tied to the thread that made it.
+unsafe impl Send for SharedMem {}
+
 impl Drop for SharedMem {
     fn drop(&mut self) {
         // SAFETY: ptr/len came from a successful mmap and are unmapped once.
@@ -687,4 +694,10 @@ impl AcceptRing {
     pub fn raw(&self) -> RawFd {
         self.ring.as_raw_fd()
     }
+}
+
+/// The calling thread's id (the pid, in a single-threaded process).
+pub fn gettid() -> libc::pid_t {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
 }

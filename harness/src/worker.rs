@@ -121,7 +121,11 @@ pub struct WorkerCtx<'a> {
 }
 
 impl<'a> WorkerCtx<'a> {
+    /// Called in the worker's own process or thread: it also records the
+    /// worker's thread id.
     pub fn new(index: usize, slot: &'a Slot, header: &'a Header, plan: &WorkerPlan) -> Self {
+        slot.tid
+            .store(sys::gettid() as u64, std::sync::atomic::Ordering::Release);
         let service = match plan.slow {
             Some((w, factor)) if w == index => plan.service.scaled(factor),
             _ => plan.service,

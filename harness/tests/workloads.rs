@@ -230,3 +230,101 @@ fn worker_concurrency_is_refused_where_workers_block_in_accept() {
         "{err}"
     );
 }
+
+#[test]
+fn thread_fleets_conserve_under_every_model_in_one_process() {
+    let _g = serial();
+    let models = [
+        "shared-blocking",
+        "shared-epoll",
+        "epoll-exclusive",
+        "reuseport",
+        "dispatch-rr",
+        "dispatch-least",
+        "accept-mutex",
+        "reuseport-cbpf",
+        "io-uring",
+    ];
+    for model in models {
+        let (o, dir) = run(
+            &format!("threads-{model}"),
+            &[
+                "--model",
+                model,
+                "--fleet",
+                "threads",
+                "--concurrency",
+                "16",
+                "--connections",
+                "4000",
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        if model == "io-uring" && stderr.contains("io_uring is not available") {
+            eprintln!("skipping io-uring: {stderr}");
+            continue;
+        }
+        assert!(o.status.success(), "{model}: {}", show(&o));
+        let s = summary(&dir);
+        assert_eq!(
+            (s["conserved"].as_str(), s["fleet"].as_str()),
+            ("true", "threads"),
+            "{model}"
+        );
+        let rows = read_csv(&dir.join("workers.csv"));
+        let process = col(&rows, "process");
+        assert!(
+            process.iter().all(|p| *p == process[0]),
+            "{model}: workers in several processes {process:?}"
+        );
+        let mut tids = col(&rows, "pid");
+        tids.sort_unstable();
+        tids.dedup();
+        assert_eq!(tids.len(), 4, "{model}: worker threads not told apart");
+        assert!(!tids.contains(&process[0]), "{model}: a worker is the process itself");
+    }
+    // A process fleet: each worker is its own process.
+    let (o, dir) = run("processes", &["--model", "reuseport", "--connections", "2000"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let rows = read_csv(&dir.join("workers.csv"));
+    assert_eq!(col(&rows, "process"), col(&rows, "pid"));
+}
+
+#[test]
+fn a_thread_fleet_dies_with_a_killed_harness() {
+    use std::time::{Duration, Instant};
+    let _g = serial();
+    let out = common::scratch("threads-kill");
+    let mut child = common::harness()
+        .args([
+            "run",
+            "--model",
+            "shared-blocking",
+            "--fleet",
+            "threads",
+            "--duration",
+            "30s",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut fleet = Vec::new();
+    while fleet.is_empty() && Instant::now() < deadline {
+        fleet = common::children(child.id());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(fleet.len(), 1, "a thread fleet is one process: {fleet:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: plain kill(2) of our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGKILL) }, 0);
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while common::alive(fleet[0]) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!common::alive(fleet[0]), "the fleet process outlived the harness");
+}

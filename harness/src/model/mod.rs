@@ -244,6 +244,21 @@ impl Listeners {
         }
     }
 
+    /// In a thread fleet's process: every worker's endpoint. A shared
+    /// listener is duplicated per thread (the same socket, as after a fork);
+    /// per-worker sockets and channels go one to each thread.
+    pub fn into_threads(self, n: usize) -> io::Result<Vec<WorkerEnd>> {
+        match self {
+            Listeners::Shared { listener, .. } => {
+                (0..n).map(|_| listener.try_clone().map(WorkerEnd::Listener)).collect()
+            }
+            Listeners::PerWorker { listeners, .. } => Ok(listeners.into_iter().map(WorkerEnd::Listener).collect()),
+            Listeners::Dispatch { channels, .. } => {
+                Ok(channels.into_iter().map(|(_, w)| WorkerEnd::Channel(w)).collect())
+            }
+        }
+    }
+
     /// In the dispatcher's process: the listener and the dispatcher ends of the
     /// channels; the workers' ends are closed. `None` for models without one.
     pub fn into_dispatcher(self) -> Option<(OwnedFd, Vec<OwnedFd>)> {
