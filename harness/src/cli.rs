@@ -143,6 +143,10 @@ struct RunArgs {
     /// Workers as forked processes, or as threads of one forked process.
     #[arg(long, default_value = "processes", value_parser = parse_fleet)]
     fleet: FleetKind,
+    /// Thread fleets of shared-epoll or epoll-exclusive: every thread waits
+    /// on one epoll set (a threaded server's single epoll instance).
+    #[arg(long)]
+    shared_epoll_set: bool,
     /// Pin the load generator's threads to these CPUs (e.g. 0 or 0,1).
     #[arg(long, value_parser = parse_cpus)]
     pin_loadgen: Option<Cpus>,
@@ -482,6 +486,7 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
         slow: a.slow_worker,
         pin_workers: a.pin_workers,
         fleet: a.fleet,
+        shared_epoll_set: a.shared_epoll_set,
         pin_loadgen: a.pin_loadgen.map(|c| c.0).unwrap_or_default(),
         worker_concurrency: a.worker_concurrency,
     };

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::counters::Counters;
-use crate::model::{dispatch_rr, Listeners, Model};
+use crate::model::{dispatch_rr, Listeners, Model, WorkerEnd};
 use crate::sys::{self, Fork, Reaped};
 use crate::worker::{WorkerCtx, WorkerPlan};
 
@@ -101,19 +101,22 @@ impl Fleet {
             exits: Vec::new(),
         };
         let master = sys::getpid();
-        let worker = |i: usize, end| {
+        let worker = |i: usize, end, shared: Option<&sys::Epoll>| {
             if plan.pin {
                 // Best effort: a CPU outside this sandbox's set leaves the worker unpinned.
                 let _ = sys::pin_to(&[i % sys::cpu_count()]);
             }
-            let ctx = WorkerCtx::new(i, fleet.counters.slot(i), fleet.counters.header(), plan);
+            let mut ctx = WorkerCtx::new(i, fleet.counters.slot(i), fleet.counters.header(), plan);
+            ctx.shared_epoll = shared;
             model.run_worker(end, &ctx)
         };
         match kind {
             FleetKind::Processes => {
                 for i in 0..workers {
                     match sys::fork()? {
-                        Fork::Child => child(master, &format!("worker {i}"), || worker(i, listeners.into_worker(i))),
+                        Fork::Child => child(master, &format!("worker {i}"), || {
+                            worker(i, listeners.into_worker(i), None)
+                        }),
                         Fork::Parent(pid) => {
                             fleet.pids.push(pid);
                             fleet.procs.push(pid);
@@ -127,6 +130,12 @@ impl Fleet {
                         Ok(ends) => ends,
                         Err(e) => return e,
                     };
+                    let shared = match plan.shared_epoll_set.then(|| shared_epoll_set(model, &ends, workers)) {
+                        Some(Ok(set)) => Some(set),
+                        Some(Err(e)) => return e,
+                        None => None,
+                    };
+                    let shared = shared.as_ref();
                     // Threads run until one fails; the master stops the process.
                     let (tx, rx) = std::sync::mpsc::channel();
                     std::thread::scope(|s| {
@@ -134,7 +143,7 @@ impl Fleet {
                             let tx = tx.clone();
                             let worker = &worker;
                             s.spawn(move || {
-                                let e = worker(i, end);
+                                let e = worker(i, end, shared);
                                 let _ = tx.send(format!("worker {i}: {e}"));
                             });
                         }
@@ -301,6 +310,24 @@ fn describe_status(status: i32) -> String {
     } else {
         format!("status {status}")
     }
+}
+
+/// One epoll set for every worker thread, holding the shared listener once,
+/// tagged with the fleet size (no worker's index): what a threaded server
+/// with a single epoll instance does.
+fn shared_epoll_set(model: Model, ends: &[WorkerEnd], workers: usize) -> io::Result<sys::Epoll> {
+    let Some(WorkerEnd::Listener(listener)) = ends.first() else {
+        return Err(io::Error::other(format!(
+            "{model} has no shared listener for one epoll set"
+        )));
+    };
+    let mut events = libc::EPOLLIN as u32;
+    if model == Model::EpollExclusive {
+        events |= libc::EPOLLEXCLUSIVE as u32;
+    }
+    let set = sys::Epoll::new()?;
+    set.add(std::os::fd::AsFd::as_fd(listener), events, workers as u64)?;
+    Ok(set)
 }
 
 /// Runs `body` as a forked child and never returns: the child must not

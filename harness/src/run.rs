@@ -95,6 +95,8 @@ pub struct RunSpec {
     pub pin_loadgen: Vec<usize>,
     /// Workers as processes or as threads of one process.
     pub fleet: FleetKind,
+    /// Thread fleets of shared-epoll/epoll-exclusive: one epoll set for all.
+    pub shared_epoll_set: bool,
     /// Connections a worker may have open at once: 1 serves them one at a
     /// time (blocking); more serves them from an event loop (epoll models only).
     pub worker_concurrency: usize,
@@ -126,6 +128,7 @@ impl RunSpec {
             pin_loadgen: Vec::new(),
             worker_concurrency: 1,
             fleet: FleetKind::Processes,
+            shared_epoll_set: false,
         }
     }
 
@@ -167,6 +170,7 @@ impl RunSpec {
             "pin_workers": self.pin_workers,
             "pin_loadgen": self.pin_loadgen,
             "fleet": self.fleet.name(),
+            "shared_epoll_set": self.shared_epoll_set,
             "worker_concurrency": self.worker_concurrency,
         })
     }
@@ -206,6 +210,18 @@ impl RunSpec {
         if !(1..=MAX_WORKER_CONCURRENCY).contains(&self.worker_concurrency) {
             return Err(UsageError(format!(
                 "--worker-concurrency {} is out of range: 1 to {MAX_WORKER_CONCURRENCY}",
+                self.worker_concurrency
+            )));
+        }
+        if self.shared_epoll_set
+            && (self.fleet != FleetKind::Threads
+                || !matches!(self.model, Model::SharedEpoll | Model::EpollExclusive)
+                || self.worker_concurrency > 1)
+        {
+            return Err(UsageError(format!(
+                "--shared-epoll-set needs --fleet threads, --model shared-epoll or epoll-exclusive and one connection per worker (got {} {}, worker concurrency {})",
+                self.fleet.name(),
+                self.model,
                 self.worker_concurrency
             )));
         }
@@ -326,6 +342,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         stall: spec.stall,
         pin: spec.pin_workers,
         concurrency: spec.worker_concurrency,
+        shared_epoll_set: spec.shared_epoll_set,
     };
     let mut fleet =
         Fleet::start(spec.model, listeners, spec.workers, &plan, spec.fleet).context("forking the fleet")?;

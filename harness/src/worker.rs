@@ -105,6 +105,9 @@ pub struct WorkerPlan {
     /// Connections a worker may have open at once (0 and 1: one at a time,
     /// served blocking; more: an event loop).
     pub concurrency: usize,
+    /// Thread fleets of the epoll models: every thread waits on one epoll set
+    /// instead of its own.
+    pub shared_epoll_set: bool,
 }
 
 /// Everything a worker's loop needs besides its endpoint.
@@ -113,6 +116,8 @@ pub struct WorkerCtx<'a> {
     pub slot: &'a Slot,
     pub header: &'a Header,
     pub stall: Option<Stall>,
+    /// The epoll set every worker thread shares (`--shared-epoll-set`).
+    pub shared_epoll: Option<&'a sys::Epoll>,
     service: Service,
     concurrency: usize,
     rng: std::cell::RefCell<loadgen::schedule::Xoshiro256pp>,
@@ -135,6 +140,7 @@ impl<'a> WorkerCtx<'a> {
             slot,
             header,
             stall: plan.stall.filter(|(w, _)| *w == index).map(|(_, s)| s),
+            shared_epoll: None,
             service,
             concurrency: plan.concurrency.max(1),
             rng: std::cell::RefCell::new(loadgen::schedule::Xoshiro256pp::new(0x5eed, index as u64)),

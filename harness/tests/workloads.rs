@@ -328,3 +328,61 @@ fn a_thread_fleet_dies_with_a_killed_harness() {
     }
     assert!(!common::alive(fleet[0]), "the fleet process outlived the harness");
 }
+
+#[test]
+fn one_epoll_set_shared_by_threads_behaves_unlike_one_per_worker() {
+    let _g = serial();
+    let serial_run = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--model",
+            "epoll-exclusive",
+            "--fleet",
+            "threads",
+            "--concurrency",
+            "1",
+            "--gap",
+            "200us",
+            "--connections",
+            "1000",
+        ];
+        args.extend_from_slice(extra);
+        let (o, dir) = run(name, &args);
+        assert!(o.status.success(), "{name}: {}", show(&o));
+        read_csv(&dir.join("workers.csv"))
+    };
+    // One set per thread, as with processes: EPOLLEXCLUSIVE keeps waking the
+    // same waiter, which takes (nearly) everything.
+    let own = serial_run("own-sets", &[]);
+    assert_eq!(col(&own, "epoll_owner"), vec![0, 1, 2, 3]);
+    assert!(
+        *col(&own, "accepted").iter().max().unwrap() >= 900,
+        "{:?}",
+        col(&own, "accepted")
+    );
+    // One set for all threads: the set's own wait queue picks the thread, and
+    // the favourite is gone.
+    let shared = serial_run("shared-set", &["--shared-epoll-set"]);
+    assert_eq!(
+        col(&shared, "epoll_owner"),
+        vec![4, 4, 4, 4],
+        "the set is not the shared one"
+    );
+    let accepted = col(&shared, "accepted");
+    assert!(
+        *accepted.iter().max().unwrap() <= 800,
+        "a shared set still favours one thread: {accepted:?}"
+    );
+    // Only where it makes sense.
+    let o = common::harness()
+        .args([
+            "run",
+            "--model",
+            "reuseport",
+            "--fleet",
+            "threads",
+            "--shared-epoll-set",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+}

@@ -37,13 +37,22 @@ pub(super) fn epoll_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>, exclusive: bool
     if ctx.concurrency() > 1 {
         return event_loop(listener, ctx, events);
     }
-    let epoll = match Epoll::new() {
-        Ok(e) => e,
-        Err(e) => return e,
+    // A thread fleet may share one epoll set, registered once by the fleet
+    // process; otherwise each worker makes its own after the fork.
+    let own;
+    let epoll = match ctx.shared_epoll {
+        Some(shared) => shared,
+        None => {
+            own = match Epoll::new() {
+                Ok(e) => e,
+                Err(e) => return e,
+            };
+            if let Err(e) = own.add(listener.as_fd(), events, ctx.index as u64) {
+                return e;
+            }
+            &own
+        }
     };
-    if let Err(e) = epoll.add(listener.as_fd(), events, ctx.index as u64) {
-        return e;
-    }
     Slot::set_fd(&slot.listen_fd, listener.as_raw_fd());
     Slot::set_fd(&slot.epoll_fd, epoll.raw());
     slot.ready.store(1, Ordering::Release);
