@@ -36,7 +36,7 @@ use crate::UsageError;
 use loadgen::{Arrivals, OpenLoop, Stop};
 
 /// The parameters a scenario may vary, in expansion order.
-pub const PARAMETERS: [&str; 22] = [
+pub const PARAMETERS: [&str; 23] = [
     "model",
     "workers",
     "concurrency",
@@ -59,6 +59,7 @@ pub const PARAMETERS: [&str; 22] = [
     "steer",
     "worker_concurrency",
     "fleet",
+    "shared_epoll_set",
 ];
 
 /// The file as TOML gives it: known keys only, values kept with their span.
@@ -91,6 +92,7 @@ struct File {
     backlog: Option<Spanned<Value>>,
     steer: Option<Spanned<Value>>,
     fleet: Option<Spanned<Value>>,
+    shared_epoll_set: Option<Spanned<Value>>,
     worker_concurrency: Option<Spanned<Value>>,
 }
 
@@ -123,6 +125,7 @@ pub enum Param {
     Slow(usize, f64, String),
     Steer(Steer),
     Fleet(FleetKind),
+    Flag(bool),
 }
 
 impl fmt::Display for Param {
@@ -136,6 +139,7 @@ impl fmt::Display for Param {
             Param::Service(sv) => write!(f, "{sv}"),
             Param::Steer(st) => f.write_str(st.name()),
             Param::Fleet(k) => f.write_str(k.name()),
+            Param::Flag(b) => write!(f, "{b}"),
         }
     }
 }
@@ -246,6 +250,9 @@ impl Point {
         }
         if let Some(Param::Fleet(k)) = self.values.get("fleet") {
             spec.fleet = *k;
+        }
+        if let Some(Param::Flag(b)) = self.values.get("shared_epoll_set") {
+            spec.shared_epoll_set = *b;
         }
         if let Some(k) = self.int("worker_concurrency") {
             spec.worker_concurrency = k as usize;
@@ -359,6 +366,7 @@ impl Scenario {
             ("backlog", &file.backlog),
             ("steer", &file.steer),
             ("fleet", &file.fleet),
+            ("shared_epoll_set", &file.shared_epoll_set),
             ("worker_concurrency", &file.worker_concurrency),
         ];
         let mut lists: Vec<(&'static str, Vec<Param>, std::ops::Range<usize>)> = Vec::new();
@@ -478,6 +486,17 @@ fn check_point(p: &Point, at: &dyn Fn(&str) -> UsageError) -> Result<(), UsageEr
         }
     }
     let spec = p.spec(Some(1000.0));
+    // Whatever `harness run` would refuse for this point.
+    spec.validate().map_err(|e| {
+        err(
+            "(point)",
+            format!(
+                "{}: {}",
+                if p.label.is_empty() { "the scenario" } else { &p.label },
+                e.0
+            ),
+        )
+    })?;
     if let Some(t) = p.int("threads") {
         let open = spec.load.max_open();
         if t as usize > open {
@@ -569,6 +588,10 @@ fn convert(key: &str, v: &Value) -> Result<Param, String> {
         "slow_worker" => match v {
             Value::String(s) => crate::cli::parse_slow(s).map(|(w, f)| Param::Slow(w, f, s.clone())),
             _ => Err(format!("expected \"IDX:FACTOR\" such as \"0:10\", got {}", got())),
+        },
+        "shared_epoll_set" => match v {
+            Value::Boolean(b) => Ok(Param::Flag(*b)),
+            _ => Err(format!("expected true or false, got {}", got())),
         },
         "fleet" => match v {
             Value::String(s) => s.parse().map(Param::Fleet),

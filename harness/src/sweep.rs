@@ -67,17 +67,18 @@ pub fn plan(scn: &Scenario, seed: u64) -> Vec<Planned> {
 /// A rough duration of one run of `p` (for --dry-run and the ETA).
 fn estimate_run(p: &Point) -> Duration {
     let spec = p.spec(Some(20_000.0));
+    let service = match spec.service {
+        Service::None => 0.0,
+        Service::Spin(d) | Service::Sleep(d) | Service::Exp(d) => d.as_secs_f64(),
+    };
     let load = match spec.stop {
         Stop::Duration(d) => d,
         Stop::Connections(n) => {
+            let n = n as f64;
             let rate = match spec.load {
                 run::Load::Open(o) => o.rate,
+                // Served one at a time, N workers answer at most N per service time.
                 run::Load::Closed { concurrency } => {
-                    // Served one at a time, N workers answer at most N per service time.
-                    let service = match spec.service {
-                        Service::None => 0.0,
-                        Service::Spin(d) | Service::Sleep(d) | Service::Exp(d) => d.as_secs_f64(),
-                    };
                     let served = if service > 0.0 {
                         spec.workers as f64 / service
                     } else {
@@ -86,7 +87,12 @@ fn estimate_run(p: &Point) -> Duration {
                     (concurrency as f64 * 6000.0).min(25_000.0).min(served)
                 }
             };
-            Duration::from_secs_f64(n as f64 / rate)
+            // A slowed worker that keeps its fair share (hashing, round robin)
+            // sets the pace: its share of the requests at its own speed.
+            let slowest = spec
+                .slow
+                .map_or(0.0, |(_, factor)| n / spec.workers as f64 * service * factor);
+            Duration::from_secs_f64((n / rate).max(slowest))
         }
     };
     load + spec.warmup + Duration::from_millis(300)
@@ -353,6 +359,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
             Stop::Duration(CAPACITY_RUN),
         );
         spec.requests_per_conn = p.requests_per_conn();
+        spec.validate()?;
         let cap_dir = dir.join("capacity").join(&key);
         std::fs::create_dir_all(&cap_dir)?;
         let r = run::execute(&spec, &cap_dir).with_context(|| format!("measuring the capacity of {key}"))?;
@@ -385,6 +392,8 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         let point = &scn.points[run.point];
         let capacity = record.capacities.get(&capacity_key(point)).copied();
         let spec = point.spec(capacity);
+        // Raises the open-file limit, and refuses what `harness run` would.
+        spec.validate()?;
         progress.start(&run.id, &point.label);
         let run_dir = dir.join("runs").join(&run.id);
         std::fs::create_dir_all(&run_dir)?;
