@@ -325,7 +325,6 @@ pub struct Measured {
     /// (from, to) of the injected stall, since the measured load began.
     pub stalls: Vec<Option<(Duration, Duration)>>,
     pub early_exits: Vec<String>,
-    pub warmup_completed: u64,
     /// accept-mutex: times a worker took the lock while another was polling.
     pub poll_overlaps: u64,
 }
@@ -349,12 +348,9 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     fleet.wait_ready(READY_TIMEOUT)?;
     let endpoints = introspect::endpoints(&fleet);
 
-    let warmup_completed = if spec.warmup.is_zero() {
-        0
-    } else {
-        let warm = loadgen::run(&spec.loadgen_config(addr, Stop::Duration(spec.warmup))).context("warm-up load")?;
-        warm.requests
-    };
+    if !spec.warmup.is_zero() {
+        loadgen::run(&spec.loadgen_config(addr, Stop::Duration(spec.warmup))).context("warm-up load")?;
+    }
 
     let usage_of = |pids: &[i32]| {
         pids.iter()
@@ -450,7 +446,6 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         endpoints,
         stalls,
         early_exits: teardown.early_exits,
-        warmup_completed,
         poll_overlaps: overlaps1 - overlaps0,
     };
     let (summary, workers) = record::build(spec, &measured);

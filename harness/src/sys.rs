@@ -432,13 +432,10 @@ pub fn kill(pid: libc::pid_t, sig: i32) -> io::Result<()> {
     }
 }
 
-/// How a reaped child ended and the CPU it used.
+/// How a reaped child ended.
 #[derive(Debug, Clone, Copy)]
 pub struct Reaped {
     pub status: i32,
-    pub cpu: Duration,
-    /// Voluntary context switches: how often the child went to sleep waiting.
-    pub voluntary_switches: u64,
 }
 
 fn timeval(tv: libc::timeval) -> Duration {
@@ -448,21 +445,14 @@ fn timeval(tv: libc::timeval) -> Duration {
 /// wait4(2) on one child; `Ok(None)` with `nohang` if it has not exited yet.
 pub fn wait4(pid: libc::pid_t, nohang: bool) -> io::Result<Option<Reaped>> {
     let mut status = 0;
-    // SAFETY: all-zero is a valid rusage.
-    let mut ru: libc::rusage = unsafe { zeroed() };
     let flags = if nohang { libc::WNOHANG } else { 0 };
     loop {
-        // SAFETY: `status` and `ru` are valid for writes.
-        let r = unsafe { libc::wait4(pid, &mut status, flags, &mut ru) };
+        // SAFETY: `status` is valid for writes; no rusage is asked for (CPU
+        // time and switches come from /proc while the worker is alive).
+        let r = unsafe { libc::wait4(pid, &mut status, flags, std::ptr::null_mut()) };
         match cvt(r) {
             Ok(0) => return Ok(None),
-            Ok(_) => {
-                return Ok(Some(Reaped {
-                    status,
-                    cpu: timeval(ru.ru_utime) + timeval(ru.ru_stime),
-                    voluntary_switches: ru.ru_nvcsw as u64,
-                }))
-            }
+            Ok(_) => return Ok(Some(Reaped { status })),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }

@@ -146,11 +146,6 @@ impl Model {
         )
     }
 
-    /// Whether each worker has an epoll set of its own.
-    pub fn uses_epoll(self) -> bool {
-        matches!(self, Model::SharedEpoll | Model::EpollExclusive | Model::AcceptMutex)
-    }
-
     pub fn names() -> String {
         Model::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
     }
