@@ -4,7 +4,7 @@
 //! and exit with code 2 before anything starts; a run that fails exits 1; a
 //! run whose conservation check fails writes its files and exits 1.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,15 +13,17 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::export::{self, meta::Meta};
+use crate::external::{Server, Target};
 use crate::fleet::FleetKind;
 use crate::model::Model;
 use crate::model::{ModelOpts, Steer};
 use crate::run::{self, Load, RunSpec};
 use crate::scenario::Scenario;
+use crate::subject::Subject;
 use crate::sweep;
 use crate::worker::{Service, Stall};
 use crate::UsageError;
-use loadgen::{Arrivals, OpenLoop, Stop};
+use loadgen::{Arrivals, Attribution, OpenLoop, Stop};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -45,6 +47,11 @@ enum Cmd {
     /// Rerun the seed article's experiment (4 workers, shared-epoll) and the same load under every model.
     #[command(after_help = "Example:\n  harness reproduce --out results/seed")]
     Reproduce(ReproduceArgs),
+    /// Measure real servers (Node.js, nginx) with the same load, beside the matching models, and check their own counts.
+    #[command(
+        after_help = "Examples:\n  harness external all\n  harness external node-seed node-rr --connections 10000\n  harness external nginx-mutex --no-counterparts"
+    )]
+    External(ExternalArgs),
     /// Run a scenario file's grid of runs and write one tidy data set.
     #[command(
         after_help = "Examples:\n  harness sweep scenarios/models.toml\n  harness sweep scenarios/load-sweep.toml --dry-run\n  harness sweep --resume results/20261126-120000-models"
@@ -63,9 +70,20 @@ enum Cmd {
 
 #[derive(Args, Debug)]
 struct RunArgs {
-    /// Accept model (see `harness models`).
-    #[arg(long, value_parser = parse_model)]
-    model: Model,
+    /// Accept model, or a real server the harness starts (see `harness models`).
+    #[arg(long, value_parser = parse_subject, required_unless_present = "target", conflicts_with = "target")]
+    model: Option<Subject>,
+    /// Measure a server the harness did not start, at HOST:PORT (loopback
+    /// only unless --allow-remote), instead of --model.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_target)]
+    target: Option<SocketAddr>,
+    /// With --target: how a response names its worker, header:NAME or body
+    /// (the body's first line).
+    #[arg(long, default_value = "header:x-worker", value_parser = parse_attribute, requires = "target")]
+    attribute: Attribution,
+    /// With --target: allow a target that is not on loopback.
+    #[arg(long, requires = "target")]
+    allow_remote: bool,
     /// Worker processes, 1 to 1024.
     #[arg(long, default_value_t = 4, value_parser = parse_workers)]
     workers: usize,
@@ -185,6 +203,29 @@ struct SweepArgs {
 }
 
 #[derive(Args, Debug)]
+struct ExternalArgs {
+    /// node-seed, node-none, node-rr, nginx-exclusive, nginx-mutex,
+    /// nginx-reuseport, or all.
+    #[arg(required = true, value_name = "SERVER")]
+    servers: Vec<String>,
+    /// Do not run the matching harness model after each server.
+    #[arg(long)]
+    no_counterparts: bool,
+    /// Output directory [default: results/<timestamp>-external].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Connections per run.
+    #[arg(long, default_value_t = crate::reproduce::CONNECTIONS, value_parser = parse_connections)]
+    connections: u64,
+    /// Connections in flight (the seed's load by default).
+    #[arg(long, default_value_t = crate::reproduce::CONCURRENCY, value_parser = parse_positive)]
+    concurrency: usize,
+    /// Do not draw the charts and the report at the end.
+    #[arg(long)]
+    no_plots: bool,
+}
+
+#[derive(Args, Debug)]
 struct ReproduceArgs {
     /// Output directory [default: results/<timestamp>-reproduce].
     #[arg(long)]
@@ -200,8 +241,24 @@ struct ReproduceArgs {
     no_plots: bool,
 }
 
-fn parse_model(s: &str) -> Result<Model, String> {
+fn parse_subject(s: &str) -> Result<Subject, String> {
     s.parse()
+}
+
+fn parse_target(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    // A name such as localhost:8080: its first address.
+    s.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("'{s}' is not HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)"))
+}
+
+fn parse_attribute(s: &str) -> Result<Attribution, String> {
+    Attribution::parse(s)
 }
 
 fn parse_workers(s: &str) -> Result<usize, String> {
@@ -385,6 +442,10 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             for m in Model::ALL {
                 println!("{:<16} {}", m.name(), m.describe());
             }
+            println!("\nReal servers (harness run --model NAME, harness external NAME):");
+            for s in Server::ALL {
+                println!("{:<16} {}", s.name(), s.describe());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run(a) => cmd_run(*a),
@@ -405,6 +466,14 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Reproduce(a) => crate::reproduce::main(a.out, a.connections, a.concurrency, !a.no_plots),
+        Cmd::External(a) => crate::external::experiment::main(crate::external::experiment::Options {
+            servers: crate::external::experiment::parse_servers(&a.servers)?,
+            counterparts: !a.no_counterparts,
+            out: a.out,
+            connections: a.connections,
+            concurrency: a.concurrency,
+            plots: !a.no_plots,
+        }),
     }
 }
 
@@ -457,8 +526,17 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
             concurrency: a.concurrency.unwrap_or(32),
         },
     };
+    let subject = match (a.model, a.target) {
+        (Some(m), _) => m,
+        (None, Some(addr)) => Subject::Target(Target {
+            addr,
+            attribution: a.attribute,
+            allow_remote: a.allow_remote,
+        }),
+        (None, None) => unreachable!("clap requires --model or --target"),
+    };
     let spec = RunSpec {
-        model: a.model,
+        subject,
         workers: a.workers,
         load,
         stop: match a.duration {
@@ -492,7 +570,7 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
     };
     spec.validate()?;
     let (started, stamp) = export::meta::utc_now();
-    let dir = out_dir(a.out, &stamp, spec.model.name());
+    let dir = out_dir(a.out, &stamp, spec.subject.name());
     let created = export::check_writable(&dir).map_err(UsageError)?;
     let result = match run::execute(&spec, &dir) {
         Ok(r) => r,

@@ -64,6 +64,96 @@ fn parse_epoll_fdinfo(info: &str) -> Option<u64> {
     None
 }
 
+/// Processes whose parent is `pid`, in pid order (a server's workers).
+pub fn children_of(pid: libc::pid_t) -> Vec<libc::pid_t> {
+    let mut kids: Vec<libc::pid_t> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|p| fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| parse_ppid(&s) == Some(pid)))
+        .collect();
+    kids.sort_unstable();
+    kids
+}
+
+/// The parent pid from a /proc/PID/stat line (the field after the state,
+/// itself after the command name in parentheses, which may hold spaces).
+fn parse_ppid(stat: &str) -> Option<libc::pid_t> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Inodes of the TCP sockets listening on `port` (any address), from
+/// /proc/net/tcp and tcp6: one for a shared socket, one per worker with
+/// SO_REUSEPORT.
+pub fn listening_inodes(port: u16) -> Vec<u64> {
+    let mut inodes: Vec<u64> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| fs::read_to_string(f).ok())
+        .flat_map(|t| parse_listeners(&t, port))
+        .collect();
+    inodes.sort_unstable();
+    inodes
+}
+
+fn parse_listeners(table: &str, port: u16) -> Vec<u64> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local_port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            // State 0A is TCP_LISTEN; the inode is the tenth field.
+            (local_port == port && *f.get(3)? == "0A").then(|| f.get(9)?.parse().ok())?
+        })
+        .collect()
+}
+
+/// Which of `listeners` (socket inodes) process `pid` holds open. A worker
+/// that holds exactly one takes its connections from it.
+pub fn held_listeners(pid: libc::pid_t, listeners: &[u64]) -> Vec<u64> {
+    let mut held: Vec<u64> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| parse_socket_link(fs::read_link(e.path()).ok()?.to_str()?))
+        .filter(|i| listeners.contains(i))
+        .collect();
+    held.sort_unstable();
+    held.dedup();
+    held
+}
+
+/// Which of `listeners` (socket inodes) sit in one of process `pid`'s epoll
+/// sets: the socket a worker of an event-driven server waits on, even when
+/// it holds the other workers' SO_REUSEPORT sockets open too (nginx).
+pub fn polled_listeners(pid: libc::pid_t, listeners: &[u64]) -> Vec<u64> {
+    let mut polled: Vec<u64> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| fs::read_link(e.path()).is_ok_and(|l| l.to_str() == Some("anon_inode:[eventpoll]")))
+        .filter_map(|e| fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", e.file_name().to_str()?)).ok())
+        .flat_map(|info| epoll_target_inodes(&info))
+        .filter(|i| listeners.contains(i))
+        .collect();
+    polled.sort_unstable();
+    polled.dedup();
+    polled
+}
+
+/// The `ino:` (hex) of every `tfd:` line of an epoll fdinfo.
+fn epoll_target_inodes(info: &str) -> Vec<u64> {
+    info.lines()
+        .filter(|l| l.starts_with("tfd:"))
+        .filter_map(|l| {
+            let ino = l.split_whitespace().find_map(|w| w.strip_prefix("ino:"))?;
+            u64::from_str_radix(ino, 16).ok()
+        })
+        .collect()
+}
+
 /// A process's CPU time and voluntary context switches so far, from
 /// /proc/PID/schedstat (ns on CPU) and /proc/PID/status. Read at the start
 /// and the end of the measured load, so a warm-up is excluded.
@@ -132,9 +222,38 @@ mod tests {
     }
 
     #[test]
+    fn parses_ppid_and_listeners() {
+        assert_eq!(parse_ppid("42 (a (b) c) S 7 42 42 0"), Some(7));
+        assert_eq!(parse_ppid("garbage"), None);
+        let table =
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5001 1 0 100 0 0 10 0\n\
+   1: 0100007F:1F90 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 5002 1 0 100 0 0 10 0\n\
+   2: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5003 1 0 100 0 0 10 0\n";
+        assert_eq!(parse_listeners(table, 8080), vec![5001]);
+        assert_eq!(parse_listeners(table, 8081), vec![5003]);
+        assert!(parse_listeners(table, 80).is_empty());
+    }
+
+    #[test]
+    fn finds_this_process_listener_and_children() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let inodes = listening_inodes(port);
+        assert_eq!(inodes.len(), 1, "{inodes:?}");
+        assert_eq!(held_listeners(crate::sys::getpid(), &inodes), inodes);
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let kids = children_of(crate::sys::getpid());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(kids.contains(&(child.id() as i32)), "{kids:?}");
+    }
+
+    #[test]
     fn parses_epoll_fdinfo() {
         let info = "pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t1057\ntfd:        3 events:       19 data:                2  pos:0 ino:1b5a3 sdev:8\n";
         assert_eq!(parse_epoll_fdinfo(info), Some(2));
+        assert_eq!(epoll_target_inodes(info), vec![0x1b5a3]);
         assert_eq!(parse_epoll_fdinfo("pos:\t0\n"), None);
     }
 
@@ -146,6 +265,8 @@ mod tests {
         ep.add(l.as_fd(), libc::EPOLLIN as u32, 0xabc).unwrap();
         assert_eq!(epoll_tag(crate::sys::getpid(), ep.raw()), Some(0xabc));
         use std::os::fd::AsRawFd;
-        assert!(socket_inode(crate::sys::getpid(), l.as_raw_fd()).is_some());
+        let inode = socket_inode(crate::sys::getpid(), l.as_raw_fd()).unwrap();
+        assert_eq!(polled_listeners(crate::sys::getpid(), &[inode]), vec![inode]);
+        assert!(polled_listeners(crate::sys::getpid(), &[inode + 1]).is_empty());
     }
 }

@@ -217,21 +217,21 @@ impl PhaseQuantiles {
 /// Builds the summary row (with `conserved` left true: the caller sets it
 /// from the conservation check) and the worker rows.
 pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
-    let n = spec.workers;
+    let n = m.ids.len();
     let report = &m.report;
     let accepted: Vec<u64> = m.counts.iter().take(n).map(|c| c.accepted).collect();
     let requests: Vec<u64> = m.counts.iter().take(n).map(|c| c.requests).collect();
     let shares = stats::shares(&accepted);
     let request_shares = stats::shares(&requests);
-    let has_dispatcher = spec.model.has_dispatcher();
+    let has_dispatcher = spec.subject.model().is_some_and(|m| m.has_dispatcher());
     let workers: Vec<WorkerRow> = (0..n)
         .map(|i| {
             let c = &m.counts[i];
-            let attributed = report.worker(&i.to_string());
+            let attributed = report.worker(&m.ids[i]);
             let q = attributed.map_or_else(PhaseQuantiles::empty, |w| PhaseQuantiles::of(&w.phases));
             let usage = m.usage[i];
             WorkerRow {
-                model: spec.model.name().into(),
+                model: spec.subject.name().into(),
                 workers: n,
                 worker: i,
                 pid: m.pids[i],
@@ -283,7 +283,7 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
     let (concurrency, rate, arrivals, max_inflight) = spec.load.columns();
     let switches: u64 = m.usage.iter().map(|u| u.voluntary_switches).sum();
     let summary = SummaryRow {
-        model: spec.model.name().into(),
+        model: spec.subject.name().into(),
         workers: n,
         concurrency,
         connections: report.started,

@@ -139,7 +139,11 @@ mod tests {
         let s = scenario(CONNECTIONS, CONCURRENCY).unwrap();
         assert!(!s.shuffle);
         assert_eq!(s.points.len(), 5);
-        assert_eq!(s.points[0].model(), Model::SharedEpoll, "the seed's model runs first");
+        assert_eq!(
+            s.points[0].subject(),
+            Model::SharedEpoll.into(),
+            "the seed's model runs first"
+        );
         let spec = s.points[0].spec(None);
         assert_eq!(spec.workers, 4);
         assert!(matches!(spec.load, crate::run::Load::Closed { concurrency: 2 }));

@@ -26,6 +26,7 @@ use crate::fleet::{Fleet, FleetKind};
 use crate::introspect::{self, Endpoint, Usage};
 use crate::model::{Model, ModelOpts};
 use crate::record::{self, SummaryRow, WorkerRow};
+use crate::subject::Subject;
 use crate::sys;
 use crate::worker::{Service, Stall, WorkerPlan};
 use crate::UsageError;
@@ -68,7 +69,8 @@ impl Load {
 /// Everything that defines a run.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
-    pub model: Model,
+    /// The harness's own fleet under a model, or a real server.
+    pub subject: Subject,
     pub workers: usize,
     pub load: Load,
     pub stop: Stop,
@@ -104,9 +106,9 @@ pub struct RunSpec {
 
 impl RunSpec {
     /// A closed-loop run with every other setting at its default.
-    pub fn closed(model: Model, workers: usize, concurrency: usize, stop: Stop) -> RunSpec {
+    pub fn closed(subject: impl Into<Subject>, workers: usize, concurrency: usize, stop: Stop) -> RunSpec {
         RunSpec {
-            model,
+            subject: subject.into(),
             workers,
             load: Load::Closed { concurrency },
             stop,
@@ -139,7 +141,14 @@ impl RunSpec {
         };
         let (concurrency, rate, arrivals, max_inflight) = self.load.columns();
         json!({
-            "model": self.model.name(),
+            "model": self.subject.name(),
+            "target": match &self.subject {
+                Subject::Target(t) => Some(json!({
+                    "address": t.addr.to_string(),
+                    "attribute": t.attribution.to_string(),
+                })),
+                _ => None,
+            },
             "workers": self.workers,
             "loop": if rate.is_some() { "open" } else { "closed" },
             "concurrency": concurrency,
@@ -177,6 +186,13 @@ impl RunSpec {
 
     /// Checks what can be checked before anything starts; usage errors.
     pub fn validate(&self) -> Result<(), UsageError> {
+        let model = match &self.subject {
+            Subject::Model(m) => Some(*m),
+            other => {
+                self.validate_external(other)?;
+                None
+            }
+        };
         if !(1..=1024).contains(&self.workers) {
             return Err(UsageError(format!(
                 "--workers {} is out of range: 1 to 1024",
@@ -215,18 +231,18 @@ impl RunSpec {
         }
         if self.shared_epoll_set
             && (self.fleet != FleetKind::Threads
-                || !matches!(self.model, Model::SharedEpoll | Model::EpollExclusive)
+                || !matches!(model, Some(Model::SharedEpoll | Model::EpollExclusive))
                 || self.worker_concurrency > 1)
         {
             return Err(UsageError(format!(
                 "--shared-epoll-set needs --fleet threads, --model shared-epoll or epoll-exclusive and one connection per worker (got {} {}, worker concurrency {})",
                 self.fleet.name(),
-                self.model,
+                self.subject,
                 self.worker_concurrency
             )));
         }
-        if self.worker_concurrency > 1 && !self.model.supports_worker_concurrency() {
-            let why = if self.model == Model::IoUring {
+        if let Some(model) = model.filter(|m| self.worker_concurrency > 1 && !m.supports_worker_concurrency()) {
+            let why = if model == Model::IoUring {
                 "its multishot io_uring accept keeps taking connections however busy a worker is"
             } else {
                 "its workers block in accept(2), so they cannot serve open connections meanwhile"
@@ -234,7 +250,7 @@ impl RunSpec {
             return Err(UsageError(format!(
                 "--worker-concurrency {} does not work with {}: {why} (use shared-epoll, epoll-exclusive, \
                  accept-mutex, dispatch-rr or dispatch-least)",
-                self.worker_concurrency, self.model
+                self.worker_concurrency, model
             )));
         }
         if self.interval.is_zero() {
@@ -254,11 +270,46 @@ impl RunSpec {
             )));
         }
         let mut cfg = self.loadgen_config(SocketAddr::from((Ipv4Addr::LOCALHOST, 1)), self.stop);
+        if let Subject::Target(t) = &self.subject {
+            cfg.target = t.addr;
+            cfg.attribution = t.attribution.clone();
+            cfg.allow_remote = t.allow_remote;
+        }
         cfg.intervals = None;
         cfg.validate().map_err(UsageError)
     }
 
-    fn loadgen_config(&self, addr: SocketAddr, stop: Stop) -> loadgen::Config {
+    /// What a server the harness did not write cannot be asked to do: the
+    /// fault injection and the worker settings belong to the harness's fleets.
+    fn validate_external(&self, subject: &Subject) -> Result<(), UsageError> {
+        let defaults = RunSpec::closed(Model::SharedEpoll, self.workers, 1, self.stop);
+        let fleet_only = [
+            ("--stall-worker", self.stall.is_some()),
+            ("--slow-worker", self.slow.is_some()),
+            ("--service", self.service != defaults.service),
+            ("--backlog", self.model_opts.backlog != defaults.model_opts.backlog),
+            ("--steer", self.model_opts.steer != defaults.model_opts.steer),
+            ("--pin-workers", self.pin_workers),
+            ("--fleet", self.fleet != defaults.fleet),
+            ("--shared-epoll-set", self.shared_epoll_set),
+            ("--worker-concurrency", self.worker_concurrency != 1),
+        ];
+        if let Some((flag, _)) = fleet_only.iter().find(|(_, set)| *set) {
+            return Err(UsageError(format!(
+                "{flag} applies to the harness's own fleets, not to {subject}"
+            )));
+        }
+        if let Subject::Target(_) = subject {
+            if self.port != 0 {
+                return Err(UsageError(
+                    "--port applies to a fleet or server the harness starts; --target names the address".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn loadgen_config(&self, addr: SocketAddr, stop: Stop) -> loadgen::Config {
         let mut cfg = match self.load {
             Load::Closed { concurrency } => loadgen::Config::new(addr, concurrency, stop),
             Load::Open(o) => loadgen::Config::new_open(addr, o, stop),
@@ -281,6 +332,8 @@ pub struct RunResult {
     pub workers: Vec<WorkerRow>,
     /// Conservation failures, each with its figures; empty when it holds.
     pub problems: Vec<String>,
+    /// Whose counts the attribution was checked against.
+    pub source: CountSource,
 }
 
 impl RunResult {
@@ -295,23 +348,39 @@ impl RunResult {
 }
 
 /// Binds the model's sockets on 127.0.0.1; a taken port is a usage error.
-fn prepare(spec: &RunSpec) -> anyhow::Result<crate::model::Listeners> {
+fn prepare(model: Model, spec: &RunSpec) -> anyhow::Result<crate::model::Listeners> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, spec.port));
-    spec.model.prepare(addr, spec.workers, &spec.model_opts).map_err(|e| {
+    model.prepare(addr, spec.workers, &spec.model_opts).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             anyhow!(UsageError(format!(
                 "--port {} is already in use on 127.0.0.1",
                 spec.port
             )))
         } else {
-            anyhow!(e).context(format!("setting up {} on port {}", spec.model, spec.port))
+            anyhow!(e).context(format!("setting up {model} on port {}", spec.port))
         }
     })
+}
+
+/// Who counted the connections that the load generator's attribution is
+/// checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountSource {
+    /// The harness's workers, in shared memory.
+    Workers,
+    /// A real server's own count (Node's workers, nginx's access log).
+    Server,
+    /// Nobody but the load generator: a `--target` server's own counts are
+    /// unknown, so only the attribution itself can be checked.
+    Attribution,
 }
 
 /// What was measured between the end of the warm-up and the end of the load.
 pub struct Measured {
     pub report: Report,
+    /// Each worker's id as its responses name it (`x-worker`): the index for
+    /// the harness's fleets, the pid for real servers.
+    pub ids: Vec<String>,
     /// Counters gained over the measured load, per worker.
     pub counts: Vec<Snapshot>,
     pub usage: Vec<Usage>,
@@ -327,13 +396,18 @@ pub struct Measured {
     pub early_exits: Vec<String>,
     /// accept-mutex: times a worker took the lock while another was polling.
     pub poll_overlaps: u64,
+    pub source: CountSource,
 }
 
 /// Runs `spec` once, writing its time series and latency logs into `dir`,
-/// and returns its records. The fleet is gone when this returns, whatever
-/// happened.
+/// and returns its records. The fleet (or server) is gone when this returns,
+/// whatever happened.
 pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
-    let listeners = prepare(spec)?;
+    let model = match &spec.subject {
+        Subject::Model(m) => *m,
+        _ => return crate::external::execute(spec, dir),
+    };
+    let listeners = prepare(model, spec)?;
     let addr = listeners.addr();
     let plan = WorkerPlan {
         service: spec.service,
@@ -343,8 +417,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         concurrency: spec.worker_concurrency,
         shared_epoll_set: spec.shared_epoll_set,
     };
-    let mut fleet =
-        Fleet::start(spec.model, listeners, spec.workers, &plan, spec.fleet).context("forking the fleet")?;
+    let mut fleet = Fleet::start(model, listeners, spec.workers, &plan, spec.fleet).context("forking the fleet")?;
     fleet.wait_ready(READY_TIMEOUT)?;
     let endpoints = introspect::endpoints(&fleet);
 
@@ -362,62 +435,21 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     let overlaps0 = fleet.counters.header().poll_overlaps.load(Ordering::Relaxed);
     let usage0 = usage_of(&fleet.pids);
     let disp0 = dispatcher.and_then(Usage::of);
-    let cpu0 = sys::self_cpu();
     let epoch = sys::monotonic_ns();
     fleet.counters.header().epoch_ns.store(epoch, Ordering::Release);
 
-    let (tx, rx) = mpsc::channel::<IntervalHist>();
-    let mut cfg = spec.loadgen_config(addr, spec.stop);
-    if spec.record {
-        cfg.intervals = Some(loadgen::Intervals {
-            every: spec.interval,
-            sink: tx,
-        });
-    } else {
-        drop(tx);
-    }
     let workers = spec.workers;
     let mut series = TimeseriesWriter::create(&dir.join("timeseries.csv"), baseline[..workers].to_vec())?;
     let started = Instant::now();
-    let wall = SystemTime::now();
-    let threads = spec.threads;
-    let report = std::thread::scope(|s| -> anyhow::Result<Report> {
-        let log = s.spawn(move || interval_log(rx, threads, dir, wall));
-        // The load thread owns the config, so the interval channel closes when
-        // the load ends and the log writer can finish.
-        // It also owns `done`, whose closing wakes the sampler at once.
-        let (done, finished) = mpsc::channel::<()>();
-        let pin = &spec.pin_loadgen;
-        let load = s.spawn(move || {
-            let _done = done;
-            if !pin.is_empty() {
-                // The load generator's threads start from this one and inherit its CPUs.
-                sys::pin_to(pin).context("pinning the load generator")?;
-            }
-            loadgen::run(&cfg).context("running the load generator")
-        });
-        let mut next = started + spec.interval;
-        while let Err(mpsc::RecvTimeoutError::Timeout) =
-            finished.recv_timeout(next.saturating_duration_since(Instant::now()))
-        {
-            series.sample(ms_since(started), &fleet.counters.snapshot()[..workers])?;
-            fleet.check_children()?;
-            next += spec.interval;
-            let now = Instant::now();
-            if next < now {
-                next = now + spec.interval;
-            }
-        }
-        let report = load.join().map_err(|_| anyhow!("the load generator panicked"))??;
-        log.join().map_err(|_| anyhow!("the interval log writer panicked"))??;
-        Ok(report)
+    let (report, loadgen_cpu) = drive(spec, spec.loadgen_config(addr, spec.stop), dir, |_| {
+        series.sample(ms_since(started), &fleet.counters.snapshot()[..workers])?;
+        fleet.check_children()?;
+        Ok(())
     })?;
-    let loadgen_cpu = sys::self_cpu().saturating_sub(cpu0);
     let end = fleet.counters.snapshot();
     let overlaps1 = fleet.counters.header().poll_overlaps.load(Ordering::Relaxed);
     series.sample(ms_since(started), &end[..workers])?;
     series.finish()?;
-    write_overall_histograms(dir, &report, report.run_start)?;
 
     let usage1 = usage_of(&fleet.pids);
     let disp1 = dispatcher.and_then(Usage::of);
@@ -437,6 +469,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     let counts = end.iter().zip(&baseline).map(|(e, b)| e.since(b)).collect();
     let measured = Measured {
         report,
+        ids: (0..spec.workers).map(|i| i.to_string()).collect(),
         counts,
         usage: usage1.iter().zip(&usage0).map(|(a, b)| a.since(*b)).collect(),
         dispatcher_usage: disp1.zip(disp0).map(|(a, b)| a.since(b)),
@@ -447,9 +480,10 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         stalls,
         early_exits: teardown.early_exits,
         poll_overlaps: overlaps1 - overlaps0,
+        source: CountSource::Workers,
     };
     let (summary, workers) = record::build(spec, &measured);
-    let problems = conservation::check(spec, &measured, &workers);
+    let problems = conservation::check(&measured, &workers);
     let summary = SummaryRow {
         conserved: problems.is_empty(),
         ..summary
@@ -458,7 +492,74 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         summary,
         workers,
         problems,
+        source: measured.source,
     })
+}
+
+/// Drives the measured load `cfg` while calling `sample` every
+/// `spec.interval` (with the ms since the load began), writes the interval
+/// latency log and the whole-run histograms into `dir`, and returns the load
+/// generator's report and the CPU time it used.
+pub(crate) fn drive(
+    spec: &RunSpec,
+    mut cfg: loadgen::Config,
+    dir: &Path,
+    mut sample: impl FnMut(f64) -> anyhow::Result<()>,
+) -> anyhow::Result<(Report, Duration)> {
+    let cpu0 = sys::self_cpu();
+    let (tx, rx) = mpsc::channel::<IntervalHist>();
+    if spec.record {
+        cfg.intervals = Some(loadgen::Intervals {
+            every: spec.interval,
+            sink: tx,
+        });
+    } else {
+        drop(tx);
+    }
+    let cancel = std::sync::Arc::clone(&cfg.cancel);
+    let started = Instant::now();
+    let wall = SystemTime::now();
+    let threads = spec.threads;
+    let report = std::thread::scope(|s| -> anyhow::Result<Report> {
+        let log = s.spawn(move || interval_log(rx, threads, dir, wall));
+        // The load thread owns the config, so the interval channel closes when
+        // the load ends and the log writer can finish.
+        // It also owns `done`, whose closing wakes the sampler at once.
+        let (done, finished) = mpsc::channel::<()>();
+        let pin = &spec.pin_loadgen;
+        let load = s.spawn(move || {
+            let _done = done;
+            if !pin.is_empty() {
+                // The load generator's threads start from this one and inherit its CPUs.
+                sys::pin_to(pin).context("pinning the load generator")?;
+            }
+            loadgen::run(&cfg).context("running the load generator")
+        });
+        let mut next = started + spec.interval;
+        let mut sampled = Ok(());
+        while let Err(mpsc::RecvTimeoutError::Timeout) =
+            finished.recv_timeout(next.saturating_duration_since(Instant::now()))
+        {
+            if let Err(e) = sample(ms_since(started)) {
+                // Stop the load at once; report this error, not the load's.
+                cancel.store(true, Ordering::Relaxed);
+                sampled = Err(e);
+                break;
+            }
+            next += spec.interval;
+            let now = Instant::now();
+            if next < now {
+                next = now + spec.interval;
+            }
+        }
+        let report = load.join().map_err(|_| anyhow!("the load generator panicked"))?;
+        log.join().map_err(|_| anyhow!("the interval log writer panicked"))??;
+        sampled?;
+        report
+    })?;
+    let loadgen_cpu = sys::self_cpu().saturating_sub(cpu0);
+    write_overall_histograms(dir, &report, report.run_start)?;
+    Ok((report, loadgen_cpu))
 }
 
 fn ms_since(t: Instant) -> f64 {

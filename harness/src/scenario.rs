@@ -28,9 +28,9 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use crate::fleet::FleetKind;
-use crate::model::Model;
 use crate::model::Steer;
 use crate::run::{Load, RunSpec};
+use crate::subject::Subject;
 use crate::worker::{Service, Stall};
 use crate::UsageError;
 use loadgen::{Arrivals, OpenLoop, Stop};
@@ -115,7 +115,7 @@ impl fmt::Display for Rate {
 /// One value of one parameter.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Param {
-    Model(Model),
+    Subject(Subject),
     Int(u64),
     Rate(Rate),
     Arrivals(Arrivals),
@@ -131,7 +131,7 @@ pub enum Param {
 impl fmt::Display for Param {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Param::Model(m) => write!(f, "{m}"),
+            Param::Subject(m) => f.write_str(m.name()),
             Param::Int(n) => write!(f, "{n}"),
             Param::Rate(r) => write!(f, "{r}"),
             Param::Arrivals(a) => write!(f, "{}", a.name()),
@@ -168,9 +168,10 @@ impl Point {
         }
     }
 
-    pub fn model(&self) -> Model {
+    /// The model or server the point runs (the `model` key).
+    pub fn subject(&self) -> Subject {
         match self.values.get("model") {
-            Some(Param::Model(m)) => *m,
+            Some(Param::Subject(m)) => m.clone(),
             _ => unreachable!("every point has a model (checked when parsed)"),
         }
     }
@@ -220,7 +221,7 @@ impl Point {
             (_, Some(d)) => Stop::Duration(d),
             (n, None) => Stop::Connections(n.unwrap_or(20_000)),
         };
-        let mut spec = RunSpec::closed(self.model(), self.workers(), 1, stop);
+        let mut spec = RunSpec::closed(self.subject(), self.workers(), 1, stop);
         spec.load = load;
         spec.threads = self
             .int("threads")
@@ -532,7 +533,7 @@ fn convert(key: &str, v: &Value) -> Result<Param, String> {
     };
     match key {
         "model" => match v {
-            Value::String(s) => s.parse().map(Param::Model),
+            Value::String(s) => s.parse().map(Param::Subject),
             _ => Err(format!("expected a model name, got {}", got())),
         },
         "workers" => int(1, 1024, "a number of workers"),
@@ -629,7 +630,10 @@ mod tests {
         assert_eq!(s.points[5].label, "model=shared-epoll workers=8");
         assert_eq!(s.axes.len(), 2);
         let spec = s.points[1].spec(None);
-        assert_eq!((spec.model, spec.workers), (Model::Reuseport, 4));
+        assert_eq!(
+            (spec.subject.model(), spec.workers),
+            (Some(crate::model::Model::Reuseport), 4)
+        );
         assert!(matches!(spec.stop, Stop::Connections(100)));
     }
 

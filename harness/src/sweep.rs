@@ -104,12 +104,12 @@ fn capacity_keys(scn: &Scenario) -> BTreeSet<(String, usize, u32)> {
     scn.points
         .iter()
         .filter(|p| matches!(p.rate(), Some(Rate::OfCapacity(_))))
-        .map(|p| (p.model().name().to_string(), p.workers(), p.requests_per_conn()))
+        .map(|p| (p.subject().name().to_string(), p.workers(), p.requests_per_conn()))
         .collect()
 }
 
 fn capacity_key(p: &Point) -> String {
-    format!("{}-w{}-k{}", p.model().name(), p.workers(), p.requests_per_conn())
+    format!("{}-w{}-k{}", p.subject().name(), p.workers(), p.requests_per_conn())
 }
 
 /// `--dry-run`: the expanded grid and how long it should take.
@@ -141,7 +141,11 @@ pub fn dry_run(scn: &Scenario) -> String {
         s.push_str(&format!(
             "  point {:3}: {:<40} {} workers, {load}, {stop}, ~{:.1} s each\n",
             p.index,
-            if p.label.is_empty() { p.model().name() } else { &p.label },
+            if p.label.is_empty() {
+                p.subject().name()
+            } else {
+                &p.label
+            },
             spec.workers,
             estimate_run(p).as_secs_f64()
         ));
@@ -353,7 +357,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
             CAPACITY_RUN.as_secs()
         ));
         let mut spec = RunSpec::closed(
-            p.model(),
+            p.subject(),
             p.workers(),
             CAPACITY_CONCURRENCY,
             Stop::Duration(CAPACITY_RUN),
@@ -423,7 +427,10 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
             w.serialize(row)?;
         }
         workers.extend_csv(&w.into_inner().map_err(|e| anyhow!("csv: {e}"))?, &prefix)?;
-        series.extend_csv(&std::fs::read(run_dir.join("timeseries.csv"))?, &prefix)?;
+        // A real server's run has no time series without latency recording.
+        if let Ok(rows) = std::fs::read(run_dir.join("timeseries.csv")) {
+            series.extend_csv(&rows, &prefix)?;
+        }
         export::write_atomic(dir, "runs.csv", &runs.to_bytes()?)?;
         export::write_atomic(dir, "workers.csv", &workers.to_bytes()?)?;
         export::write_atomic(dir, "timeseries.csv", &series.to_bytes()?)?;

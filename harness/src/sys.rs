@@ -691,3 +691,42 @@ pub fn gettid() -> libc::pid_t {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::gettid() }
 }
+
+/// Makes a command's process get `sig` when the harness dies, and fail to
+/// start if the harness is already gone, so a server the harness started
+/// cannot outlive it. The signal follows the thread that spawns the command
+/// (PR_SET_PDEATHSIG), so spawn from a thread that lives as long as the
+/// server should.
+pub fn die_with_harness(cmd: &mut std::process::Command, sig: i32) {
+    use std::os::unix::process::CommandExt;
+    let parent = getpid();
+    let hook = move || {
+        // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and no pointers.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: getppid has no preconditions.
+        if unsafe { libc::getppid() } != parent {
+            // The harness is gone: ESRCH, without allocating after fork.
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs in the child between fork and exec and calls only
+    // prctl and getppid, which are async-signal-safe, and allocates nothing.
+    unsafe { cmd.pre_exec(hook) };
+}
+
+/// Sends `sig` to every process of the group `pgid`; a group already gone is
+/// not an error.
+pub fn kill_group(pgid: libc::pid_t, sig: i32) -> io::Result<()> {
+    if pgid <= 1 {
+        return Err(io::Error::other(format!("refusing to signal process group {pgid}")));
+    }
+    kill(-pgid, sig)
+}
+
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}

@@ -321,7 +321,25 @@ fn models_lists_every_model() {
     let o = harness().arg("models").output().unwrap();
     assert!(o.status.success());
     let text = String::from_utf8_lossy(&o.stdout);
-    let names: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    let (models, servers) = text.split_once("\n\n").expect("models, a blank line, then servers");
+    let first_words = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(String::from)
+            .collect()
+    };
+    let names = first_words(models);
+    assert_eq!(
+        first_words(servers)[1..],
+        [
+            "node-seed",
+            "node-none",
+            "node-rr",
+            "nginx-exclusive",
+            "nginx-mutex",
+            "nginx-reuseport"
+        ]
+    );
     assert_eq!(
         names,
         [

@@ -1,8 +1,10 @@
 //! What one load run should do, and the checks that keep it safe.
 //!
-//! The load generator may only ever be pointed at loopback: [`Config::validate`]
-//! refuses any other target or source address, so neither the library nor the
-//! binary can be turned on another host by mistake.
+//! The load generator is meant for loopback: [`Config::validate`] refuses a
+//! target outside 127.0.0.0/8 and ::1 unless [`Config::allow_remote`] is set
+//! explicitly (`--allow-remote`), so neither the library nor the binary can be
+//! turned on another host by mistake. Source addresses must be loopback
+//! whatever that setting.
 //!
 //! A run is either closed-loop (a fixed number of connections in flight, each
 //! slot starting its next connection when the previous one ends: the
@@ -18,6 +20,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::http::Attribution;
 use crate::report::IntervalHist;
 
 /// When a run stops starting new connections.
@@ -120,8 +123,12 @@ pub struct Intervals {
 /// [`Config::new_open`] (open loop), adjust fields, then [`Config::validate`].
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where to connect; must be loopback.
+    /// Where to connect; must be loopback unless `allow_remote`.
     pub target: SocketAddr,
+    /// Accept a target outside 127.0.0.0/8 and ::1 (default `false`). Source
+    /// addresses must still be loopback, so none may be given with a remote
+    /// target (a loopback-bound socket cannot reach another host).
+    pub allow_remote: bool,
     /// Value of the `Host:` request header.
     pub host_header: String,
     /// Closed loop: connections in flight in total (>= 1), split over threads
@@ -159,6 +166,10 @@ pub struct Config {
     /// `false`: count completions and attribute them, but record no latency
     /// (all histograms stay empty). Default `true`.
     pub record: bool,
+    /// Where each response names the worker that served it; responses that
+    /// name none count under [`crate::report::UNKNOWN_WORKER`]. Default:
+    /// the `x-worker` header.
+    pub attribution: Attribution,
 }
 
 /// Default per-request timeout.
@@ -168,10 +179,12 @@ impl Config {
     /// A closed-loop run. Defaults: one thread per CPU but no more than
     /// `concurrency` (see [`default_threads`]), 10 s timeout, no think time,
     /// no source binding, `Host:` = the target address, one request per
-    /// connection, seed 1, latency recorded, no interval histograms.
+    /// connection, seed 1, latency recorded, no interval histograms,
+    /// attribution by the `x-worker` header, loopback targets only.
     pub fn new(target: SocketAddr, concurrency: usize, stop: Stop) -> Config {
         Config {
             target,
+            allow_remote: false,
             host_header: target.to_string(),
             concurrency,
             threads: default_threads(concurrency),
@@ -185,6 +198,7 @@ impl Config {
             requests_per_conn: 1,
             intervals: None,
             record: true,
+            attribution: Attribution::default(),
         }
     }
 
@@ -204,9 +218,9 @@ impl Config {
 
     /// Checks every field; the message is one line naming the bad value.
     pub fn validate(&self) -> Result<(), String> {
-        if !is_loopback(self.target.ip()) {
+        if !self.allow_remote && !is_loopback(self.target.ip()) {
             return Err(format!(
-                "target {} is not on loopback: only 127.0.0.0/8 and ::1 may be loaded",
+                "target {} is not on loopback: only 127.0.0.0/8 and ::1 may be loaded unless --allow-remote is given",
                 self.target
             ));
         }
@@ -271,10 +285,19 @@ impl Config {
                 self.host_header
             ));
         }
+        if let Some(why) = self.attribution.problem() {
+            return Err(why);
+        }
         for src in &self.sources {
             if !is_loopback(*src) {
                 return Err(format!(
                     "source {src} is not on loopback: only 127.0.0.0/8 and ::1 may be used"
+                ));
+            }
+            if !is_loopback(self.target.ip()) {
+                return Err(format!(
+                    "source {src} with target {}: a loopback source cannot reach a remote target",
+                    self.target
                 ));
             }
             if src.is_ipv4() != self.target.is_ipv4() {
@@ -427,6 +450,7 @@ mod tests {
         assert_eq!(default_threads(1), 1);
         assert_eq!(default_threads(0), 1);
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
+        assert_eq!((c.allow_remote, &c.attribution), (false, &Attribution::default()));
         assert_eq!(c.validate(), Ok(()));
         let v6 = Config::new("[::1]:80".parse().unwrap(), 1, Stop::Duration(Duration::from_secs(1)));
         assert_eq!(v6.validate(), Ok(()));
@@ -485,7 +509,7 @@ mod tests {
         );
         check(
             Config::new("10.0.0.1:80".parse().unwrap(), 1, Stop::Connections(1)),
-            "target 10.0.0.1:80 is not on loopback: only 127.0.0.0/8 and ::1 may be loaded",
+            "target 10.0.0.1:80 is not on loopback: only 127.0.0.0/8 and ::1 may be loaded unless --allow-remote is given",
         );
         check(
             Config::new("[::ffff:127.0.0.1]:80".parse().unwrap(), 1, Stop::Connections(1)),
@@ -512,6 +536,66 @@ mod tests {
             },
             "host header",
         );
+    }
+
+    #[test]
+    fn remote_targets_need_allow_remote() {
+        let check = |c: &Config, needle: &str| {
+            let e = c.validate().expect_err(needle);
+            assert!(e.contains(needle), "{e:?} should contain {needle:?}");
+            assert!(!e.contains('\n'));
+        };
+        for target in [
+            "10.0.0.1:80",
+            "[2001:db8::1]:443",
+            "[::ffff:127.0.0.1]:80",
+            "0.0.0.0:80",
+        ] {
+            let mut c = Config::new(target.parse().unwrap(), 2, Stop::Connections(10));
+            assert!(!c.allow_remote, "refused by default");
+            check(&c, &format!("target {target} is not on loopback"));
+            check(&c, "unless --allow-remote is given");
+            c.allow_remote = true;
+            assert_eq!(c.validate(), Ok(()), "{target}");
+            // Sources must still be loopback...
+            c.sources = vec!["192.168.1.2".parse().unwrap()];
+            check(&c, "source 192.168.1.2 is not on loopback");
+            // ...and a loopback source cannot reach a remote target.
+            let lo_src: IpAddr = if c.target.is_ipv4() { "127.0.0.2" } else { "::1" }.parse().unwrap();
+            c.sources = vec![lo_src];
+            check(&c, &format!("source {lo_src} with target {target}"));
+        }
+        assert_eq!(
+            Config::new("10.0.0.1:80".parse().unwrap(), 1, Stop::Connections(1)).validate(),
+            Err(
+                "target 10.0.0.1:80 is not on loopback: only 127.0.0.0/8 and ::1 may be loaded \
+                 unless --allow-remote is given"
+                    .into()
+            )
+        );
+        // Allowing remote targets changes nothing for loopback ones.
+        let mut c = Config::new(lo(), 2, Stop::Connections(10));
+        c.allow_remote = true;
+        c.sources = vec!["127.0.0.2".parse().unwrap()];
+        assert_eq!(c.validate(), Ok(()));
+        c.sources = vec!["10.1.1.1".parse().unwrap()];
+        check(&c, "source 10.1.1.1 is not on loopback");
+    }
+
+    #[test]
+    fn attribution_is_checked() {
+        let mut c = Config::new(lo(), 2, Stop::Connections(10));
+        assert_eq!(c.attribution, Attribution::Header("x-worker".into()));
+        c.attribution = Attribution::Body;
+        assert_eq!(c.validate(), Ok(()));
+        c.attribution = Attribution::Header("X-Served-By".into());
+        assert_eq!(c.validate(), Ok(()), "matched case-insensitively anyway");
+        for bad in ["", "x worker", "a\r\nb"] {
+            c.attribution = Attribution::Header(bad.into());
+            let e = c.validate().expect_err(bad);
+            assert!(e.starts_with("attribution 'header:"), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
     }
 
     #[test]

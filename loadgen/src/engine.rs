@@ -221,10 +221,15 @@ impl<'a> Thread<'a> {
             shared,
             epoll: sys::epoll_create()?,
             slots: (0..slots)
-                .map(|_| Slot {
-                    gen: 0,
-                    conn: None,
-                    parser: ResponseParser::new(),
+                .map(|_| {
+                    // Once per slot: the parser keeps it across reset().
+                    let mut parser = ResponseParser::new();
+                    parser.set_attribution(&cfg.attribution);
+                    Slot {
+                        gen: 0,
+                        conn: None,
+                        parser,
+                    }
                 })
                 .collect(),
             ready: VecDeque::with_capacity(slots),

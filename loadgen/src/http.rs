@@ -2,10 +2,18 @@
 //!
 //! The engine reads a response in whatever pieces the socket hands over; this
 //! parser takes those pieces one by one, keeps only the header block (bounded
-//! by [`MAX_HEAD`]), counts body bytes without keeping them, and exposes the
-//! `x-worker` header so that every response can be attributed to the worker
-//! that served it. It is reused across connections ([`ResponseParser::reset`])
-//! so the hot path does not allocate.
+//! by [`MAX_HEAD`]), counts body bytes without keeping them, and extracts the
+//! id of the worker that served the response, as configured by
+//! [`Attribution`] ([`ResponseParser::set_attribution`]):
+//!
+//! - [`Attribution::Header`] (the default, `x-worker`): the trimmed value of
+//!   the first non-empty header of that name, matched case-insensitively;
+//! - [`Attribution::Body`]: the body's first line (up to the first `\n`),
+//!   trimmed of ASCII whitespace, of which at most [`MAX_BODY_ID`] bytes are
+//!   kept in a fixed buffer (the rest of the body is counted, not kept).
+//!
+//! It is reused across connections ([`ResponseParser::reset`]) so the hot
+//! path does not allocate.
 //!
 //! Body framing: `content-length` if present; otherwise (including
 //! `transfer-encoding`, which with `Connection: close` ends at EOF anyway) the
@@ -26,6 +34,93 @@ use std::fmt;
 
 /// Largest header block (status line through the blank line) accepted.
 pub const MAX_HEAD: usize = 16 * 1024;
+
+/// Most bytes of a body-borne worker id kept ([`Attribution::Body`]); the
+/// rest of the first line is counted as body but not kept.
+pub const MAX_BODY_ID: usize = 64;
+
+/// Where a response names the worker that served it.
+///
+/// On the command line (`--attribute`) and in output: `header:NAME` or
+/// `body` ([`Attribution::parse`], [`fmt::Display`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attribution {
+    /// The trimmed value of the first non-empty header of this name (an HTTP
+    /// token, stored lower-case, matched case-insensitively).
+    Header(String),
+    /// The body's first line (up to the first `\n`), trimmed of ASCII
+    /// whitespace; at most [`MAX_BODY_ID`] bytes of it are kept. An empty
+    /// body or first line names no worker. The body is taken as it comes on
+    /// the wire: a `transfer-encoding: chunked` body (not decoded) would be
+    /// named by its first chunk-size line, so servers should send a
+    /// content-length (or close after an EOF-delimited body).
+    Body,
+}
+
+/// The header every response carried before attribution was configurable.
+pub const DEFAULT_WORKER_HEADER: &str = "x-worker";
+
+impl Default for Attribution {
+    /// `Header("x-worker")`.
+    fn default() -> Self {
+        Attribution::Header(DEFAULT_WORKER_HEADER.to_string())
+    }
+}
+
+impl Attribution {
+    /// Parses `header:NAME` (NAME a non-empty HTTP token, stored lower-case)
+    /// or `body`. The error is one line naming the bad value.
+    pub fn parse(s: &str) -> Result<Attribution, String> {
+        let quoted = format!("'{}'", s.escape_debug());
+        if s == "body" {
+            return Ok(Attribution::Body);
+        }
+        let Some(name) = s.strip_prefix("header:") else {
+            return Err(format!(
+                "--attribute {quoted}: expected header:NAME (e.g. header:x-worker) or body"
+            ));
+        };
+        match header_name_problem(name) {
+            None => Ok(Attribution::Header(name.to_ascii_lowercase())),
+            Some(why) => Err(format!("--attribute {quoted}: {why}")),
+        }
+    }
+
+    /// Why this attribution cannot be used (a header name that is not an
+    /// HTTP token, e.g. built directly rather than by [`Attribution::parse`]),
+    /// as one line; `None` if it is fine.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            Attribution::Header(name) => {
+                header_name_problem(name).map(|why| format!("attribution 'header:{}': {why}", name.escape_debug()))
+            }
+            Attribution::Body => None,
+        }
+    }
+}
+
+/// Why `name` is not a usable header name, if it is not.
+fn header_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("the header name is empty: expected header:NAME, e.g. header:x-worker".into());
+    }
+    if !name.bytes().all(is_tchar) {
+        return Some(format!(
+            "'{}' is not a header name: only letters, digits and !#$%&'*+-.^_`|~ are allowed",
+            name.escape_debug()
+        ));
+    }
+    None
+}
+
+impl fmt::Display for Attribution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Attribution::Header(name) => write!(f, "header:{name}"),
+            Attribution::Body => f.write_str("body"),
+        }
+    }
+}
 
 /// Why a response was rejected. All of these count as `malformed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,10 +182,19 @@ pub struct ResponseParser {
     scan_from: usize,
     state: State,
     status: u16,
+    /// Header attribution: bounds of the worker id in `head`.
     worker: Option<(usize, usize)>,
     body_len: u64,
     /// Reject responses that would run until end of stream.
     require_length: bool,
+    /// Where the worker id is; kept across [`ResponseParser::reset`].
+    attribution: Attribution,
+    /// Body attribution: the first line's bytes so far, leading whitespace
+    /// skipped, at most [`MAX_BODY_ID`].
+    body_id: [u8; MAX_BODY_ID],
+    body_id_len: usize,
+    /// Body attribution: the first line has ended (or filled `body_id`).
+    body_id_done: bool,
 }
 
 impl Default for ResponseParser {
@@ -109,7 +213,23 @@ impl ResponseParser {
             worker: None,
             body_len: 0,
             require_length: false,
+            attribution: Attribution::default(),
+            body_id: [0; MAX_BODY_ID],
+            body_id_len: 0,
+            body_id_done: false,
         }
+    }
+
+    /// Where the next responses name their worker. Kept across
+    /// [`ResponseParser::reset`]; set it once per parser, not per response
+    /// (it copies the header name).
+    pub fn set_attribution(&mut self, attribution: &Attribution) {
+        self.attribution.clone_from(attribution);
+    }
+
+    /// Where responses name their worker ([`ResponseParser::set_attribution`]).
+    pub fn attribution(&self) -> &Attribution {
+        &self.attribution
     }
 
     /// Whether the next responses must be length-delimited (they answer a
@@ -126,6 +246,8 @@ impl ResponseParser {
         self.status = 0;
         self.worker = None;
         self.body_len = 0;
+        self.body_id_len = 0;
+        self.body_id_done = false;
     }
 
     /// True once a whole response has been seen.
@@ -138,9 +260,20 @@ impl ResponseParser {
         (self.status != 0).then_some(self.status)
     }
 
-    /// The trimmed value of the first non-empty `x-worker` header, if any.
+    /// The id of the worker that served the response, as configured by
+    /// [`ResponseParser::set_attribution`]: the trimmed value of the first
+    /// non-empty header of that name, or the body's trimmed first line (at
+    /// most [`MAX_BODY_ID`] bytes; complete once the response is, for an
+    /// EOF-delimited body after [`ResponseParser::finish`]). `None`: no such
+    /// header, or an empty body or first line.
     pub fn worker(&self) -> Option<&[u8]> {
-        self.worker.map(|(a, b)| &self.head[a..b])
+        match self.attribution {
+            Attribution::Header(_) => self.worker.map(|(a, b)| &self.head[a..b]),
+            Attribution::Body => {
+                let id = trim_ascii_end(&self.body_id[..self.body_id_len]);
+                (!id.is_empty()).then_some(id)
+            }
+        }
     }
 
     /// Body bytes seen so far.
@@ -163,10 +296,7 @@ impl ResponseParser {
             State::Failed(e) => Err(e),
             State::Done => Ok((Progress::Complete, 0)),
             State::Head => self.feed_head(chunk),
-            State::Body { .. } | State::UntilEof => {
-                let (p, used) = self.count_body(chunk.len() as u64);
-                Ok((p, used as usize))
-            }
+            State::Body { .. } | State::UntilEof => Ok(self.count_body(chunk)),
         }
     }
 
@@ -211,40 +341,58 @@ impl ResponseParser {
         if let Err(e) = self.parse_head() {
             return self.fail(e);
         }
-        // Body bytes that arrived with the head: those copied past the blank
-        // line (all from this chunk: earlier chunks held no blank line), then
-        // whatever did not fit into the head buffer.
+        // Body bytes that arrived with the head: all of them are in this
+        // chunk (earlier chunks held no blank line), right after the head's
+        // end, whether or not they were copied into the head buffer.
         let head_part = take - spill;
-        let (p1, used1) = self.count_body(spill as u64);
-        let rest = &chunk[take..];
-        if rest.is_empty() || p1 == Progress::Complete {
-            return Ok((p1, head_part + used1 as usize));
-        }
-        let (p2, used2) = self.count_body(rest.len() as u64);
-        Ok((p2, take + used2 as usize))
+        let (p, used) = self.count_body(&chunk[head_part..]);
+        Ok((p, head_part + used))
     }
 
-    /// Counts `n` more body bytes; returns the progress and how many of them
-    /// belong to this response.
-    fn count_body(&mut self, n: u64) -> (Progress, u64) {
-        match &mut self.state {
+    /// Takes the next body bytes; returns the progress and how many of them
+    /// belong to this response (only those are counted, and looked at for
+    /// the worker id).
+    fn count_body(&mut self, bytes: &[u8]) -> (Progress, usize) {
+        let (used, done) = match &mut self.state {
             State::Body { remaining } => {
-                let used = n.min(*remaining);
+                // At most bytes.len(), so it fits in usize.
+                let used = (*remaining).min(bytes.len() as u64);
                 *remaining -= used;
-                self.body_len += used;
-                if *remaining == 0 {
-                    self.state = State::Done;
-                    (Progress::Complete, used)
-                } else {
-                    (Progress::NeedMore, used)
-                }
+                (used as usize, *remaining == 0)
             }
-            State::UntilEof => {
-                self.body_len += n;
-                (Progress::NeedMore, n)
-            }
-            State::Done => (Progress::Complete, 0),
-            State::Head | State::Failed(_) => (Progress::NeedMore, n),
+            State::UntilEof => (bytes.len(), false),
+            State::Done => return (Progress::Complete, 0),
+            State::Head | State::Failed(_) => return (Progress::NeedMore, bytes.len()),
+        };
+        self.body_len += used as u64;
+        if matches!(self.attribution, Attribution::Body) && !self.body_id_done {
+            self.collect_body_id(&bytes[..used]);
+        }
+        if done {
+            self.state = State::Done;
+            (Progress::Complete, used)
+        } else {
+            (Progress::NeedMore, used)
+        }
+    }
+
+    /// Body attribution: adds the next body bytes to the first line's id.
+    fn collect_body_id(&mut self, mut bytes: &[u8]) {
+        if self.body_id_len == 0 {
+            // Leading whitespace is not kept (but a `\n` ends the line).
+            let skip = bytes
+                .iter()
+                .position(|&b| b == b'\n' || !b.is_ascii_whitespace())
+                .unwrap_or(bytes.len());
+            bytes = &bytes[skip..];
+        }
+        let end = bytes.iter().position(|&b| b == b'\n');
+        let line = &bytes[..end.unwrap_or(bytes.len())];
+        let keep = line.len().min(MAX_BODY_ID - self.body_id_len);
+        self.body_id[self.body_id_len..self.body_id_len + keep].copy_from_slice(&line[..keep]);
+        self.body_id_len += keep;
+        if end.is_some() || self.body_id_len == MAX_BODY_ID {
+            self.body_id_done = true;
         }
     }
 
@@ -257,6 +405,10 @@ impl ResponseParser {
         let mut content_length: Option<u64> = None;
         let mut chunked = false;
         let mut worker = None;
+        let worker_header = match &self.attribution {
+            Attribution::Header(name) => Some(name.as_bytes()),
+            Attribution::Body => None,
+        };
         for (start, line) in lines {
             let colon = line.iter().position(|&b| b == b':').ok_or(ParseError::BadHeader)?;
             let name = &line[..colon];
@@ -276,8 +428,11 @@ impl ResponseParser {
                 content_length = Some(n);
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                 chunked = true;
-            } else if name.eq_ignore_ascii_case(b"x-worker") && worker.is_none() && !value.is_empty() {
-                worker = Some((start + vs, start + ve));
+            }
+            if let Some(want) = worker_header {
+                if worker.is_none() && !value.is_empty() && name.eq_ignore_ascii_case(want) {
+                    worker = Some((start + vs, start + ve));
+                }
             }
         }
         self.status = status;
@@ -363,6 +518,12 @@ fn trim_ows(line: &[u8], from: usize) -> (usize, usize) {
     (s, e)
 }
 
+/// `s` without trailing ASCII whitespace.
+fn trim_ascii_end(s: &[u8]) -> &[u8] {
+    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    &s[..end]
+}
+
 /// Decimal digits only, no sign, no overflow.
 fn parse_u64(s: &[u8]) -> Option<u64> {
     if s.is_empty() {
@@ -384,7 +545,12 @@ mod tests {
     const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Worker: 3\r\nConnection: close\r\n\r\nhello";
 
     fn parse_all(chunks: &[&[u8]]) -> (ResponseParser, Result<(), ParseError>) {
+        parse_all_with(&Attribution::default(), chunks)
+    }
+
+    fn parse_all_with(attribution: &Attribution, chunks: &[&[u8]]) -> (ResponseParser, Result<(), ParseError>) {
         let mut p = ResponseParser::new();
+        p.set_attribution(attribution);
         for c in chunks {
             if let Err(e) = p.feed(c) {
                 return (p, Err(e));
@@ -579,7 +745,16 @@ mod tests {
     /// recorded (worker id, body length), the parser is reset, and the rest
     /// of the chunk goes to the next response.
     fn stream(chunks: &[&[u8]], require_length: bool) -> Result<Vec<(String, u64)>, ParseError> {
+        stream_with(&Attribution::default(), chunks, require_length)
+    }
+
+    fn stream_with(
+        attribution: &Attribution,
+        chunks: &[&[u8]],
+        require_length: bool,
+    ) -> Result<Vec<(String, u64)>, ParseError> {
         let mut p = ResponseParser::new();
+        p.set_attribution(attribution);
         p.set_require_length(require_length);
         let mut out = Vec::new();
         for c in chunks {
@@ -663,5 +838,224 @@ mod tests {
         assert_eq!(p.feed(OK), Ok(Progress::Complete));
         p.reset();
         assert_eq!(p.feed(b"HTTP/1.1 200 OK\r\n\r\n"), Err(ParseError::NoContentLength));
+    }
+
+    // ------------------------------------------------------------ attribution
+
+    fn header(name: &str) -> Attribution {
+        Attribution::parse(&format!("header:{name}")).unwrap()
+    }
+
+    /// The worker id after parsing `resp` fed in one chunk, split at every
+    /// byte position, and byte by byte: all must agree.
+    fn worker_of(attribution: &Attribution, resp: &[u8]) -> Option<String> {
+        let id = |p: &ResponseParser| p.worker().map(|w| String::from_utf8_lossy(w).into_owned());
+        // The test response is exactly one response, no more.
+        let mut p = ResponseParser::new();
+        if let Ok((Progress::Complete, used)) = p.feed_partial(resp) {
+            assert_eq!(used, resp.len(), "{:?}", String::from_utf8_lossy(resp));
+        }
+        let (p, r) = parse_all_with(attribution, &[resp]);
+        assert_eq!(r, Ok(()), "{:?}", String::from_utf8_lossy(resp));
+        let want = id(&p);
+        for i in 0..=resp.len() {
+            let (p, r) = parse_all_with(attribution, &[&resp[..i], &resp[i..]]);
+            assert_eq!((r, id(&p)), (Ok(()), want.clone()), "split at {i}");
+        }
+        let bytes: Vec<&[u8]> = resp.chunks(1).collect();
+        let (p, r) = parse_all_with(attribution, &bytes);
+        assert_eq!((r, id(&p)), (Ok(()), want.clone()), "byte by byte");
+        want
+    }
+
+    #[test]
+    fn default_attribution_is_x_worker() {
+        assert_eq!(Attribution::default(), Attribution::Header("x-worker".into()));
+        assert_eq!(ResponseParser::new().attribution(), &Attribution::default());
+    }
+
+    #[test]
+    fn custom_header_is_case_insensitive_and_replaces_x_worker() {
+        for configured in ["x-served-by", "X-Served-By", "X-SERVED-BY"] {
+            let a = header(configured);
+            assert_eq!(a, Attribution::Header("x-served-by".into()), "stored lower-case");
+            for sent in ["x-served-by", "X-Served-By", "x-SERVED-by"] {
+                let resp =
+                    format!("HTTP/1.1 200 OK\r\nX-Worker: 1\r\n{sent}: \t node-7 \r\ncontent-length: 2\r\n\r\nok");
+                assert_eq!(
+                    worker_of(&a, resp.as_bytes()).as_deref(),
+                    Some("node-7"),
+                    "{configured} / {sent}"
+                );
+            }
+        }
+        let a = header("x-served-by");
+        // x-worker alone does not count any more; nor does a longer name.
+        let only_x_worker = b"HTTP/1.1 200 OK\r\nx-worker: 1\r\nx-served-by-x: 2\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(worker_of(&a, only_x_worker), None);
+        // The first non-empty value wins.
+        let twice =
+            b"HTTP/1.1 200 OK\r\nx-served-by:  \r\nx-served-by: b\r\nx-served-by: c\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(worker_of(&a, twice).as_deref(), Some("b"));
+        // Any header name works, even one the parser also reads for framing.
+        let resp = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc";
+        assert_eq!(worker_of(&header("Content-Length"), resp).as_deref(), Some("3"));
+        // The setting survives reset().
+        let mut p = ResponseParser::new();
+        p.set_attribution(&a);
+        p.reset();
+        assert_eq!(
+            p.feed(b"HTTP/1.1 204 No Content\r\nX-Served-By: z\r\n\r\n"),
+            Ok(Progress::Complete)
+        );
+        assert_eq!(p.worker(), Some(&b"z"[..]));
+    }
+
+    #[test]
+    fn body_attribution_single_chunk_and_split() {
+        let a = Attribution::Body;
+        let resp = b"HTTP/1.1 200 OK\r\nx-worker: 9\r\ncontent-length: 7\r\n\r\nworker3";
+        assert_eq!(worker_of(&a, resp).as_deref(), Some("worker3"), "the header is ignored");
+        let mut p = ResponseParser::new();
+        p.set_attribution(&a);
+        assert_eq!(p.feed(resp), Ok(Progress::Complete));
+        assert_eq!((p.worker(), p.body_len()), (Some(&b"worker3"[..]), 7));
+        // Trimmed of ASCII whitespace on both sides, CRLF line end.
+        let resp = b"HTTP/1.1 200 OK\r\ncontent-length: 15\r\n\r\n \t 12 ab \t\r\nxyz";
+        assert_eq!(worker_of(&a, resp).as_deref(), Some("12 ab"));
+    }
+
+    #[test]
+    fn body_attribution_uses_the_first_line_only() {
+        let a = Attribution::Body;
+        let resp = b"HTTP/1.1 200 OK\r\ncontent-length: 18\r\n\r\nw1\nw2\nsecond line\n";
+        assert_eq!(worker_of(&a, resp).as_deref(), Some("w1"));
+        // An empty first line names no worker, even if a later one is not empty.
+        let resp = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\n \r\nw2\n";
+        assert_eq!(worker_of(&a, resp), None);
+        let resp = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n\nw2";
+        assert_eq!(worker_of(&a, resp), None);
+    }
+
+    #[test]
+    fn body_attribution_empty_body_is_unknown() {
+        let a = Attribution::Body;
+        for resp in [
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-worker: 1\r\n\r\n"[..],
+            b"HTTP/1.1 204 No Content\r\nx-worker: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n \t\r\n",
+            b"HTTP/1.0 200 OK\r\n\r\n",
+        ] {
+            assert_eq!(worker_of(&a, resp), None, "{:?}", String::from_utf8_lossy(resp));
+        }
+    }
+
+    #[test]
+    fn body_attribution_eof_delimited() {
+        let a = Attribution::Body;
+        let resp = b"HTTP/1.0 200 OK\r\nx-worker: 7\r\n\r\n  eof-worker";
+        assert_eq!(worker_of(&a, resp).as_deref(), Some("eof-worker"));
+        // The id grows over feeds and is complete at finish().
+        let mut p = ResponseParser::new();
+        p.set_attribution(&a);
+        assert_eq!(p.feed(b"HTTP/1.0 200 OK\r\n\r\nab"), Ok(Progress::NeedMore));
+        assert_eq!(p.feed(b"c"), Ok(Progress::NeedMore));
+        assert_eq!(p.feed(b"d\nrest of the body"), Ok(Progress::NeedMore));
+        assert_eq!(p.finish(), Ok(()));
+        assert_eq!((p.worker(), p.body_len()), (Some(&b"abcd"[..]), 21));
+    }
+
+    #[test]
+    fn body_attribution_keeps_at_most_64_bytes() {
+        let a = Attribution::Body;
+        let long: String = (0..100).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let body = format!("{long}\nmore");
+        let resp = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        assert_eq!(worker_of(&a, resp.as_bytes()).as_deref(), Some(&long[..MAX_BODY_ID]));
+        let mut p = ResponseParser::new();
+        p.set_attribution(&a);
+        assert_eq!(p.feed(resp.as_bytes()), Ok(Progress::Complete));
+        assert_eq!(p.body_len(), body.len() as u64, "bytes past 64 are still body");
+        // Leading whitespace does not use up the 64 bytes; exactly 64 is kept whole.
+        let id64 = &long[..MAX_BODY_ID];
+        let resp = format!("HTTP/1.0 200 OK\r\n\r\n   {id64}");
+        assert_eq!(worker_of(&a, resp.as_bytes()).as_deref(), Some(id64));
+        // A body far larger than any buffer: only the id is kept.
+        let n = 5 * MAX_HEAD;
+        let mut resp = format!("HTTP/1.1 200 OK\r\ncontent-length: {n}\r\n\r\nbig\n").into_bytes();
+        resp.resize(resp.len() + n - 4, b'x');
+        let (p, r) = parse_all_with(&a, &[&resp[..100], &resp[100..]]);
+        assert_eq!((r, p.worker(), p.body_len()), (Ok(()), Some(&b"big"[..]), n as u64));
+        assert!(p.head.len() < 100, "body bytes must not be kept in the head");
+    }
+
+    #[test]
+    fn body_attribution_keep_alive_back_to_back() {
+        let r = |body: &str| format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        // Two responses in one chunk: the second body must not leak into the first id.
+        let all = [r("w1"), r("w2\nlonger body")].concat();
+        let all = all.as_bytes();
+        let want = vec![("w1".to_string(), 2), ("w2".to_string(), 14)];
+        assert_eq!(stream_with(&Attribution::Body, &[all], true), Ok(want.clone()));
+        for i in 0..=all.len() {
+            assert_eq!(
+                stream_with(&Attribution::Body, &[&all[..i], &all[i..]], true),
+                Ok(want.clone()),
+                "split at {i}"
+            );
+        }
+        let bytes: Vec<&[u8]> = all.chunks(1).collect();
+        assert_eq!(stream_with(&Attribution::Body, &bytes, true), Ok(want));
+        // An id does not survive reset(): an empty body after a named one is unknown.
+        let all = [r("w1"), r(""), r("w3")].concat();
+        let got = stream_with(&Attribution::Body, &[all.as_bytes()], true).unwrap();
+        let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["w1", "?", "w3"]);
+    }
+
+    #[test]
+    fn attribution_parse_and_display() {
+        for (s, want) in [
+            ("body", Attribution::Body),
+            ("header:x-worker", Attribution::Header("x-worker".into())),
+            ("header:X-Served-By", Attribution::Header("x-served-by".into())),
+            ("header:a", Attribution::Header("a".into())),
+            (
+                "header:!#$%&'*+-.^_`|~09",
+                Attribution::Header("!#$%&'*+-.^_`|~09".into()),
+            ),
+        ] {
+            let got = Attribution::parse(s);
+            assert_eq!(got, Ok(want.clone()), "{s}");
+            // Display round-trips through parse, in lower case.
+            assert_eq!(want.to_string(), s.to_ascii_lowercase());
+            assert_eq!(Attribution::parse(&want.to_string()), Ok(want.clone()));
+            assert_eq!(want.problem(), None);
+        }
+        assert_eq!(Attribution::default().to_string(), "header:x-worker");
+        for (s, needle) in [
+            ("", "--attribute '': expected header:NAME"),
+            ("header:", "--attribute 'header:': the header name is empty"),
+            ("header", "--attribute 'header': expected"),
+            ("Body", "--attribute 'Body': expected"),
+            ("body ", "expected header:NAME"),
+            (
+                "x-worker",
+                "--attribute 'x-worker': expected header:NAME (e.g. header:x-worker) or body",
+            ),
+            ("header:x worker", "'x worker' is not a header name"),
+            ("header:x:y", "'x:y' is not a header name"),
+            ("header:x-worker\n", "'x-worker\\n' is not a header name"),
+            ("header:é", "is not a header name"),
+            (" header:x", "expected"),
+        ] {
+            let e = Attribution::parse(s).expect_err(s);
+            assert!(e.contains(needle), "{s:?}: {e:?} should contain {needle:?}");
+            assert!(!e.contains('\n'), "one line: {e:?}");
+        }
+        // A header name built by hand is checked too.
+        let e = Attribution::Header("bad name".into()).problem().unwrap();
+        assert!(e.contains("'bad name' is not a header name"), "{e}");
+        assert!(Attribution::Header(String::new()).problem().is_some());
     }
 }

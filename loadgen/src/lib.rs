@@ -5,8 +5,10 @@
 //! a server under different accept models. General-purpose tools (wrk, ab)
 //! report throughput but not *who* served each request, and they spend CPU
 //! the server needs on a 2-core machine. This crate opens one connection per
-//! request (so every request exercises accept), reads the `x-worker` response
-//! header, and reports per-worker counts and latency histograms by phase,
+//! request (so every request exercises accept), reads the worker id each
+//! response carries (by default the `x-worker` header; another header or the
+//! body's first line with [`Config::attribution`]), and reports per-worker
+//! counts and latency histograms by phase,
 //! with the conservation invariants `scheduled == started + dropped` and
 //! `started == completed + errors` checked in tests. The open loop
 //! ([`OpenLoop`]) starts connections on a schedule and measures latency from
@@ -14,7 +16,8 @@
 //! omission); keep-alive ([`Config::requests_per_conn`]) sends several
 //! requests per connection.
 //!
-//! Only loopback targets are accepted ([`Config::validate`]).
+//! Only loopback targets are accepted ([`Config::validate`]) unless
+//! [`Config::allow_remote`] is set.
 //!
 //! ```no_run
 //! use loadgen::{Config, Stop};
@@ -55,4 +58,5 @@ pub mod sys;
 
 pub use config::{parse_duration, parse_sources, Arrivals, Config, Intervals, OpenLoop, Stop};
 pub use engine::run;
+pub use http::Attribution;
 pub use report::{ErrorClass, ErrorCounts, IntervalHist, Phases, Recorder, Report, RequestTimes, WorkerReport};

@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use loadgen::config::DEFAULT_MAX_INFLIGHT;
-use loadgen::{fairness, parse_duration, parse_sources, Arrivals, Config, OpenLoop, Report, Stop};
+use loadgen::{fairness, parse_duration, parse_sources, Arrivals, Attribution, Config, OpenLoop, Report, Stop};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -27,6 +27,8 @@ Examples:
   loadgen --target [::1]:8080 -c 8 --duration 10s
   loadgen --target 127.0.0.1:8080 --rate 5000 --arrivals poisson --duration 30s
   loadgen --target 127.0.0.1:8080 -c 16 --requests-per-conn 100 --sources 127.0.0.1-127.0.0.32
+  loadgen --target 127.0.0.1:8080 -c 8 --attribute header:x-served-by
+  loadgen --target 127.0.0.1:8080 -c 8 --attribute body
 
 Closed loop (--concurrency): C connections in flight, each slot starting its
 next connection when the previous one ends. Open loop (--rate): R new
@@ -36,18 +38,29 @@ connections per second on a fixed schedule whatever the server does; latency
 --max-inflight connections open waits (late); one that waits longer than
 --timeout, or is still waiting at the end, is dropped.
 
-Every response must carry an `x-worker: <id>` header naming the worker that
-served it; responses without one are counted under worker `?`.
-Only loopback targets (127.0.0.0/8, ::1) are accepted.";
+Every response must name the worker that served it: by default in an
+`x-worker: <id>` header; with --attribute header:NAME in the header NAME
+(case-insensitive); with --attribute body in the first line of the body
+(trimmed, at most 64 bytes). Responses that name no worker are counted under
+worker `?`.
+Only loopback targets (127.0.0.0/8, ::1) are accepted unless --allow-remote
+is given. --source/--sources must be loopback in any case, so they cannot be
+combined with a remote target.";
 
 /// HTTP/1.1 load generator, closed or open loop, that counts which worker
 /// served each response.
 #[derive(Parser, Debug)]
 #[command(name = "loadgen", version, after_help = AFTER_HELP)]
 struct Cli {
-    /// Address to load: 127.0.0.0/8 or [::1] only
+    /// Address to load: 127.0.0.0/8 or [::1] only, unless --allow-remote
     #[arg(long, value_name = "ADDR")]
     target: SocketAddr,
+    /// Accept a target that is not on loopback (sources must still be loopback)
+    #[arg(long)]
+    allow_remote: bool,
+    /// Where responses name their worker: header:NAME or body [default: header:x-worker]
+    #[arg(long, value_name = "header:NAME|body")]
+    attribute: Option<String>,
     /// Closed loop: connections in flight in total
     #[arg(
         long,
@@ -171,6 +184,11 @@ fn run() -> anyhow::Result<ExitCode> {
     }
     if let Some(h) = cli.host {
         cfg.host_header = h;
+    }
+    cfg.allow_remote = cli.allow_remote;
+    if let Some(a) = &cli.attribute {
+        // Parsed here rather than by clap, for a one-line error.
+        cfg.attribution = Attribution::parse(a).map_err(UsageError)?;
     }
     cfg.validate().map_err(UsageError)?;
     let report = loadgen::run(&cfg).with_context(|| format!("load run against {} failed", cfg.target))?;

@@ -26,7 +26,9 @@ use hdrhistogram::Histogram;
 /// Highest latency tracked, in microseconds (one hour). Larger values are clamped.
 pub const LATENCY_MAX_US: u64 = 3_600_000_000;
 
-/// Worker id under which responses without an `x-worker` header are counted.
+/// Worker id under which responses that name no worker are counted (no
+/// attribution header, or an empty first body line; see
+/// [`crate::Attribution`]).
 pub const UNKNOWN_WORKER: &str = "?";
 
 /// An empty latency histogram (µs, 3 significant digits), auto-resizing;
@@ -271,7 +273,8 @@ impl fmt::Debug for IntervalHist {
 /// What one worker served.
 #[derive(Clone)]
 pub struct WorkerReport {
-    /// The `x-worker` header value, or [`UNKNOWN_WORKER`].
+    /// The worker id the responses carried ([`crate::Attribution`]), or
+    /// [`UNKNOWN_WORKER`].
     pub id: String,
     /// Completed connections counted for this worker: those whose FIRST
     /// response named it (with one request per connection: the connections
@@ -545,7 +548,7 @@ impl Recorder {
         }
     }
 
-    /// A whole response from `worker` (`None`: no `x-worker` header).
+    /// A whole response from `worker` (`None`: it named no worker).
     /// Returns the worker's index, to be passed to
     /// [`Recorder::connection_ok`] if this was the connection's first response.
     pub fn response(&mut self, worker: Option<&[u8]>, t: &RequestTimes) -> usize {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use loadgen::{Arrivals, Config, IntervalHist, Intervals, OpenLoop, Report, Stop};
+use loadgen::{Arrivals, Attribution, Config, IntervalHist, Intervals, OpenLoop, Report, Stop};
 
 /// Holds the lock that makes the tests of this binary run one at a time.
 fn serial() -> MutexGuard<'static, ()> {
@@ -94,6 +94,15 @@ impl TestServer {
 fn ok_response(id: &str, body: &str) -> Vec<u8> {
     format!(
         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Worker: {id}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A `Connection: close` response that names its worker only in the body.
+fn ok_body_response(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -193,6 +202,95 @@ fn response_without_worker_header_counts_as_unknown() {
     assert_eq!(r.completed, 10, "{r:?}");
     assert_eq!(r.per_worker.len(), 1);
     assert_eq!((r.per_worker[0].id.as_str(), r.per_worker[0].completed), ("?", 10));
+}
+
+/// Checks that the report's per-worker counts are what the server counted
+/// (connections and, with keep-alive, responses), under ids `w{k}`, and that
+/// no other worker (such as a decoy `x-worker` value) appears.
+fn check_counts(r: &Report, conns: &[u64], answered: Option<&[AtomicU64]>) {
+    check_invariants(r);
+    assert_eq!(r.errors.total(), 0, "{r:?}");
+    for (k, &n) in conns.iter().enumerate() {
+        let w = r.worker(&format!("w{k}"));
+        assert_eq!(
+            w.map_or(0, |w| w.completed),
+            n,
+            "worker {k}: server {conns:?}, loadgen {r:?}"
+        );
+        if let Some(a) = answered {
+            assert_eq!(w.map_or(0, |w| w.requests), a[k].load(Ordering::SeqCst), "worker {k}");
+        }
+    }
+    let ids: Vec<&str> = r.per_worker.iter().map(|w| w.id.as_str()).collect();
+    assert!(ids.iter().all(|id| id.starts_with('w')), "{ids:?}");
+}
+
+#[test]
+fn body_attribution_matches_what_the_server_counted() {
+    let _serial = serial();
+    // The id only in the body's first line (with a decoy x-worker header);
+    // worker 2 sends an EOF-delimited body, worker 3 a body longer than the
+    // read buffer.
+    let big = "b".repeat(40_000);
+    let server = TestServer::spawn(
+        4,
+        respond(move |k| match k {
+            2 => format!("HTTP/1.0 200 OK\r\nx-worker: decoy\r\n\r\n  w{k}  \r\nuntil eof").into_bytes(),
+            3 => ok_body_response(&format!("w{k}\n{big}")),
+            _ => ok_body_response(&format!("w{k}\nhello\n")),
+        }),
+    );
+    let mut cfg = config(server.addr, 8, Stop::Connections(1000));
+    cfg.threads = 2;
+    cfg.attribution = Attribution::Body;
+    let r = loadgen::run(&cfg).unwrap();
+    let (counts, _) = server.shutdown();
+    assert_eq!((r.completed, counts.iter().sum::<u64>()), (1000, 1000), "{r:?}");
+    check_counts(&r, &counts, None);
+
+    // Keep-alive: responses back to back on one connection, each named by its body.
+    let answered = counters(2);
+    let server = TestServer::spawn(
+        2,
+        keep_alive(answered.clone(), 5, 100, |k| {
+            let body = format!("w{k}\nresponse body");
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+        }),
+    );
+    let mut cfg = config(server.addr, 4, Stop::Connections(100));
+    cfg.threads = 2;
+    cfg.requests_per_conn = 5;
+    cfg.attribution = Attribution::Body;
+    let r = loadgen::run(&cfg).unwrap();
+    let (conns, _) = server.shutdown();
+    assert_eq!((r.completed, r.requests), (100, 500), "{r:?}");
+    check_counts(&r, &conns, Some(&answered));
+}
+
+#[test]
+fn custom_header_attribution_matches_what_the_server_counted() {
+    let _serial = serial();
+    // The id in x-served-by; x-worker carries a decoy that must be ignored.
+    let server = TestServer::spawn(
+        3,
+        respond(|k| {
+            format!("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Worker: decoy\r\nX-Served-By: w{k}\r\n\r\nok")
+                .into_bytes()
+        }),
+    );
+    let mut cfg = config(server.addr, 6, Stop::Connections(900));
+    cfg.threads = 2;
+    cfg.attribution = Attribution::parse("header:X-Served-By").unwrap();
+    let r = loadgen::run(&cfg).unwrap();
+    let (counts, _) = server.shutdown();
+    assert_eq!((r.completed, counts.iter().sum::<u64>()), (900, 900), "{r:?}");
+    check_counts(&r, &counts, None);
+
+    // By default the same responses are attributed to the decoy.
+    let server = TestServer::spawn(1, respond(|_| ok_response("decoy", "ok")));
+    let r = loadgen::run(&config(server.addr, 2, Stop::Connections(10))).unwrap();
+    server.shutdown();
+    assert_eq!(r.worker("decoy").map(|w| w.completed), Some(10), "{r:?}");
 }
 
 #[test]
@@ -485,7 +583,8 @@ fn binary_rejects_bad_input_with_exit_2() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         stderr.trim(),
-        "error: target 10.0.0.1:80 is not on loopback: only 127.0.0.0/8 and ::1 may be loaded"
+        "error: target 10.0.0.1:80 is not on loopback: only 127.0.0.0/8 and ::1 may be loaded \
+         unless --allow-remote is given"
     );
     for bad in [
         &["--target", "127.0.0.1:80", "-c", "1", "--duration", "10x"][..],
@@ -511,6 +610,112 @@ fn binary_rejects_bad_input_with_exit_2() {
     }
     let help = loadgen_bin(&["--help"]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("Examples:"));
+}
+
+#[test]
+fn binary_attributes_by_body_or_custom_header() {
+    let _serial = serial();
+    for (attribute, resp) in [
+        (
+            "body",
+            Arc::new(|k: usize| ok_body_response(&format!("w{k}\n"))) as Arc<dyn Fn(usize) -> Vec<u8> + Send + Sync>,
+        ),
+        (
+            "header:x-served-by",
+            Arc::new(|k: usize| {
+                format!("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nx-worker: decoy\r\nX-SERVED-BY: w{k}\r\n\r\n")
+                    .into_bytes()
+            }),
+        ),
+    ] {
+        let server = TestServer::spawn(2, respond(move |k| resp(k)));
+        let target = server.addr.to_string();
+        let out = loadgen_bin(&["--target", &target, "-c", "4", "-n", "200", "--attribute", attribute]);
+        let (counts, _) = server.shutdown();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{attribute}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (k, n) in counts.iter().enumerate() {
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with(&format!("worker w{k} ")))
+                .expect(&stdout);
+            assert_eq!(line.split_whitespace().nth(2), Some(n.to_string().as_str()), "{line}");
+        }
+        assert!(
+            !stdout.contains("worker decoy") && !stdout.contains("worker ? "),
+            "{stdout}"
+        );
+        assert!(stdout.contains("completed: 200 of 200 started"), "{stdout}");
+    }
+}
+
+#[test]
+fn binary_rejects_bad_attribute_and_remote_input_with_exit_2() {
+    let _serial = serial();
+    for (args, want) in [
+        (
+            &["--target", "127.0.0.1:9", "-c", "1", "--attribute", "header:"][..],
+            "error: --attribute 'header:': the header name is empty: expected header:NAME, e.g. header:x-worker",
+        ),
+        (
+            &["--target", "127.0.0.1:9", "-c", "1", "--attribute", "headers"],
+            "error: --attribute 'headers': expected header:NAME (e.g. header:x-worker) or body",
+        ),
+        (
+            &["--target", "127.0.0.1:9", "-c", "1", "--attribute", "header:x worker"],
+            "error: --attribute 'header:x worker': 'x worker' is not a header name: \
+             only letters, digits and !#$%&'*+-.^_`|~ are allowed",
+        ),
+        // --allow-remote lets the target through, but not a non-loopback
+        // source, nor a loopback source with a remote target (nothing is sent).
+        (
+            &[
+                "--target",
+                "192.0.2.1:80",
+                "-c",
+                "1",
+                "--allow-remote",
+                "--source",
+                "10.1.1.1",
+            ],
+            "error: source 10.1.1.1 is not on loopback: only 127.0.0.0/8 and ::1 may be used",
+        ),
+        (
+            &[
+                "--target",
+                "192.0.2.1:80",
+                "-c",
+                "1",
+                "--allow-remote",
+                "--sources",
+                "127.0.0.1",
+            ],
+            "error: source 127.0.0.1 with target 192.0.2.1:80: a loopback source cannot reach a remote target",
+        ),
+        (
+            &["--target", "192.0.2.1:80", "-c", "1", "--sources", "127.0.0.1"],
+            "error: target 192.0.2.1:80 is not on loopback: only 127.0.0.0/8 and ::1 may be loaded \
+             unless --allow-remote is given",
+        ),
+    ] {
+        let out = loadgen_bin(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end(), want, "{args:?}: one line");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // --allow-remote with a loopback target changes nothing.
+    let server = TestServer::ok(1);
+    let target = server.addr.to_string();
+    let out = loadgen_bin(&["--target", &target, "-c", "1", "-n", "5", "--allow-remote"]);
+    let (counts, _) = server.shutdown();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(counts, [5]);
 }
 
 // ---------------------------------------------------------------- open loop

@@ -1,0 +1,57 @@
+//! Finds a server's binary, installing its Debian package with apt-get when
+//! it is missing, and says so: a researcher should see that the harness
+//! changed the machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+/// Where to look besides PATH (nginx lives in /usr/sbin, often not on PATH).
+const EXTRA_DIRS: [&str; 3] = ["/usr/sbin", "/usr/local/sbin", "/sbin"];
+
+/// The path of `binary`, on PATH or in the sbin directories.
+pub fn find(binary: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(EXTRA_DIRS.iter().map(PathBuf::from))
+        .map(|d| d.join(binary))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The path of `binary`; when missing, installs Debian's `package` with
+/// apt-get (as root only), printing what it does on stderr.
+pub fn ensure(binary: &str, package: &str) -> anyhow::Result<PathBuf> {
+    if let Some(p) = find(binary) {
+        return Ok(p);
+    }
+    if crate::sys::geteuid() != 0 {
+        bail!("{binary} is not installed and installing it needs root: run `apt-get install {package}` first");
+    }
+    if find("apt-get").is_none() {
+        bail!("{binary} is not installed and this machine has no apt-get: install {package} first");
+    }
+    eprintln!(
+        "{binary} not found: installing Debian's {package} with apt-get (apt-get update; apt-get install -y {package})"
+    );
+    for args in [&["update", "-qq"][..], &["install", "-y", "-qq", package][..]] {
+        let status = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .with_context(|| format!("running apt-get {}", args.join(" ")))?;
+        if !status.success() {
+            bail!(
+                "apt-get {} failed ({status}): install {package} by hand",
+                args.join(" ")
+            );
+        }
+    }
+    find(binary).with_context(|| format!("apt-get installed {package} but {binary} is still not found"))
+}
