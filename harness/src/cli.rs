@@ -79,10 +79,11 @@ struct RunArgs {
     target: Option<SocketAddr>,
     /// With --target: how a response names its worker, header:NAME or body
     /// (the body's first line).
-    #[arg(long, default_value = "header:x-worker", value_parser = parse_attribute, requires = "target")]
-    attribute: Attribution,
+    /// [default: header:x-worker]
+    #[arg(long, value_parser = parse_attribute)]
+    attribute: Option<Attribution>,
     /// With --target: allow a target that is not on loopback.
-    #[arg(long, requires = "target")]
+    #[arg(long)]
     allow_remote: bool,
     /// Worker processes, 1 to 1024.
     #[arg(long, default_value_t = 4, value_parser = parse_workers)]
@@ -526,11 +527,21 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
             concurrency: a.concurrency.unwrap_or(32),
         },
     };
+    if a.target.is_none() {
+        for (flag, given) in [
+            ("--attribute", a.attribute.is_some()),
+            ("--allow-remote", a.allow_remote),
+        ] {
+            if given {
+                return Err(UsageError(format!("{flag} applies to --target only")).into());
+            }
+        }
+    }
     let subject = match (a.model, a.target) {
         (Some(m), _) => m,
         (None, Some(addr)) => Subject::Target(Target {
             addr,
-            attribution: a.attribute,
+            attribution: a.attribute.unwrap_or_default(),
             allow_remote: a.allow_remote,
         }),
         (None, None) => unreachable!("clap requires --model or --target"),

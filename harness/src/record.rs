@@ -77,6 +77,10 @@ pub struct WorkerRow {
     /// equal to `pid`), the one fleet process in a thread fleet (where `pid`
     /// is the worker's thread id).
     pub process: i32,
+    /// The id the worker's responses carry (`x-worker`, or the header or
+    /// body `--attribute` names): its index in the harness's own fleets, its
+    /// pid for Node.js and nginx, whatever a `--target` server sends.
+    pub worker_id: String,
 }
 
 /// One run.
@@ -271,6 +275,7 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
                 lock_acquisitions: c.lock_acquisitions,
                 slowdown: spec.slow.filter(|(w, _)| *w == i).map_or(1.0, |(_, f)| f),
                 process: m.processes[i],
+                worker_id: m.ids[i].clone(),
             }
         })
         .collect();

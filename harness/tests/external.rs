@@ -1,0 +1,456 @@
+//! Real servers and `--target`: the load generator's per-worker attribution
+//! must equal what Node.js and nginx count themselves, each server must show
+//! the kernel signature of its accept mechanism, and a server the harness did
+//! not start is attributed by a header or the body, refused off loopback, and
+//! classified correctly when it misbehaves.
+//!
+//! The servers run for real: `.ci/run` installs nginx and nodejs, and the
+//! harness installs them itself (as root) when they are missing.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// How a server's workers take connections, as /proc shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Listener {
+    /// One socket in every worker.
+    Shared,
+    /// A socket of its own in each worker (SO_REUSEPORT).
+    OwnEach,
+    /// None in the workers: the master accepts and hands connections over.
+    None,
+}
+
+fn check_server(name: &str, signature: Listener, extra: &[&str]) {
+    let _g = serial();
+    let mut args = vec![
+        "--model",
+        name,
+        "--workers",
+        "4",
+        "--connections",
+        "1200",
+        "--concurrency",
+        "4",
+        "--requests-per-conn",
+        "2",
+        "--threads",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    let (o, dir) = run(name, &args);
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", show(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("the server's own count of every worker equals"),
+        "{name}: {stdout}"
+    );
+
+    let s = summary(&dir);
+    assert_eq!(s["model"], name);
+    assert_eq!(num(&s, "completed"), 1200.0, "{name}");
+    assert_eq!(num(&s, "errors"), 0.0, "{name}");
+    assert_eq!(s["conserved"], "true", "{name}");
+
+    let rows = read_csv(&dir.join("workers.csv"));
+    assert_eq!(rows.len(), 4, "{name}: one row per server worker");
+    let (accepted, attributed) = (col(&rows, "accepted"), col(&rows, "attributed"));
+    let (requests, attributed_requests) = (col(&rows, "requests"), col(&rows, "attributed_requests"));
+    assert_eq!(
+        accepted, attributed,
+        "{name}: the server's counts against the attribution"
+    );
+    assert_eq!(requests, attributed_requests, "{name}");
+    assert_eq!(accepted.iter().sum::<u64>(), 1200, "{name}");
+    for (c, r) in accepted.iter().zip(&requests) {
+        assert_eq!(*r, 2 * c, "{name}: both requests of a connection go to its worker");
+    }
+    let pids = col(&rows, "pid");
+    assert_eq!(pids.iter().collect::<HashSet<_>>().len(), 4, "{name}: {pids:?}");
+    for (row, pid) in rows.iter().zip(&pids) {
+        assert_eq!(row["worker_id"], pid.to_string(), "{name}: x-worker is the pid");
+        assert!(!alive(*pid as u32), "{name}: worker {pid} outlived the run");
+    }
+
+    // The server's own record, as written beside the run.
+    let own: BTreeMap<u64, (u64, u64)> = read_csv(&dir.join("server-counts.csv"))
+        .iter()
+        .map(|r| {
+            (
+                r["pid"].parse().unwrap(),
+                (r["connections"].parse().unwrap(), r["requests"].parse().unwrap()),
+            )
+        })
+        .collect();
+    let warmup = extra.contains(&"--warmup");
+    for ((pid, c), r) in pids.iter().zip(&accepted).zip(&requests) {
+        let (oc, or) = own[pid];
+        if warmup {
+            assert!(oc >= *c && or >= *r, "{name}: the warm-up adds to the server's count");
+        } else {
+            assert_eq!((oc, or), (*c, *r), "{name}: worker {pid}");
+        }
+    }
+    if warmup {
+        let total: u64 = own.values().map(|o| o.0).sum();
+        assert!(
+            total > 1200,
+            "{name}: the warm-up's connections were subtracted ({total})"
+        );
+    }
+
+    let inodes: Vec<&str> = rows.iter().map(|r| r["listen_inode"].as_str()).collect();
+    let distinct: HashSet<&&str> = inodes.iter().collect();
+    match signature {
+        Listener::Shared => assert!(
+            distinct.len() == 1 && !inodes[0].is_empty(),
+            "{name}: one shared socket: {inodes:?}"
+        ),
+        Listener::OwnEach => assert!(
+            distinct.len() == 4 && inodes.iter().all(|i| !i.is_empty()),
+            "{name}: a socket per worker: {inodes:?}"
+        ),
+        Listener::None => assert!(inodes.iter().all(|i| i.is_empty()), "{name}: {inodes:?}"),
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn nginx_exclusive_counts_agree_and_workers_share_one_socket() {
+    check_server("nginx-exclusive", Listener::Shared, &["--warmup", "200ms"]);
+}
+
+#[test]
+fn nginx_mutex_counts_agree_and_workers_share_one_socket() {
+    check_server("nginx-mutex", Listener::Shared, &[]);
+}
+
+#[test]
+fn nginx_reuseport_counts_agree_and_each_worker_polls_its_own_socket() {
+    check_server("nginx-reuseport", Listener::OwnEach, &[]);
+}
+
+#[test]
+fn node_seed_counts_agree_and_workers_share_the_masters_handle() {
+    check_server("node-seed", Listener::Shared, &[]);
+}
+
+#[test]
+fn node_cluster_none_counts_agree_and_workers_share_one_socket() {
+    check_server("node-none", Listener::Shared, &[]);
+}
+
+#[test]
+fn node_cluster_rr_counts_agree_and_only_the_master_listens() {
+    check_server("node-rr", Listener::None, &["--warmup", "200ms"]);
+}
+
+#[test]
+fn external_command_compares_servers_with_their_counterparts() {
+    let _g = serial();
+    let out = scratch("external-cmd");
+    let o = harness()
+        .args([
+            "external",
+            "nginx-reuseport",
+            "--connections",
+            "600",
+            "--no-plots",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("nginx-reuseport: the server's own counts against the load generator's"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("DIFFERS"), "{stdout}");
+    let runs = read_csv(&out.join("runs.csv"));
+    let models: Vec<&str> = runs.iter().map(|r| r["model"].as_str()).collect();
+    assert_eq!(
+        models,
+        ["nginx-reuseport", "reuseport"],
+        "the server, then its counterpart"
+    );
+    let workers = read_csv(&out.join("workers.csv"));
+    assert_eq!(workers.len(), 8);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+// ------------------------------------------------------------ --target
+
+/// What a hand-made server does with each connection.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    /// Answers with the worker id (alternating between two) in a header.
+    Header(&'static str, [&'static str; 2]),
+    /// Answers with the worker id as the body.
+    Body([&'static str; 2]),
+    /// Reads the request and never answers.
+    Silent,
+    /// Waits for the request and closes without reading it: an RST.
+    Reset,
+    /// Answers with something that is not HTTP.
+    Garbage,
+}
+
+struct TestServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    fn start(behaviour: Behaviour) -> TestServer {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let addr = l.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts = Arc::new(Mutex::new(BTreeMap::new()));
+        let (stop2, counts2) = (Arc::clone(&stop), Arc::clone(&counts));
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            let mut n = 0usize;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let Ok((mut s, _)) = l.accept() else {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                };
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let id = |ids: [&str; 2]| ids[n % 2].to_string();
+                match behaviour {
+                    Behaviour::Header(name, ids) => {
+                        read_head(&mut s);
+                        let resp = format!("HTTP/1.1 200 OK\r\n{name}: {}\r\ncontent-length: 2\r\n\r\nok", id(ids));
+                        let _ = s.write_all(resp.as_bytes());
+                        *counts2.lock().unwrap().entry(id(ids)).or_default() += 1;
+                    }
+                    Behaviour::Body(ids) => {
+                        read_head(&mut s);
+                        let body = format!("{}\n", id(ids));
+                        let resp = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                        let _ = s.write_all(resp.as_bytes());
+                        *counts2.lock().unwrap().entry(id(ids)).or_default() += 1;
+                    }
+                    Behaviour::Silent => {
+                        read_head(&mut s);
+                        held.push(s);
+                    }
+                    Behaviour::Reset => {
+                        let mut b = [0u8; 1];
+                        let _ = s.peek(&mut b);
+                        drop(s);
+                    }
+                    Behaviour::Garbage => {
+                        read_head(&mut s);
+                        let _ = s.write_all(b"HELLO THERE\r\n\r\n");
+                    }
+                }
+                n += 1;
+            }
+        });
+        TestServer {
+            addr,
+            stop,
+            counts,
+            thread: Some(thread),
+        }
+    }
+
+    fn counts(mut self) -> BTreeMap<String, u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        self.counts.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Reads up to the end of a request head (or 2 s, or EOF).
+fn read_head(s: &mut TcpStream) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn run_target(name: &str, server: &TestServer, extra: &[&str]) -> (std::process::Output, std::path::PathBuf, Duration) {
+    let addr = server.addr.to_string();
+    let mut args = vec!["--target", addr.as_str(), "--threads", "1"];
+    args.extend_from_slice(extra);
+    let t = Instant::now();
+    let (o, dir) = run(name, &args);
+    (o, dir, t.elapsed())
+}
+
+#[test]
+fn target_is_attributed_by_a_custom_header() {
+    let _g = serial();
+    let server = TestServer::start(Behaviour::Header("x-served-by", ["alpha", "beta"]));
+    let (o, dir, _) = run_target(
+        "target-header",
+        &server,
+        &[
+            "--attribute",
+            "header:X-Served-By",
+            "--connections",
+            "301",
+            "--concurrency",
+            "2",
+        ],
+    );
+    let own = server.counts();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("own counts are unknown"),
+        "{}",
+        show(&o)
+    );
+    let rows = read_csv(&dir.join("workers.csv"));
+    let got: BTreeMap<String, u64> = rows
+        .iter()
+        .map(|r| (r["worker_id"].clone(), r["attributed"].parse().unwrap()))
+        .collect();
+    assert_eq!(got, own, "the attribution equals what the server counted");
+    assert_eq!(got.values().sum::<u64>(), 301);
+    assert_eq!(summary(&dir)["model"], "external");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn target_is_attributed_by_the_body() {
+    let _g = serial();
+    let server = TestServer::start(Behaviour::Body(["7", "12"]));
+    let (o, dir, _) = run_target(
+        "target-body",
+        &server,
+        &["--attribute", "body", "--connections", "200", "--concurrency", "2"],
+    );
+    let own = server.counts();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let rows = read_csv(&dir.join("workers.csv"));
+    let ids: Vec<&str> = rows.iter().map(|r| r["worker_id"].as_str()).collect();
+    assert_eq!(ids, ["7", "12"], "numeric ids in numeric order");
+    assert_eq!(col(&rows, "attributed"), vec![own["7"], own["12"]]);
+    assert_eq!(col(&rows, "pid"), vec![7, 12]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Runs `behaviour` with 4 connections, 2 in flight and a 1 s timeout: the
+/// run must fail (exit 1) with every connection in `class`, within the
+/// bound the timeout sets (two rounds of 1 s, plus start-up).
+fn hostile(name: &str, behaviour: Behaviour, class: &str) {
+    let _g = serial();
+    let server = TestServer::start(behaviour);
+    let (o, dir, took) = run_target(
+        name,
+        &server,
+        &["--connections", "4", "--concurrency", "2", "--timeout", "1s"],
+    );
+    drop(server);
+    assert_eq!(o.status.code(), Some(1), "{name}: {}", show(&o));
+    assert!(took < Duration::from_secs(8), "{name}: took {took:?}");
+    let s = summary(&dir);
+    assert_eq!(num(&s, "completed"), 0.0, "{name}");
+    assert_eq!(num(&s, class), 4.0, "{name}: {s:?}");
+    assert_eq!(num(&s, "errors"), 4.0, "{name}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("conservation: FAILED") && stdout.contains("4 connections failed"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_server_that_never_answers_times_out() {
+    hostile("target-silent", Behaviour::Silent, "err_timeout");
+}
+
+#[test]
+fn a_server_that_resets_every_connection_is_reset() {
+    hostile("target-reset", Behaviour::Reset, "err_reset");
+}
+
+#[test]
+fn a_server_that_sends_garbage_is_malformed() {
+    hostile("target-garbage", Behaviour::Garbage, "err_malformed");
+}
+
+fn usage_error(args: &[&str], needles: &[&str]) {
+    let o = harness().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", show(&o));
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: not one line: {stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "{args:?}: {stderr:?} does not name {n:?}");
+    }
+    assert!(o.stdout.is_empty(), "{args:?}: something ran: {}", show(&o));
+}
+
+#[test]
+fn bad_targets_are_refused_in_one_line() {
+    // Off loopback: refused before any connection is made.
+    usage_error(
+        &["run", "--target", "192.0.2.1:80", "--connections", "1"],
+        &["192.0.2.1:80", "not on loopback", "--allow-remote"],
+    );
+    usage_error(&["run", "--target", "nowhere"], &["'nowhere'", "HOST:PORT"]);
+    usage_error(
+        &["run", "--target", "127.0.0.1:9", "--attribute", "header:"],
+        &["header:"],
+    );
+    usage_error(
+        &["run", "--target", "127.0.0.1:9", "--attribute", "cookie"],
+        &["cookie"],
+    );
+    usage_error(
+        &["run", "--model", "reuseport", "--allow-remote"],
+        &["--allow-remote", "--target"],
+    );
+    usage_error(
+        &["run", "--model", "reuseport", "--attribute", "body"],
+        &["--attribute", "--target"],
+    );
+    usage_error(
+        &["run", "--model", "reuseport", "--target", "127.0.0.1:9"],
+        &["--target"],
+    );
+    usage_error(
+        &["run", "--target", "127.0.0.1:9", "--slow-worker", "0:10"],
+        &["--slow-worker", "own fleets"],
+    );
+    usage_error(
+        &["run", "--model", "nginx-mutex", "--service", "sleep:1ms"],
+        &["--service", "nginx-mutex"],
+    );
+    usage_error(&["external", "apache"], &["'apache'", "node-seed", "all"]);
+}
