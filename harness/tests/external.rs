@@ -454,3 +454,115 @@ fn bad_targets_are_refused_in_one_line() {
     );
     usage_error(&["external", "apache"], &["'apache'", "node-seed", "all"]);
 }
+
+/// Processes in the tree under `pid` (children, grandchildren ...).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut all = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        for c in children(p) {
+            all.push(c);
+            todo.push(c);
+        }
+    }
+    all
+}
+
+/// Waits up to `limit` for `cond`, checking every 20 ms.
+fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// Starts `harness run --model NAME` for a long time and waits until the
+/// server's workers are up; returns the child and the server's master pid.
+fn long_server_run(name: &str, out: &std::path::Path) -> (std::process::Child, u32) {
+    let child = harness()
+        .args([
+            "run",
+            "--model",
+            name,
+            "--duration",
+            "20s",
+            "--concurrency",
+            "2",
+            "--out",
+        ])
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut master = 0;
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            master = children(pid).first().copied().unwrap_or(0);
+            master != 0 && children(master).len() == 4
+        }),
+        "{name}: the server did not start under the harness"
+    );
+    (child, master)
+}
+
+#[test]
+fn a_server_that_dies_mid_run_fails_the_run_and_leaves_nothing() {
+    let _g = serial();
+    let out = scratch("server-dies");
+    let (mut child, master) = long_server_run("nginx-reuseport", &out);
+    let workers = children(master);
+    // Let the load run first (nginx starts in well under a second).
+    std::thread::sleep(Duration::from_millis(800));
+    // nginx's workers keep serving when their master dies; the harness must
+    // notice the master is gone, stop, and take the workers down.
+    let t = Instant::now();
+    sigkill(master);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("nginx-reuseport exited during the run"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(15), "stopped in {:?}", t.elapsed());
+    assert!(
+        wait_for(Duration::from_secs(2), || workers.iter().all(|w| !alive(*w))),
+        "nginx workers outlived the run: {workers:?}"
+    );
+    assert!(!out.join("summary.csv").exists(), "a failed run leaves no result");
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn killing_the_harness_takes_the_server_with_it() {
+    let _g = serial();
+    for name in ["node-seed", "nginx-exclusive"] {
+        let out = scratch("harness-killed");
+        let (mut child, master) = long_server_run(name, &out);
+        let tree = descendants(child.id());
+        assert!(tree.len() >= 5, "{name}: {tree:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            wait_for(Duration::from_secs(3), || tree.iter().all(|p| !alive(*p))),
+            "{name}: left behind: {:?}",
+            tree.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+        );
+        assert!(!alive(master));
+        let _ = std::fs::remove_dir_all(out);
+    }
+}
+
+/// SIGKILL by pid through the `kill` command (the tests use no unsafe).
+fn sigkill(pid: u32) {
+    let ok = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -KILL {pid}");
+}

@@ -30,6 +30,8 @@ pub struct ServerProcess {
     status: Option<ExitStatus>,
     /// Whether stdout reached end of stream (every process holding it exited).
     eof: bool,
+    /// Whether `stop` has killed what was left of the process group.
+    stopped: bool,
 }
 
 impl ServerProcess {
@@ -80,6 +82,7 @@ impl ServerProcess {
             stderr,
             status: None,
             eof: false,
+            stopped: false,
         })
     }
 
@@ -140,6 +143,9 @@ impl ServerProcess {
         let deadline = Instant::now() + grace;
         if self.status.is_none() {
             sys::kill(self.pid(), sig)?;
+        } else {
+            // The master died on its own: nobody will stop what it left.
+            sys::kill_group(self.pid(), libc::SIGKILL)?;
         }
         let status = self
             .child
@@ -157,6 +163,7 @@ impl ServerProcess {
         }
         // Whatever is left of the group (a worker its master forgot) goes now.
         sys::kill_group(self.pid(), libc::SIGKILL)?;
+        self.stopped = true;
         let status = match status {
             Some(s) => s,
             None => {
@@ -183,11 +190,14 @@ impl ServerProcess {
 }
 
 impl Drop for ServerProcess {
-    /// A server not stopped (an error on the way) is killed with its group.
+    /// A server not stopped (an error on the way, or a master that died
+    /// and left its workers) is killed with its whole group.
     fn drop(&mut self) {
-        if self.status.is_none() {
+        if !self.stopped {
             let _ = sys::kill_group(self.pid(), libc::SIGKILL);
-            let _ = self.child.wait();
+            if self.status.is_none() {
+                let _ = self.child.wait();
+            }
         }
     }
 }
