@@ -441,7 +441,9 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     let workers = spec.workers;
     let mut series = TimeseriesWriter::create(&dir.join("timeseries.csv"), baseline[..workers].to_vec())?;
     let started = Instant::now();
-    let (report, loadgen_cpu) = drive(spec, spec.loadgen_config(addr, spec.stop), dir, |_| {
+    let Driven {
+        report, loadgen_cpu, ..
+    } = drive(spec, spec.loadgen_config(addr, spec.stop), dir, |_| {
         series.sample(ms_since(started), &fleet.counters.snapshot()[..workers])?;
         fleet.check_children()?;
         Ok(())
@@ -496,32 +498,40 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     })
 }
 
+/// What [`drive`] measured.
+pub(crate) struct Driven {
+    pub report: Report,
+    /// CPU time of the harness process (the load generator) over the load.
+    pub loadgen_cpu: Duration,
+    /// What the load generator attributed to each worker, interval by interval.
+    pub intervals: Vec<IntervalCounts>,
+}
+
 /// Drives the measured load `cfg` while calling `sample` every
 /// `spec.interval` (with the ms since the load began), writes the interval
-/// latency log and the whole-run histograms into `dir`, and returns the load
-/// generator's report and the CPU time it used.
+/// latency log and the whole-run histograms into `dir`, and returns what the
+/// load generator saw.
 pub(crate) fn drive(
     spec: &RunSpec,
     mut cfg: loadgen::Config,
     dir: &Path,
     mut sample: impl FnMut(f64) -> anyhow::Result<()>,
-) -> anyhow::Result<(Report, Duration)> {
+) -> anyhow::Result<Driven> {
     let cpu0 = sys::self_cpu();
+    // Intervals also without latency recording: they carry the per-worker
+    // counts that make a real server's time series.
     let (tx, rx) = mpsc::channel::<IntervalHist>();
-    if spec.record {
-        cfg.intervals = Some(loadgen::Intervals {
-            every: spec.interval,
-            sink: tx,
-        });
-    } else {
-        drop(tx);
-    }
+    cfg.intervals = Some(loadgen::Intervals {
+        every: spec.interval,
+        sink: tx,
+    });
     let cancel = std::sync::Arc::clone(&cfg.cancel);
     let started = Instant::now();
     let wall = SystemTime::now();
     let threads = spec.threads;
-    let report = std::thread::scope(|s| -> anyhow::Result<Report> {
-        let log = s.spawn(move || interval_log(rx, threads, dir, wall));
+    let record = spec.record;
+    let (report, intervals) = std::thread::scope(|s| -> anyhow::Result<(Report, Vec<IntervalCounts>)> {
+        let log = s.spawn(move || interval_log(rx, threads, dir, wall, record));
         // The load thread owns the config, so the interval channel closes when
         // the load ends and the log writer can finish.
         // It also owns `done`, whose closing wakes the sampler at once.
@@ -553,30 +563,52 @@ pub(crate) fn drive(
             }
         }
         let report = load.join().map_err(|_| anyhow!("the load generator panicked"))?;
-        log.join().map_err(|_| anyhow!("the interval log writer panicked"))??;
+        let intervals = log.join().map_err(|_| anyhow!("the interval log writer panicked"))??;
         sampled?;
-        report
+        Ok((report?, intervals))
     })?;
     let loadgen_cpu = sys::self_cpu().saturating_sub(cpu0);
     write_overall_histograms(dir, &report, report.run_start)?;
-    Ok((report, loadgen_cpu))
+    Ok(Driven {
+        report,
+        loadgen_cpu,
+        intervals,
+    })
 }
 
 fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
+/// What the load generator attributed to each worker in one interval, all
+/// threads merged: the time series of a server the harness cannot sample.
+#[derive(Debug, Clone, Default)]
+pub struct IntervalCounts {
+    /// End of the interval, since the load began.
+    pub end: Duration,
+    /// Worker id -> (connections completed, requests answered).
+    pub workers: std::collections::BTreeMap<String, (u64, u64)>,
+}
+
+type Pending = std::collections::BTreeMap<u64, (IntervalHist, usize)>;
+
 /// Receives each load generator thread's interval histograms, merges those
-/// of the same interval, and writes them in order to `latency.hlog`. Memory
-/// stays flat: an interval is written as soon as every thread has sent it.
-fn interval_log(rx: mpsc::Receiver<IntervalHist>, threads: usize, dir: &Path, start: SystemTime) -> anyhow::Result<()> {
+/// of the same interval, writes them in order to `latency.hlog` (when
+/// latency is recorded) and returns each interval's per-worker counts.
+/// Memory stays flat but for those counts: an interval is written as soon as
+/// every thread has sent it.
+fn interval_log(
+    rx: mpsc::Receiver<IntervalHist>,
+    threads: usize,
+    dir: &Path,
+    start: SystemTime,
+    record: bool,
+) -> anyhow::Result<Vec<IntervalCounts>> {
     let mut writer: Option<HlogWriter> = None;
-    let mut pending: std::collections::BTreeMap<u64, (IntervalHist, usize)> = Default::default();
+    let mut pending = Pending::default();
+    let mut counts = Vec::new();
     let mut next = 0u64;
-    let mut flush = |pending: &mut std::collections::BTreeMap<u64, (IntervalHist, usize)>,
-                     writer: &mut Option<HlogWriter>,
-                     all: bool|
-     -> anyhow::Result<()> {
+    let mut flush = |pending: &mut Pending, writer: &mut Option<HlogWriter>, all: bool| -> anyhow::Result<()> {
         while let Some(entry) = pending.first_entry() {
             if *entry.key() != next && !all {
                 break;
@@ -588,12 +620,22 @@ fn interval_log(rx: mpsc::Receiver<IntervalHist>, threads: usize, dir: &Path, st
             if let Some(w) = writer.as_mut() {
                 w.write(None, h.start, h.length, &h.total)?;
             }
+            let mut workers = std::collections::BTreeMap::new();
+            for w in &h.workers {
+                let e: &mut (u64, u64) = workers.entry(w.id.clone()).or_default();
+                e.0 += w.connections;
+                e.1 += w.requests;
+            }
+            counts.push(IntervalCounts {
+                end: h.start + h.length,
+                workers,
+            });
             next = h.index + 1;
         }
         Ok(())
     };
     for h in rx {
-        if writer.is_none() {
+        if writer.is_none() && record {
             writer = Some(HlogWriter::create(
                 &dir.join("latency.hlog"),
                 start,
@@ -606,6 +648,7 @@ fn interval_log(rx: mpsc::Receiver<IntervalHist>, threads: usize, dir: &Path, st
                     .total
                     .add(&h.total)
                     .map_err(|e| anyhow!("merging interval histograms: {e:?}"))?;
+                merged.workers.extend(h.workers);
                 *n += 1;
             }
             None => {
@@ -618,7 +661,7 @@ fn interval_log(rx: mpsc::Receiver<IntervalHist>, threads: usize, dir: &Path, st
     if let Some(w) = writer {
         w.finish()?;
     }
-    Ok(())
+    Ok(counts)
 }
 
 /// `histograms.hlog`: the whole run's histograms, one tagged line each, so

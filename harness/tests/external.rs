@@ -108,6 +108,19 @@ fn check_server(name: &str, signature: Listener, extra: &[&str]) {
         );
     }
 
+    // The time series, from the load generator's attribution, sums to the counts.
+    let series = read_csv(&dir.join("timeseries.csv"));
+    for (i, c) in accepted.iter().enumerate() {
+        let mine: Vec<_> = series
+            .iter()
+            .filter(|r| r["worker"] == i.to_string())
+            .cloned()
+            .collect();
+        assert!(!mine.is_empty(), "{name}: no time series for worker {i}");
+        assert_eq!(col(&mine, "accepted").iter().sum::<u64>(), *c, "{name}: worker {i}");
+        assert_eq!(col(&mine, "requests").iter().sum::<u64>(), 2 * c, "{name}: worker {i}");
+    }
+
     let inodes: Vec<&str> = rows.iter().map(|r| r["listen_inode"].as_str()).collect();
     let distinct: HashSet<&&str> = inodes.iter().collect();
     match signature {

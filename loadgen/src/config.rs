@@ -107,7 +107,10 @@ impl OpenLoop {
 }
 
 /// Where and how often to send interval histograms (for an HdrHistogram
-/// interval log). See [`IntervalHist`] for what each message holds.
+/// interval log) and per-worker interval counts (for a per-worker time series
+/// of what the load generator attributed). See [`IntervalHist`] for what each
+/// message holds. Sent with [`Config::record`] `= false` too (empty
+/// histograms, counts as usual).
 #[derive(Debug, Clone)]
 pub struct Intervals {
     /// Interval length (> 0). Interval `k` covers `[k*every, (k+1)*every)`
@@ -161,7 +164,7 @@ pub struct Config {
     /// `Connection: keep-alive` (their responses must carry content-length),
     /// the K-th with `Connection: close` so that the server closes first.
     pub requests_per_conn: u32,
-    /// Interval histograms for an HdrHistogram interval log; `None` = none.
+    /// Interval histograms and per-worker interval counts; `None` = none.
     pub intervals: Option<Intervals>,
     /// `false`: count completions and attribute them, but record no latency
     /// (all histograms stay empty). Default `true`.

@@ -41,7 +41,7 @@
 //! let report = loadgen::run(&cfg)?;
 //! println!("{} late, {} dropped, p99 {} us (uncorrected {} us)", report.late, report.dropped,
 //!     report.phases.total.value_at_quantile(0.99), report.phases.total_uncorrected.value_at_quantile(0.99));
-//! for h in rx.try_iter() { /* one per thread per second: h.index, h.start, h.length, h.total */ }
+//! for h in rx.try_iter() { /* one per thread per second: h.index, h.start, h.length, h.total, h.workers */ }
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
@@ -59,4 +59,6 @@ pub mod sys;
 pub use config::{parse_duration, parse_sources, Arrivals, Config, Intervals, OpenLoop, Stop};
 pub use engine::run;
 pub use http::Attribution;
-pub use report::{ErrorClass, ErrorCounts, IntervalHist, Phases, Recorder, Report, RequestTimes, WorkerReport};
+pub use report::{
+    ErrorClass, ErrorCounts, IntervalHist, IntervalWorker, Phases, Recorder, Report, RequestTimes, WorkerReport,
+};

@@ -6,6 +6,9 @@
 //! one [`Report`], which keeps the conservation invariants
 //! `scheduled == started + dropped`, `started == completed + errors.total()`,
 //! `Σ per_worker.completed == completed` and `Σ per_worker.requests == requests`.
+//! With intervals ([`Recorder::with_intervals`]), each worker's counts are
+//! also split by interval ([`IntervalHist::workers`]), and summed over every
+//! interval and thread they equal that worker's `completed` and `requests`.
 //!
 //! Latency is kept in HdrHistograms (microseconds, 3 significant digits), so
 //! memory does not grow with the number of requests. They are auto-resizing
@@ -241,7 +244,34 @@ impl fmt::Debug for Phases {
     }
 }
 
-/// One thread's histogram for one interval, for an HdrHistogram interval log.
+/// What one worker was attributed in one interval, by one thread.
+///
+/// Counted like [`WorkerReport`]: summed over every interval of every
+/// thread, `connections` and `requests` equal the worker's
+/// [`WorkerReport::completed`] and [`WorkerReport::requests`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntervalWorker {
+    /// The worker id, as in [`WorkerReport::id`] (responses that named no
+    /// worker count under [`UNKNOWN_WORKER`]).
+    pub id: String,
+    /// Connections completed in the interval whose FIRST response named this
+    /// worker (as [`WorkerReport::completed`]).
+    pub connections: u64,
+    /// Responses completed in the interval that named this worker (as
+    /// [`WorkerReport::requests`]).
+    pub requests: u64,
+}
+
+/// One thread's histogram and per-worker counts for one interval, for an
+/// HdrHistogram interval log and per-worker time series.
+///
+/// Every response and every completed connection is counted in exactly one
+/// interval: the one its completion time falls in (or, if the thread had
+/// already moved past that interval, the thread's current one). What
+/// completes after a thread's last tick is sent with the last interval when
+/// the run ends, so the sums over all intervals and threads equal the
+/// final [`Report`]'s counts. Intervals are sent with `record = false` too:
+/// then `total` is empty but `workers` is counted as usual.
 #[derive(Clone)]
 pub struct IntervalHist {
     /// The engine thread that recorded it (0 .. threads).
@@ -256,6 +286,10 @@ pub struct IntervalHist {
     /// Corrected total latency (µs) of the requests this thread completed in
     /// the interval, all workers; empty if none (or with `record = false`).
     pub total: Histogram<u64>,
+    /// Per worker, what this thread attributed to it in the interval: only
+    /// workers with a non-zero count, in no particular order; empty if
+    /// nothing completed.
+    pub workers: Vec<IntervalWorker>,
 }
 
 impl fmt::Debug for IntervalHist {
@@ -266,6 +300,7 @@ impl fmt::Debug for IntervalHist {
             .field("start", &self.start)
             .field("length", &self.length)
             .field("count", &self.total.len())
+            .field("workers", &self.workers)
             .finish()
     }
 }
@@ -407,6 +442,13 @@ struct WorkerStats {
     phases: Phases,
 }
 
+/// One worker's counts in the current interval.
+#[derive(Debug, Clone, Copy, Default)]
+struct IntervalCount {
+    connections: u64,
+    requests: u64,
+}
+
 /// A thread's interval histogram in progress.
 struct IntervalState {
     thread: usize,
@@ -418,20 +460,40 @@ struct IntervalState {
     /// `run_start + start + every`: when this interval ends.
     end: Instant,
     hist: Histogram<u64>,
+    /// Indexed like `Recorder::workers` (same length: a slot is added with
+    /// each new worker), zeroed when the interval is sent.
+    counts: Vec<IntervalCount>,
     sink: Sender<IntervalHist>,
 }
 
 impl IntervalState {
-    /// Sends every interval that ended by `now`.
-    fn roll(&mut self, now: Instant) {
+    /// Sends every interval that ended by `now`; `workers` names the slots
+    /// of `counts`.
+    fn roll(&mut self, now: Instant, workers: &[WorkerStats]) {
         while now >= self.end {
-            self.send(self.every);
+            self.send(self.every, workers);
         }
     }
 
     /// Sends the current interval with this length and starts the next.
-    fn send(&mut self, length: Duration) {
+    /// Allocates only here (once per interval): the new histogram, and the
+    /// list and ids of the workers that had something in it.
+    fn send(&mut self, length: Duration, workers: &[WorkerStats]) {
         let total = std::mem::replace(&mut self.hist, new_latency_histogram());
+        let workers = self
+            .counts
+            .iter_mut()
+            .zip(workers)
+            .filter(|(c, _)| c.connections != 0 || c.requests != 0)
+            .map(|(c, w)| {
+                let c = std::mem::take(c);
+                IntervalWorker {
+                    id: String::from_utf8_lossy(&w.id).into_owned(),
+                    connections: c.connections,
+                    requests: c.requests,
+                }
+            })
+            .collect();
         // A receiver that hung up does not stop the run.
         let _ = self.sink.send(IntervalHist {
             thread: self.thread,
@@ -439,6 +501,7 @@ impl IntervalState {
             start: self.start,
             length,
             total,
+            workers,
         });
         self.index += 1;
         self.start += self.every;
@@ -488,8 +551,12 @@ impl Recorder {
         }
     }
 
-    /// Also keep an interval histogram, sent to `sink` as each interval of
-    /// length `every` (counted from `run_start`) ends; see [`IntervalHist`].
+    /// Also keep an interval histogram and per-worker interval counts, sent
+    /// to `sink` as each interval of length `every` (counted from
+    /// `run_start`) ends; see [`IntervalHist`]. Intervals roll forward on
+    /// [`Recorder::tick`], [`Recorder::response`] (at its `done` time) and
+    /// [`Recorder::connection_ok`]. Works with `record = false` too (the
+    /// histograms are then empty, the counts are not).
     pub fn with_intervals(
         mut self,
         thread: usize,
@@ -505,6 +572,7 @@ impl Recorder {
             start: Duration::ZERO,
             end: run_start + every,
             hist: new_latency_histogram(),
+            counts: vec![IntervalCount::default(); self.workers.len()],
             sink,
         });
         self
@@ -543,6 +611,9 @@ impl Recorder {
                     requests: 0,
                     phases: Phases::new(),
                 });
+                if let Some(iv) = &mut self.interval {
+                    iv.counts.push(IntervalCount::default());
+                }
                 self.workers.len() - 1
             }
         }
@@ -554,11 +625,12 @@ impl Recorder {
     pub fn response(&mut self, worker: Option<&[u8]>, t: &RequestTimes) -> usize {
         self.requests += 1;
         let idx = self.worker_index(worker);
+        if let Some(iv) = &mut self.interval {
+            iv.roll(t.done, &self.workers);
+            iv.counts[idx].requests += 1;
+        }
         let w = &mut self.workers[idx];
         w.requests += 1;
-        if let Some(iv) = &mut self.interval {
-            iv.roll(t.done);
-        }
         if self.record {
             let ttfb = micros(t.first_byte.saturating_duration_since(t.start));
             let total = micros(t.done.saturating_duration_since(t.intended));
@@ -576,10 +648,17 @@ impl Recorder {
     }
 
     /// A connection delivered all its responses; it counts for
-    /// `first_worker` (from [`Recorder::response`] for its first response).
+    /// `first_worker` (from [`Recorder::response`] for its first response),
+    /// in the final report and in the interval `now` falls in.
     /// `connect`: how long it took to establish.
     pub fn connection_ok(&mut self, first_worker: usize, connect: Option<Duration>, now: Instant) {
         self.completed += 1;
+        if let Some(iv) = &mut self.interval {
+            iv.roll(now, &self.workers);
+            if let Some(c) = iv.counts.get_mut(first_worker) {
+                c.connections += 1;
+            }
+        }
         let c = connect.filter(|_| self.record).map(micros);
         if let Some(us) = c {
             record_us(&mut self.phases.connect, us);
@@ -613,16 +692,17 @@ impl Recorder {
         self.interval.as_ref().map(|iv| iv.end)
     }
 
-    /// Sends the interval histograms of intervals that ended by `now`.
+    /// Sends the intervals that ended by `now`.
     pub fn tick(&mut self, now: Instant) {
         if let Some(iv) = &mut self.interval {
-            iv.roll(now);
+            iv.roll(now, &self.workers);
         }
     }
 
     /// At the end of the run: sends what is left, up to and including
     /// interval `last` (which ends at `run_end`), so that every thread sends
-    /// the same intervals `0 ..= last`.
+    /// the same intervals `0 ..= last`. What completed since the last tick
+    /// (histogram and worker counts) goes out with the current interval.
     pub(crate) fn flush_intervals(&mut self, run_end: Instant, last: u64) {
         let Some(iv) = &mut self.interval else { return };
         while iv.index <= last {
@@ -631,7 +711,7 @@ impl Recorder {
             } else {
                 iv.every
             };
-            iv.send(length);
+            iv.send(length, &self.workers);
         }
     }
 
@@ -981,5 +1061,119 @@ mod tests {
         );
         assert!(got.iter().all(|h| h.thread == 1));
         assert_eq!(got[0].total.max(), 1000);
+    }
+
+    /// Sums the interval counts per worker id: `(connections, requests)`.
+    fn interval_sums(got: &[IntervalHist]) -> std::collections::BTreeMap<String, (u64, u64)> {
+        let mut sums = std::collections::BTreeMap::new();
+        for h in got {
+            for w in &h.workers {
+                assert!(w.connections + w.requests > 0, "zero entry sent: {h:?}");
+                let s = sums.entry(w.id.clone()).or_insert((0, 0));
+                s.0 += w.connections;
+                s.1 += w.requests;
+            }
+            let mut ids: Vec<&str> = h.workers.iter().map(|w| w.id.as_str()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(ids.len(), h.workers.len(), "one entry per worker: {h:?}");
+        }
+        sums
+    }
+
+    #[test]
+    fn interval_worker_counts_sum_to_the_report() {
+        for record in [true, false] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let t0 = Instant::now();
+            let ms = Duration::from_millis;
+            let mut rec = Recorder::new(record).with_intervals(0, t0, ms(100), tx);
+            let req = |at: u64| RequestTimes {
+                intended: t0 + ms(at) - ms(1),
+                start: t0 + ms(at) - ms(1),
+                first_byte: t0 + ms(at),
+                done: t0 + ms(at),
+            };
+            // Interval 0: a keep-alive connection of three responses, first
+            // from "a" (counts for "a"), then "b", "a"; and a one-request
+            // connection from "b".
+            let first = rec.response(Some(b"a"), &req(10));
+            rec.response(Some(b"b"), &req(20));
+            rec.response(Some(b"a"), &req(30));
+            rec.connection_ok(first, None, t0 + ms(31));
+            complete(&mut rec, Some(b"b"), ms(1), t0 + ms(40));
+            // A connection whose responses fall in interval 0 but which
+            // completes in interval 1 (no tick in between): the connection
+            // counts in interval 1.
+            let first = rec.response(Some(b"b"), &req(90));
+            rec.connection_ok(first, None, t0 + ms(110));
+            rec.tick(t0 + ms(150));
+            // Interval 2 nothing; interval 3: "?" and "a"; a response from
+            // "a" whose connection then fails (requests only).
+            rec.tick(t0 + ms(250));
+            complete(&mut rec, None, ms(1), t0 + ms(310));
+            complete(&mut rec, Some(b"a"), ms(1), t0 + ms(320));
+            rec.response(Some(b"a"), &req(330));
+            rec.connection_failed(ErrorClass::Reset, None, t0 + ms(331));
+            rec.tick(t0 + ms(399));
+            // After the last tick, before the run ends (at 430 ms, in interval
+            // 4): flushed with the last interval.
+            let first = rec.response(Some(b"b"), &req(410));
+            rec.response(Some(b"b"), &req(415));
+            rec.connection_ok(first, None, t0 + ms(420));
+            rec.flush_intervals(t0 + ms(430), 4);
+
+            let got: Vec<IntervalHist> = rx.try_iter().collect();
+            assert_eq!(got.iter().map(|h| h.index).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+            let by = |h: &IntervalHist| {
+                let mut v: Vec<(String, u64, u64)> = h
+                    .workers
+                    .iter()
+                    .map(|w| (w.id.clone(), w.connections, w.requests))
+                    .collect();
+                v.sort();
+                v
+            };
+            let s = |id: &str, c: u64, r: u64| (id.to_string(), c, r);
+            assert_eq!(by(&got[0]), [s("a", 1, 2), s("b", 1, 3)], "{:?}", got[0]);
+            assert_eq!(by(&got[1]), [s("b", 1, 0)], "{:?}", got[1]);
+            assert_eq!(by(&got[2]), []);
+            assert_eq!(by(&got[3]), [s("?", 1, 1), s("a", 1, 2)], "{:?}", got[3]);
+            assert_eq!(by(&got[4]), [s("b", 1, 2)], "{:?}", got[4]);
+            let hist_len: u64 = got.iter().map(|h| h.total.len()).sum();
+            assert_eq!(hist_len, if record { 10 } else { 0 });
+
+            let r = rec.into_report(SystemTime::UNIX_EPOCH);
+            assert_eq!((r.completed, r.requests), (6, 10), "{r:?}");
+            let sums = interval_sums(&got);
+            assert_eq!(sums.len(), r.per_worker.len(), "{sums:?}");
+            for w in &r.per_worker {
+                assert_eq!(sums.get(&w.id), Some(&(w.completed, w.requests)), "{w:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn interval_worker_counts_cover_workers_seen_before_intervals() {
+        // A worker known before `with_intervals` still has its slot.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t0 = Instant::now();
+        let mut rec = Recorder::new(true);
+        complete(&mut rec, Some(b"early"), Duration::from_micros(5), t0);
+        let mut rec = rec.with_intervals(0, t0, Duration::from_millis(10), tx);
+        complete(&mut rec, Some(b"early"), Duration::from_micros(5), t0);
+        complete(&mut rec, Some(b"late"), Duration::from_micros(5), t0);
+        rec.flush_intervals(t0 + Duration::from_millis(5), 0);
+        let got: Vec<IntervalHist> = rx.try_iter().collect();
+        assert_eq!(got.len(), 1);
+        let mut ws = got[0].workers.clone();
+        ws.sort_by(|a, b| a.id.cmp(&b.id));
+        let want = |id: &str| IntervalWorker {
+            id: id.into(),
+            connections: 1,
+            requests: 1,
+        };
+        assert_eq!(ws, [want("early"), want("late")]);
+        assert!(format!("{:?}", got[0]).contains("workers: [IntervalWorker"));
     }
 }

@@ -10,6 +10,7 @@
 //! latencies, which other tests running beside them on a 2-core machine
 //! would disturb.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
@@ -1164,6 +1165,96 @@ fn no_record_counts_but_records_nothing() {
     assert!(r.per_worker.iter().all(|w| w.latency.is_empty() && w.phases.is_empty()));
     let got = collect_intervals(&rx);
     assert!(!got.is_empty() && got.iter().all(|h| h.total.is_empty()));
+    // The per-worker interval counts are kept all the same.
+    let sums = interval_worker_sums(&got, 2);
+    for w in &r.per_worker {
+        assert_eq!(sums.get(&w.id), Some(&(w.completed, w.requests)), "{w:?}");
+    }
+    assert_eq!(sums.len(), r.per_worker.len(), "{sums:?}");
+}
+
+/// Sums every interval's per-worker counts, all threads: id -> (connections,
+/// requests). Checks that each thread sent intervals 0, 1, 2, ... (the same
+/// number for every thread) and no zero or duplicate worker entries.
+fn interval_worker_sums(got: &[IntervalHist], threads: usize) -> BTreeMap<String, (u64, u64)> {
+    let mut sums = BTreeMap::new();
+    let mut lens = Vec::new();
+    for t in 0..threads {
+        let idx: Vec<u64> = got.iter().filter(|h| h.thread == t).map(|h| h.index).collect();
+        assert_eq!(idx, (0..idx.len() as u64).collect::<Vec<_>>(), "thread {t}");
+        lens.push(idx.len());
+    }
+    assert!(lens.iter().all(|&n| n == lens[0]), "{lens:?}");
+    for h in got {
+        let mut ids: Vec<&str> = h.workers.iter().map(|w| w.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), h.workers.len(), "{h:?}");
+        for w in &h.workers {
+            assert!(w.connections + w.requests > 0, "{h:?}");
+            let s = sums.entry(w.id.clone()).or_insert((0, 0));
+            s.0 += w.connections;
+            s.1 += w.requests;
+        }
+    }
+    sums
+}
+
+#[test]
+fn interval_worker_counts_match_the_report_and_the_server() {
+    let _serial = serial();
+    for k_req in [1u32, 3] {
+        let answered = counters(2);
+        let server = if k_req == 1 {
+            TestServer::ok(2)
+        } else {
+            TestServer::spawn(
+                2,
+                keep_alive(answered.clone(), k_req as usize, 100, |k| {
+                    ka_response(&k.to_string(), "ok")
+                }),
+            )
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let every = Duration::from_millis(20);
+        let mut cfg = config(server.addr, 4, Stop::Duration(Duration::from_millis(300)));
+        cfg.threads = 2;
+        cfg.requests_per_conn = k_req;
+        cfg.intervals = Some(Intervals { every, sink: tx });
+        let r = loadgen::run(&cfg).unwrap();
+        let (conns, _) = server.shutdown();
+        check_invariants(&r);
+        assert_eq!(r.errors.total(), 0, "{r:?}");
+        assert!(r.completed >= 20, "{r:?}");
+        assert_eq!(r.requests, u64::from(k_req) * r.completed, "{r:?}");
+        let got = collect_intervals(&rx);
+        // 300 ms of 20 ms intervals (plus the drain).
+        let per_thread = got.iter().filter(|h| h.thread == 0).count();
+        assert!(per_thread >= 15, "{per_thread} intervals");
+        let sums = interval_worker_sums(&got, 2);
+        // Spread over the run, not all in one interval.
+        let busy = got.iter().filter(|h| !h.workers.is_empty()).count();
+        assert!(busy >= 10, "{busy} intervals with counts of {}", got.len());
+        // Every worker of the report, and no other, with its exact counts.
+        let ids: Vec<&String> = sums.keys().collect();
+        let mut want: Vec<&String> = r.per_worker.iter().map(|w| &w.id).collect();
+        want.sort();
+        assert_eq!(ids, want);
+        for w in &r.per_worker {
+            assert_eq!(sums[&w.id], (w.completed, w.requests), "{w:?}");
+        }
+        // And what the server counted.
+        for (k, &n) in conns.iter().enumerate() {
+            let (c, q) = sums.get(&k.to_string()).copied().unwrap_or((0, 0));
+            assert_eq!(c, n, "worker {k}: server {conns:?}, intervals {sums:?}");
+            if k_req > 1 {
+                assert_eq!(q, answered[k].load(Ordering::SeqCst), "worker {k}");
+                assert_eq!(q, 3 * c, "worker {k}");
+            } else {
+                assert_eq!(q, n, "worker {k}");
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------- binary, open loop

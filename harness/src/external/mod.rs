@@ -27,6 +27,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 
 use crate::counters::Snapshot;
+use crate::export::timeseries::TimeseriesWriter;
 use crate::introspect::{self, Endpoint, Usage};
 use crate::model::Model;
 use crate::record;
@@ -164,8 +165,9 @@ pub trait Started {
 
 /// Runs `spec` against a server: one the harness starts (and stops and
 /// cross-checks), or the `--target` address. Writes the same files as a
-/// fleet run, less `timeseries.csv` (the harness cannot sample a server's
-/// counters while it runs), plus `server-counts.csv` for a started server.
+/// fleet run, with `timeseries.csv` made from the load generator's
+/// attribution (the harness cannot sample a server's counters while it
+/// runs), plus `server-counts.csv` for a started server.
 pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     let (addr, attribution, allow_remote, mut server) = match &spec.subject {
         Subject::Server(s) => {
@@ -219,7 +221,11 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     let usage1 = usage_of(&known);
     // Stop the server whatever happened to the load, so it never outlives the run.
     let own = server.map(|s| s.stop()).transpose();
-    let (report, loadgen_cpu) = drove?;
+    let run::Driven {
+        report,
+        loadgen_cpu,
+        intervals,
+    } = drove?;
     let own = own.context("stopping the server")?;
 
     // Every worker the server has, and every id a response named.
@@ -256,6 +262,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     if let Some(own) = &own {
         write_server_counts(dir, own)?;
     }
+    write_timeseries(dir, &ids, &intervals)?;
     let pids: Vec<i32> = ids.iter().map(|id| id.parse().unwrap_or(0)).collect();
     let measured = Measured {
         counts,
@@ -296,6 +303,26 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         problems,
         source: measured.source,
     })
+}
+
+/// `timeseries.csv` from what the load generator attributed in each
+/// interval (a server's own counters cannot be sampled while it runs): the
+/// same columns as a fleet's, with `accepted` the connections completed in
+/// the interval and no spurious wakeups or open connections known (0).
+fn write_timeseries(dir: &Path, ids: &[String], intervals: &[run::IntervalCounts]) -> anyhow::Result<()> {
+    let mut series = TimeseriesWriter::create(&dir.join("timeseries.csv"), vec![Snapshot::default(); ids.len()])?;
+    let mut total = vec![Snapshot::default(); ids.len()];
+    for iv in intervals {
+        for (i, id) in ids.iter().enumerate() {
+            if let Some((c, r)) = iv.workers.get(id) {
+                total[i].accepted += c;
+                total[i].requests += r;
+            }
+        }
+        series.sample(iv.end.as_secs_f64() * 1000.0, &total)?;
+    }
+    series.finish()?;
+    Ok(())
 }
 
 /// Numeric ids (pids) in numeric order, others after them by name.
