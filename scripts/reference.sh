@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates the committed reference results, results/reference/: the
-# report, charts, CSVs and meta.json of `harness reproduce` and of the
-# `models` and `load-sweep` scenarios, as produced on this machine. Takes
-# about 11 minutes on 2 cores; run it on an otherwise idle machine.
+# report, charts, CSVs and meta.json of `harness reproduce`, of the
+# `models` and `load-sweep` scenarios and of `harness external all` (nginx
+# and Node.js, which it installs when missing), as produced on this machine.
+# Takes about 12 minutes on 2 cores; run it on an otherwise idle machine.
 #
 # usage: scripts/reference.sh
 set -euo pipefail
@@ -17,10 +18,11 @@ mkdir -p "$new"
 "$bin" reproduce --out "$new/reproduce"
 "$bin" sweep scenarios/models.toml --seed 1 --out "$new/models"
 "$bin" sweep scenarios/load-sweep.toml --seed 1 --out "$new/load-sweep"
+"$bin" external all --out "$new/external"
 
-# Swap in the new set only once all three have finished.
+# Swap in the new set only once all four have finished.
 rm -rf results/reference.old
 [ -d results/reference ] && mv results/reference results/reference.old
 mv "$new" results/reference
 rm -rf results/reference.old
-echo "reference results: results/reference/{reproduce,models,load-sweep}/report.html"
+echo "reference results: results/reference/{reproduce,models,load-sweep,external}/report.html"

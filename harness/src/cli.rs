@@ -215,15 +215,8 @@ struct ExternalArgs {
     /// Output directory [default: results/<timestamp>-external].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Connections per run.
-    #[arg(long, default_value_t = crate::reproduce::CONNECTIONS, value_parser = parse_connections)]
-    connections: u64,
-    /// Connections in flight (the seed's load by default).
-    #[arg(long, default_value_t = crate::reproduce::CONCURRENCY, value_parser = parse_positive)]
-    concurrency: usize,
-    /// Do not draw the charts and the report at the end.
-    #[arg(long)]
-    no_plots: bool,
+    #[command(flatten)]
+    load: SeedLoad,
 }
 
 #[derive(Args, Debug)]
@@ -231,7 +224,14 @@ struct ReproduceArgs {
     /// Output directory [default: results/<timestamp>-reproduce].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Connections per model.
+    #[command(flatten)]
+    load: SeedLoad,
+}
+
+/// The seed's load, as `reproduce` and `external` run it.
+#[derive(Args, Debug)]
+struct SeedLoad {
+    /// Connections per run.
     #[arg(long, default_value_t = crate::reproduce::CONNECTIONS, value_parser = parse_connections)]
     connections: u64,
     /// Connections in flight: the load at which the seed's unevenness shows.
@@ -466,14 +466,14 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Reproduce(a) => crate::reproduce::main(a.out, a.connections, a.concurrency, !a.no_plots),
+        Cmd::Reproduce(a) => crate::reproduce::main(a.out, a.load.connections, a.load.concurrency, !a.load.no_plots),
         Cmd::External(a) => crate::external::experiment::main(crate::external::experiment::Options {
             servers: crate::external::experiment::parse_servers(&a.servers)?,
             counterparts: !a.no_counterparts,
             out: a.out,
-            connections: a.connections,
-            concurrency: a.concurrency,
-            plots: !a.no_plots,
+            connections: a.load.connections,
+            concurrency: a.load.concurrency,
+            plots: !a.load.no_plots,
         }),
     }
 }

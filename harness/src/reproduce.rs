@@ -33,16 +33,20 @@ pub const CONCURRENCY: usize = 2;
 
 /// The shipped scenario with `connections` and `concurrency` set.
 pub fn scenario(connections: u64, concurrency: usize) -> Result<Scenario, crate::UsageError> {
-    let text: String = SCENARIO
-        .lines()
+    Scenario::parse(Path::new(SCENARIO_PATH), &with_load(SCENARIO, connections, concurrency))
+}
+
+/// A shipped scenario's text with its `connections` and `concurrency` lines
+/// replaced.
+pub fn with_load(text: &str, connections: u64, concurrency: usize) -> String {
+    text.lines()
         .map(|line| match line.split('=').next().map(str::trim) {
             Some("connections") => format!("connections = {connections}"),
             Some("concurrency") => format!("concurrency = {concurrency}"),
             _ => line.to_string(),
         })
         .collect::<Vec<_>>()
-        .join("\n");
-    Scenario::parse(Path::new(SCENARIO_PATH), &text)
+        .join("\n")
 }
 
 pub fn main(out: Option<PathBuf>, connections: u64, concurrency: usize, plots: bool) -> anyhow::Result<ExitCode> {

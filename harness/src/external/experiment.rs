@@ -77,15 +77,7 @@ pub fn scenario(
     let start = SCENARIO.find("\nmodel = [").expect("external.toml has a model list") + 1;
     let end = start + SCENARIO[start..].find(']').expect("the model list ends") + 1;
     let text = format!("{}model = [{list}]{}", &SCENARIO[..start], &SCENARIO[end..]);
-    let text: String = text
-        .lines()
-        .map(|line| match line.split('=').next().map(str::trim) {
-            Some("connections") => format!("connections = {connections}"),
-            Some("concurrency") => format!("concurrency = {concurrency}"),
-            _ => line.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let text = reproduce::with_load(&text, connections, concurrency);
     Scenario::parse(Path::new(SCENARIO_PATH), &text)
 }
 
