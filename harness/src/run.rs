@@ -282,15 +282,15 @@ impl RunSpec {
     /// What a server the harness did not write cannot be asked to do: the
     /// fault injection and the worker settings belong to the harness's fleets.
     fn validate_external(&self, subject: &Subject) -> Result<(), UsageError> {
-        let defaults = RunSpec::closed(Model::SharedEpoll, self.workers, 1, self.stop);
+        let opts = ModelOpts::default();
         let fleet_only = [
             ("--stall-worker", self.stall.is_some()),
             ("--slow-worker", self.slow.is_some()),
-            ("--service", self.service != defaults.service),
-            ("--backlog", self.model_opts.backlog != defaults.model_opts.backlog),
-            ("--steer", self.model_opts.steer != defaults.model_opts.steer),
+            ("--service", self.service != Service::default()),
+            ("--backlog", self.model_opts.backlog != opts.backlog),
+            ("--steer", self.model_opts.steer != opts.steer),
             ("--pin-workers", self.pin_workers),
-            ("--fleet", self.fleet != defaults.fleet),
+            ("--fleet", self.fleet != FleetKind::default()),
             ("--shared-epoll-set", self.shared_epoll_set),
             ("--worker-concurrency", self.worker_concurrency != 1),
         ];
