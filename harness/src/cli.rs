@@ -118,10 +118,10 @@ struct RunArgs {
     /// Sampling interval of timeseries.csv and latency.hlog.
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     interval: Duration,
-    /// Load generator threads, each with its own epoll loop [default: CPU
-    /// count, at most the connections that may be open]. One thread tops out
-    /// near 20k conn/s here: on loopback the kernel does both ends' TCP work
-    /// in the thread that connects.
+    /// Load generator threads, each with its own epoll loop [default: 4 per
+    /// CPU, at most the connections that may be open]. On loopback the kernel
+    /// does both ends' TCP work in the thread that connects, and the server's
+    /// workers preempt it; more threads than CPUs keep the rest going.
     #[arg(long, value_parser = parse_positive)]
     threads: Option<usize>,
     /// Source addresses to rotate over, e.g. 127.0.0.1-127.0.0.32 [default:

@@ -151,6 +151,14 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// send(2) with MSG_MORE: the kernel holds the data back, so that the FIN of
+/// a close(2) that follows at once leaves in the same segment.
+pub fn send_more(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+    let n = cvt(unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_MORE) })?;
+    Ok(n as usize)
+}
+
 /// Makes a socket non-blocking (fcntl F_SETFL O_NONBLOCK, one call: a
 /// socket carries no other status flag that F_SETFL would clear).
 pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {

@@ -423,6 +423,9 @@ impl<'a> Thread<'a> {
             self.next_source = self.next_source.wrapping_add(1);
             sys::bind_source(fd.as_fd(), ip)?;
         }
+        if self.cfg.piggyback_ack {
+            sys::piggyback_handshake_ack(fd.as_fd())?;
+        }
         sys::connect(fd.as_fd(), target)?;
         let slot = &mut self.slots[idx];
         slot.gen = slot.gen.wrapping_add(1);

@@ -90,13 +90,18 @@ struct Cli {
     /// Count and attribute responses but record no latency (for benchmarks)
     #[arg(long)]
     no_record: bool,
+    /// Send the handshake's last ACK with the request (TCP_DEFER_ACCEPT on
+    /// the client socket): the server accepts a connection whose request is
+    /// already there. Not what ordinary clients do; off by default
+    #[arg(long)]
+    piggyback_ack: bool,
     /// Connections (open loop: arrivals) in total [default: 10000 unless --duration]
     #[arg(long, short = 'n', value_name = "N", conflicts_with = "duration")]
     connections: Option<u64>,
     /// Start connections for this long, then drain (e.g. 10s, 500ms, 2m)
     #[arg(long, short = 'd', value_name = "D", value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Event-loop threads, at most C (or --max-inflight) [default: min(CPUs, C)]
+    /// Event-loop threads, at most C (or --max-inflight) [default: min(4 x CPUs, C)]
     #[arg(long, short = 't', value_name = "T")]
     threads: Option<usize>,
     /// Per-request limit (connect or send start to response complete); open
@@ -178,6 +183,7 @@ fn run() -> anyhow::Result<ExitCode> {
     cfg.seed = cli.seed;
     cfg.requests_per_conn = cli.requests_per_conn;
     cfg.record = !cli.no_record;
+    cfg.piggyback_ack = cli.piggyback_ack;
     cfg.sources = cli.source;
     if let Some(list) = &cli.sources {
         cfg.sources.extend(parse_sources(list).map_err(UsageError)?);

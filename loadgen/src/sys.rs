@@ -108,6 +108,24 @@ pub fn bind_source(fd: BorrowedFd<'_>, ip: IpAddr) -> io::Result<()> {
     Ok(())
 }
 
+/// Asks the kernel to hold back the last ACK of the handshake and send it
+/// with the first data (TCP_DEFER_ACCEPT on a connecting socket; the ACK
+/// goes out alone after 200 ms at the latest if no data comes).
+pub fn piggyback_handshake_ack(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: `one` outlives the call and its exact size is passed.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            &one as *const libc::c_int as *const libc::c_void,
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
 /// Starts a connect. `Ok(true)`: connected at once; `Ok(false)`: in progress
 /// (EINPROGRESS), completion is reported by epoll.
 pub fn connect(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<bool> {
