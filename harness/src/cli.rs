@@ -135,7 +135,7 @@ struct RunArgs {
     #[arg(long, default_value = "0", value_parser = parse_duration)]
     gap: Duration,
     /// Per-connection timeout.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
     timeout: Duration,
     /// Make worker IDX stop serving at AT for FOR (e.g. 0:1s:300ms).
     #[arg(long, value_parser = parse_stall)]

@@ -184,11 +184,11 @@ pub struct Config {
 }
 
 /// Default per-request timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Config {
     /// A closed-loop run. Defaults: four threads per CPU but no more than
-    /// `concurrency` (see [`default_threads`]), 10 s timeout, no think time,
+    /// `concurrency` (see [`default_threads`]), 5 s timeout, no think time,
     /// no source binding, `Host:` = the target address, one request per
     /// connection, seed 1, latency recorded, no interval histograms,
     /// attribution by the `x-worker` header, loopback targets only.

@@ -106,7 +106,7 @@ struct Cli {
     threads: Option<usize>,
     /// Per-request limit (connect or send start to response complete); open
     /// loop: also the longest an arrival waits for a free slot
-    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "5s")]
     timeout: Duration,
     /// Think time between one connection's end and the slot's next start
     #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "0s")]
