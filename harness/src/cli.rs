@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::export::{self, meta::Meta};
 use crate::external::{Server, Target};
+use crate::faults::{Faults, Kill};
 use crate::fleet::FleetKind;
 use crate::model::Model;
 use crate::model::{ModelOpts, Steer};
@@ -173,6 +174,19 @@ struct RunArgs {
     /// worker serves them from an event loop (epoll models and dispatchers only).
     #[arg(long, default_value_t = 1, value_parser = parse_worker_concurrency)]
     worker_concurrency: usize,
+    /// SIGKILL worker IDX at T after the measured load began (e.g. 1@2s);
+    /// repeatable.
+    #[arg(long, value_name = "IDX@T")]
+    kill_worker: Vec<Kill>,
+    /// Start a replacement for each killed worker at once, as pm2 and
+    /// Node's cluster do.
+    #[arg(long)]
+    respawn: bool,
+    /// From AT on, replace every worker one after another (pm2 reload): the
+    /// replacement starts, then the old worker closes its listening socket
+    /// and exits.
+    #[arg(long, value_name = "AT", value_parser = parse_duration)]
+    rolling_restart: Option<Duration>,
     /// Output directory [default: results/<timestamp>-<model>].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -410,10 +424,22 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // SIGINT/SIGTERM caught (interrupt.rs): exit 128 + the signal, as a
+    // shell reports a command a signal ended, whatever was kept.
+    let signal = crate::interrupt::interrupted;
     match dispatch(cli.cmd) {
-        Ok(code) => code,
+        Ok(code) => match signal() {
+            Some(sig) => ExitCode::from(crate::interrupt::exit_code(sig)),
+            None => code,
+        },
         Err(e) => {
-            if let Some(u) = e.downcast_ref::<UsageError>() {
+            if let Some(i) = e.downcast_ref::<crate::interrupt::Interrupted>() {
+                eprintln!("harness: {i}");
+                ExitCode::from(i.exit_code())
+            } else if let (None, Some(sig)) = (e.downcast_ref::<UsageError>(), signal()) {
+                eprintln!("harness: interrupted by {}: {e:#}", crate::interrupt::name(sig));
+                ExitCode::from(crate::interrupt::exit_code(sig))
+            } else if let Some(u) = e.downcast_ref::<UsageError>() {
                 eprintln!("harness: {u}");
                 ExitCode::from(2)
             } else {
@@ -438,6 +464,10 @@ fn one_line(text: &str) -> String {
 }
 
 fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
+    // The commands that run load catch SIGINT/SIGTERM (interrupt.rs).
+    if matches!(cmd, Cmd::Run(_) | Cmd::Sweep(_) | Cmd::Reproduce(_) | Cmd::External(_)) {
+        crate::interrupt::install().context("catching SIGINT and SIGTERM")?;
+    }
     match cmd {
         Cmd::Models => {
             for m in Model::ALL {
@@ -578,6 +608,11 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
         shared_epoll_set: a.shared_epoll_set,
         pin_loadgen: a.pin_loadgen.map(|c| c.0).unwrap_or_default(),
         worker_concurrency: a.worker_concurrency,
+        faults: Faults {
+            kills: a.kill_worker,
+            respawn: a.respawn,
+            rolling_restart: a.rolling_restart,
+        },
     };
     spec.validate()?;
     let (started, stamp) = export::meta::utc_now();
@@ -598,6 +633,14 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
     print!("{}", export::table::run(&result.summary, &result.workers));
     println!("{}", result.conservation_line());
     println!("files: {}", dir.display());
+    if let Some(sig) = result.interrupted {
+        // main exits with 128 + sig.
+        eprintln!(
+            "harness: interrupted by {}: the run was cut short; its files in {} say complete=false",
+            crate::interrupt::name(sig),
+            dir.display()
+        );
+    }
     Ok(if result.ok() {
         ExitCode::SUCCESS
     } else {

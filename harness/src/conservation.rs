@@ -20,21 +20,53 @@ use crate::run::{CountSource, Measured, RunResult};
 pub fn check(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
     let report = &m.report;
     let mut problems = Vec::new();
+    if report.started != report.completed + report.errors.total() {
+        problems.push(format!(
+            "the load generator started {} connections but completed {} and saw {} fail",
+            report.started,
+            report.completed,
+            report.errors.total()
+        ));
+    }
+    // A worker killed on purpose may have taken connections it never
+    // answered (its last `inflight`): they are among the failures.
+    let killed = |w: &WorkerRow| m.killed.contains(&w.worker);
+    let mut cut = 0;
+    for w in workers.iter().filter(|w| killed(w)) {
+        let unanswered = w.accepted.saturating_sub(w.attributed);
+        if w.accepted < w.attributed || unanswered > m.inflight as u64 {
+            problems.push(format!(
+                "killed worker {} accepted {} connections and {} name it: more than the {} it may have been serving",
+                w.worker, w.accepted, w.attributed, m.inflight
+            ));
+        }
+        cut += unanswered;
+    }
+    if cut > report.errors.total() {
+        problems.push(format!(
+            "killed workers left {cut} connections unanswered but only {} failed",
+            report.errors.total()
+        ));
+    }
     let accepted: u64 = workers.iter().map(|w| w.accepted).sum();
-    if report.completed != accepted {
+    if report.completed + cut != accepted {
         problems.push(format!(
             "the load generator completed {} connections but the workers accepted {accepted}",
             report.completed
         ));
     }
     let requests: u64 = workers.iter().map(|w| w.requests).sum();
-    if report.requests != requests {
+    let cut_short = report.requests >= requests && report.requests - requests <= cut;
+    if report.requests != requests && !(m.faulted && cut_short) {
         problems.push(format!(
             "the load generator completed {} requests but the workers answered {requests}",
             report.requests
         ));
     }
     for w in workers {
+        if killed(w) {
+            continue;
+        }
         if w.attributed != w.accepted {
             problems.push(format!(
                 "worker {} accepted {} connections but {} name it",
@@ -58,15 +90,10 @@ pub fn check(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
             problems.push(format!("{} responses from unknown worker '{}'", w.requests, w.id));
         }
     }
-    let lost = report.errors.total();
-    if lost > 0 {
-        let classes: Vec<String> = report
-            .errors
-            .iter()
-            .filter(|(_, c)| *c > 0)
-            .map(|(k, c)| format!("{k} {c}"))
-            .collect();
-        problems.push(format!("{lost} connections failed ({})", classes.join(", ")));
+    // Under injected faults failed connections are the measurement (the
+    // conservation line states them by class), not a broken run.
+    if !m.faulted {
+        problems.extend(failed(&report.errors));
     }
     let dispatch_errors: u64 = m.counts.iter().map(|c| c.dispatch_errors).sum();
     if dispatch_errors > 0 {
@@ -78,15 +105,65 @@ pub fn check(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
     problems
 }
 
-/// One line saying whether conservation held, with the figures.
+/// One line saying whether conservation held, with the figures; for a run
+/// a signal cut short, first that it was interrupted.
 pub fn line(r: &RunResult) -> String {
-    if r.ok() && r.source == CountSource::Attribution {
+    match r.interrupted {
+        Some(sig) => format!(
+            "interrupted by {}: the load was cut short after {} connections (complete=false); {}",
+            crate::interrupt::name(sig),
+            r.summary.connections,
+            held(r)
+        ),
+        None => held(r),
+    }
+}
+
+/// Reports "N connections failed (class n, ...)"; when some found no free
+/// local address (EADDRNOTAVAIL: the client's ephemeral ports ran out), with
+/// the hint to spread the load over more source addresses. `None`: none
+/// failed.
+fn failed(errors: &loadgen::ErrorCounts) -> Option<String> {
+    let lost = errors.total();
+    if lost == 0 {
+        return None;
+    }
+    let classes: Vec<String> = errors
+        .iter()
+        .filter(|(_, c)| *c > 0)
+        .map(|(k, c)| format!("{k} {c}"))
+        .collect();
+    let mut text = format!("{lost} connections failed ({})", classes.join(", "));
+    if errors.addr_not_available > 0 {
+        text.push_str(&format!(
+            "; {} found no free local port (EADDRNOTAVAIL): {SOURCES_HINT}",
+            errors.addr_not_available
+        ));
+    }
+    Some(text)
+}
+
+/// What to do when connections fail with EADDRNOTAVAIL.
+pub const SOURCES_HINT: &str = "widen --sources (e.g. --sources 127.0.0.1-127.0.0.32)";
+
+/// Whether conservation held, with the figures.
+fn held(r: &RunResult) -> String {
+    let ok = r.problems.is_empty();
+    if ok && r.source == CountSource::Attribution {
         format!(
             "conservation: ok as far as it can be checked ({} completed, every response named one of {} workers, none failed; the server's own counts are unknown)",
             r.summary.completed,
             r.workers.len()
         )
-    } else if r.ok() {
+    } else if ok && r.summary.errors > 0 {
+        format!(
+            "conservation: ok ({} started = {} completed + {} failed during the injected faults: {}; every surviving worker's count equals the responses attributed to it)",
+            r.summary.completed + r.summary.errors,
+            r.summary.completed,
+            r.summary.errors,
+            failure_classes(r)
+        )
+    } else if ok {
         let requests = if r.summary.requests != r.summary.completed {
             let answered: u64 = r.workers.iter().map(|w| w.requests).sum();
             format!(", {} requests = {answered} answered", r.summary.requests)
@@ -105,4 +182,51 @@ pub fn line(r: &RunResult) -> String {
     } else {
         format!("conservation: FAILED: {}", r.problems.join("; "))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_exhaustion_names_the_remedy() {
+        assert_eq!(failed(&loadgen::ErrorCounts::default()), None);
+        let refused = loadgen::ErrorCounts {
+            refused: 2,
+            ..Default::default()
+        };
+        let text = failed(&refused).unwrap();
+        assert_eq!(text, "2 connections failed (refused 2)");
+        let ports = loadgen::ErrorCounts {
+            addr_not_available: 5,
+            reset: 1,
+            ..Default::default()
+        };
+        let text = failed(&ports).unwrap();
+        assert!(text.starts_with("6 connections failed ("), "{text}");
+        assert!(text.contains("addr_not_available 5"), "{text}");
+        assert!(
+            text.contains("widen --sources (e.g. --sources 127.0.0.1-127.0.0.32)"),
+            "{text}"
+        );
+    }
+}
+
+/// "reset 3, timeout 1": the failure classes that occurred.
+fn failure_classes(r: &RunResult) -> String {
+    let s = &r.summary;
+    let classes = [
+        ("refused", s.err_refused),
+        ("reset", s.err_reset),
+        ("timeout", s.err_timeout),
+        ("address not available", s.err_addr_not_available),
+        ("malformed", s.err_malformed),
+        ("other", s.err_other),
+    ];
+    let named: Vec<String> = classes
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    named.join(", ")
 }

@@ -56,6 +56,10 @@ pub struct Slot {
     /// run's epoch, plus one (0: it did not stall).
     pub stall_from: AtomicU64,
     pub stall_to: AtomicU64,
+    /// Set by the master to retire the worker gracefully (a rolling
+    /// restart): between connections it closes its listening socket and
+    /// exits. Written by the master, read by the worker.
+    pub retire: AtomicU64,
 }
 
 impl Slot {
@@ -190,7 +194,13 @@ impl Counters {
     }
 
     pub fn all_ready(&self) -> bool {
-        (0..self.n).all(|i| self.slot(i).ready.load(Relaxed) == 1)
+        self.ready_upto(self.n)
+    }
+
+    /// Whether slots 0..n are all ready (a fleet's spares are not, until
+    /// they replace a worker).
+    pub fn ready_upto(&self, n: usize) -> bool {
+        (0..n.min(self.n)).all(|i| self.slot(i).ready.load(Relaxed) == 1)
     }
 
     pub fn snapshot(&self) -> Vec<Snapshot> {

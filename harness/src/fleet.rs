@@ -9,6 +9,7 @@
 //! kills and reaps it, so no error path leaves a process behind.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -37,6 +38,22 @@ pub struct Fleet {
     reaped: Vec<(libc::pid_t, Reaped)>,
     /// Children found dead while the load ran, described.
     exits: Vec<String>,
+    /// Workers the fleet started with (slots 0..base); spares follow.
+    base: usize,
+    /// Forked replacements waiting to take over a worker's place.
+    spares: Vec<Spare>,
+    /// Processes the master killed or retired on purpose: their exit is
+    /// part of the experiment, not a failure.
+    planned_exits: Vec<libc::pid_t>,
+}
+
+/// A forked replacement worker, blocked until the master activates it.
+struct Spare {
+    /// Its counter slot and worker index.
+    slot: usize,
+    /// The master's end of its activation channel: one byte starts it.
+    wake: std::os::fd::OwnedFd,
+    active: bool,
 }
 
 /// What `stop` found.
@@ -96,10 +113,19 @@ impl Fleet {
             pids: Vec::with_capacity(workers),
             procs: Vec::new(),
             dispatcher: None,
-            counters: Counters::new(workers + extra)?,
+            counters: Counters::new(workers + plan.spares + extra)?,
             reaped: Vec::new(),
             exits: Vec::new(),
+            base: workers,
+            spares: Vec::new(),
+            planned_exits: Vec::new(),
         };
+        if plan.spares > 0 && (kind != FleetKind::Processes || extra > 0) {
+            return Err(io::Error::other(format!(
+                "replacement workers need a process fleet without a dispatcher ({model}, {})",
+                kind.name()
+            )));
+        }
         let master = sys::getpid();
         let worker = |i: usize, end, shared: Option<&sys::Epoll>| {
             if plan.pin {
@@ -155,6 +181,60 @@ impl Fleet {
                 Fork::Parent(pid) => fleet.procs.push(pid),
             },
         }
+        for j in 0..plan.spares {
+            let slot = workers + j;
+            let (wake, wait) = sys::seqpacket_pair()?;
+            match sys::fork()? {
+                Fork::Child => child(master, &format!("replacement worker {slot}"), || {
+                    drop(wake);
+                    // A shared listener is kept (holding it changes nothing
+                    // until the spare accepts); per-worker sockets are all
+                    // closed now, or a killed worker's socket would live on here.
+                    let addr = listeners.addr();
+                    let shared = match listeners {
+                        Listeners::Shared { listener, .. } => Some(listener),
+                        other => {
+                            drop(other);
+                            None
+                        }
+                    };
+                    let mut byte = [0u8; 1];
+                    loop {
+                        match sys::read(wait.as_fd(), &mut byte) {
+                            Ok(1) => break,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            // The master closed the channel or is gone: never needed.
+                            _ => sys::exit_now(0),
+                        }
+                    }
+                    let end = match shared {
+                        Some(l) => l,
+                        None => match sys::tcp_listener(
+                            &addr,
+                            sys::ListenOpts {
+                                reuseport: true,
+                                nonblocking: false,
+                                backlog: plan.backlog,
+                            },
+                        ) {
+                            Ok(l) => l,
+                            Err(e) => return e,
+                        },
+                    };
+                    worker(slot, WorkerEnd::Listener(end), None)
+                }),
+                Fork::Parent(pid) => {
+                    drop(wait);
+                    fleet.pids.push(pid);
+                    fleet.procs.push(pid);
+                    fleet.spares.push(Spare {
+                        slot,
+                        wake,
+                        active: false,
+                    });
+                }
+            }
+        }
         if model.has_dispatcher() {
             match sys::fork()? {
                 Fork::Child => child(master, "dispatcher", || {
@@ -180,8 +260,46 @@ impl Fleet {
         }
     }
 
+    /// Workers the fleet started with (not counting replacements).
     pub fn workers(&self) -> usize {
-        self.counters.slots() - usize::from(self.model.has_dispatcher())
+        self.base
+    }
+
+    /// Worker slots that served or may serve: the first workers and the
+    /// replacements activated so far.
+    pub fn slots_in_use(&self) -> usize {
+        self.base + self.spares.iter().filter(|s| s.active).count()
+    }
+
+    /// Starts the next waiting replacement and returns its worker index
+    /// (`None`: no spare left). It is ready when its slot says so.
+    pub fn activate_spare(&mut self) -> io::Result<Option<usize>> {
+        let Some(spare) = self.spares.iter_mut().find(|s| !s.active) else {
+            return Ok(None);
+        };
+        spare.active = true;
+        sys::write(spare.wake.as_fd(), &[1])?;
+        Ok(Some(spare.slot))
+    }
+
+    /// SIGKILLs worker `i` (a fault injected on purpose).
+    pub fn kill_worker(&mut self, i: usize) -> io::Result<libc::pid_t> {
+        let pid = self.procs[i];
+        self.planned_exits.push(pid);
+        sys::kill(pid, libc::SIGKILL)?;
+        Ok(pid)
+    }
+
+    /// Asks worker `i` to retire gracefully: it closes its listening socket
+    /// and exits between connections.
+    pub fn retire_worker(&mut self, i: usize) -> io::Result<libc::pid_t> {
+        let pid = self.procs[i];
+        self.planned_exits.push(pid);
+        self.counters.slot(i).retire.store(1, Ordering::Release);
+        if !self.is_reaped(pid) {
+            sys::kill(pid, crate::worker::RETIRE_SIGNAL)?;
+        }
+        Ok(pid)
     }
 
     /// The processes to signal and reap.
@@ -193,7 +311,14 @@ impl Fleet {
     pub fn wait_ready(&mut self, timeout: Duration) -> io::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.counters.all_ready() {
+            let dispatcher_ready = self.counters.slots() == self.base + self.spares.len()
+                || self
+                    .counters
+                    .slot(self.counters.slots() - 1)
+                    .ready
+                    .load(Ordering::Acquire)
+                    == 1;
+            if self.counters.ready_upto(self.base) && dispatcher_ready {
                 if self.kind == FleetKind::Threads {
                     // Each worker thread is known by its thread id from here on.
                     self.pids = (0..self.workers())
@@ -231,7 +356,9 @@ impl Fleet {
         let pending: Vec<_> = self.all_pids().filter(|p| !self.is_reaped(*p)).collect();
         for pid in pending {
             if let Some(r) = sys::wait4(pid, true)? {
-                gone.push(format!("{} exited ({})", self.name_of(pid), describe_status(r.status)));
+                if !self.planned_exits.contains(&pid) {
+                    gone.push(format!("{} exited ({})", self.name_of(pid), describe_status(r.status)));
+                }
                 self.reaped.push((pid, r));
                 let worker = self.procs.iter().position(|&p| p == pid);
                 if let Some(i) = worker.filter(|_| self.kind == FleetKind::Processes) {
@@ -336,6 +463,9 @@ fn child(master: libc::pid_t, name: &str, body: impl FnOnce() -> io::Error) -> !
     sys::die_with_parent(master);
     sys::default_signals();
     sys::ignore_sigpipe();
+    // Wakes a worker blocked in accept or epoll_wait to retire (best effort:
+    // without it a retiring worker leaves after its next connection).
+    let _ = sys::interrupt_on(crate::worker::RETIRE_SIGNAL);
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(err) => {
             eprintln!("harness: {name}: {err}");

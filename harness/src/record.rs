@@ -174,6 +174,9 @@ pub struct SummaryRow {
     pub err_other: u64,
     /// Whether every completed connection was counted by exactly one worker.
     pub conserved: bool,
+    /// False when a signal (SIGINT, SIGTERM) cut the load short: the figures
+    /// cover only part of the run, and `sweep --resume` runs it again.
+    pub complete: bool,
 }
 
 /// Rounds for the CSVs: enough digits to be exact at the scale measured.
@@ -358,6 +361,7 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
         err_malformed: e.malformed,
         err_other: e.other,
         conserved: true,
+        complete: true,
     };
     (summary, workers)
 }

@@ -22,6 +22,7 @@ use crate::conservation;
 use crate::counters::Snapshot;
 use crate::export::hlog::HlogWriter;
 use crate::export::timeseries::TimeseriesWriter;
+use crate::faults::{Faults, Injector};
 use crate::fleet::{Fleet, FleetKind};
 use crate::introspect::{self, Endpoint, Usage};
 use crate::model::{Model, ModelOpts};
@@ -102,6 +103,8 @@ pub struct RunSpec {
     /// Connections a worker may have open at once: 1 serves them one at a
     /// time (blocking); more serves them from an event loop (epoll models only).
     pub worker_concurrency: usize,
+    /// Workers killed, respawned or replaced during the run.
+    pub faults: Faults,
 }
 
 impl RunSpec {
@@ -131,6 +134,7 @@ impl RunSpec {
             worker_concurrency: 1,
             fleet: FleetKind::Processes,
             shared_epoll_set: false,
+            faults: Faults::default(),
         }
     }
 
@@ -181,6 +185,11 @@ impl RunSpec {
             "fleet": self.fleet.name(),
             "shared_epoll_set": self.shared_epoll_set,
             "worker_concurrency": self.worker_concurrency,
+            "kill_worker": self.faults.kills.iter()
+                .map(|k| json!({"worker": k.worker, "at_ms": k.at.as_secs_f64() * 1000.0}))
+                .collect::<Vec<_>>(),
+            "respawn": self.faults.respawn,
+            "rolling_restart_ms": self.faults.rolling_restart.map(|d| d.as_secs_f64() * 1000.0),
         })
     }
 
@@ -193,6 +202,13 @@ impl RunSpec {
                 None
             }
         };
+        self.faults.check(model, self.workers, self.fleet).map_err(UsageError)?;
+        if self.faults.rolling_restart.is_some() && self.worker_concurrency > 1 {
+            return Err(UsageError(format!(
+                "--rolling-restart needs --worker-concurrency 1 (got {}): an event-loop worker does not retire yet",
+                self.worker_concurrency
+            )));
+        }
         if !(1..=1024).contains(&self.workers) {
             return Err(UsageError(format!(
                 "--workers {} is out of range: 1 to 1024",
@@ -266,7 +282,8 @@ impl RunSpec {
                 Load::Open(o) => format!("--max-inflight {}", o.max_inflight),
             };
             return Err(UsageError(format!(
-                "{what} needs about {need} open files but RLIMIT_NOFILE allows {have}"
+                "{what} needs about {need} open files but RLIMIT_NOFILE allows at most {have} (its hard \
+                 limit): raise it (e.g. `ulimit -Hn {need}` as root) or open fewer connections at once"
             )));
         }
         let mut cfg = self.loadgen_config(SocketAddr::from((Ipv4Addr::LOCALHOST, 1)), self.stop);
@@ -334,11 +351,15 @@ pub struct RunResult {
     pub problems: Vec<String>,
     /// Whose counts the attribution was checked against.
     pub source: CountSource,
+    /// The signal (SIGINT, SIGTERM) that cut the load short; `None` for a
+    /// complete run. See `interrupt.rs`.
+    pub interrupted: Option<i32>,
 }
 
 impl RunResult {
+    /// Conservation held and the run was not cut short.
     pub fn ok(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.is_empty() && self.interrupted.is_none()
     }
 
     /// One line saying whether conservation held, with the figures.
@@ -394,6 +415,14 @@ pub struct Measured {
     /// (from, to) of the injected stall, since the measured load began.
     pub stalls: Vec<Option<(Duration, Duration)>>,
     pub early_exits: Vec<String>,
+    /// Workers SIGKILLed on purpose (`--kill-worker`): each may have taken
+    /// up to `inflight` connections it never answered.
+    pub killed: Vec<usize>,
+    /// Connections a worker may have open at once.
+    pub inflight: usize,
+    /// Faults were injected: failed connections are what is measured, not a
+    /// broken run.
+    pub faulted: bool,
     /// accept-mutex: times a worker took the lock while another was polling.
     pub poll_overlaps: u64,
     pub source: CountSource,
@@ -416,13 +445,15 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         pin: spec.pin_workers,
         concurrency: spec.worker_concurrency,
         shared_epoll_set: spec.shared_epoll_set,
+        spares: spec.faults.spares(spec.workers),
+        backlog: spec.model_opts.backlog,
     };
     let mut fleet = Fleet::start(model, listeners, spec.workers, &plan, spec.fleet).context("forking the fleet")?;
     fleet.wait_ready(READY_TIMEOUT)?;
     let endpoints = introspect::endpoints(&fleet);
 
     if !spec.warmup.is_zero() {
-        loadgen::run(&spec.loadgen_config(addr, Stop::Duration(spec.warmup))).context("warm-up load")?;
+        warm_up(&spec.loadgen_config(addr, Stop::Duration(spec.warmup)))?;
     }
 
     let usage_of = |pids: &[i32]| {
@@ -438,24 +469,38 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     let epoch = sys::monotonic_ns();
     fleet.counters.header().epoch_ns.store(epoch, Ordering::Release);
 
-    let workers = spec.workers;
-    let mut series = TimeseriesWriter::create(&dir.join("timeseries.csv"), baseline[..workers].to_vec())?;
+    // Every slot a worker may take, replacements included (they stay at 0
+    // until started).
+    let slots = spec.workers + spec.faults.spares(spec.workers);
+    let mut series = TimeseriesWriter::create(&dir.join("timeseries.csv"), baseline[..slots].to_vec())?;
+    let mut faults = Injector::new(&spec.faults);
     let started = Instant::now();
     let Driven {
-        report, loadgen_cpu, ..
+        report,
+        loadgen_cpu,
+        interrupted,
+        ..
     } = drive(spec, spec.loadgen_config(addr, spec.stop), dir, |_| {
-        series.sample(ms_since(started), &fleet.counters.snapshot()[..workers])?;
+        faults
+            .tick(&mut fleet, started.elapsed())
+            .context("injecting a worker fault")?;
+        series.sample(ms_since(started), &fleet.counters.snapshot()[..slots])?;
         fleet.check_children()?;
         Ok(())
     })?;
     let end = fleet.counters.snapshot();
     let overlaps1 = fleet.counters.header().poll_overlaps.load(Ordering::Relaxed);
-    series.sample(ms_since(started), &end[..workers])?;
+    series.sample(ms_since(started), &end[..slots])?;
     series.finish()?;
+    if !spec.faults.is_empty() {
+        faults.write(dir)?;
+    }
+    // The workers that served: the first ones and the replacements started.
+    let workers = fleet.slots_in_use();
 
     let usage1 = usage_of(&fleet.pids);
     let disp1 = dispatcher.and_then(Usage::of);
-    let stalls = (0..spec.workers)
+    let stalls = (0..workers)
         .map(|i| {
             let slot = fleet.counters.slot(i);
             let get = |c: &std::sync::atomic::AtomicU64| match c.load(Ordering::Relaxed) {
@@ -465,13 +510,13 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
             get(&slot.stall_from).zip(get(&slot.stall_to))
         })
         .collect();
-    let pids = fleet.pids.clone();
-    let processes = (0..spec.workers).map(|i| fleet.process_of(i)).collect();
+    let pids = fleet.pids[..workers].to_vec();
+    let processes = (0..workers).map(|i| fleet.process_of(i)).collect();
     let teardown = fleet.stop().context("stopping the fleet")?;
     let counts = end.iter().zip(&baseline).map(|(e, b)| e.since(b)).collect();
     let measured = Measured {
         report,
-        ids: (0..spec.workers).map(|i| i.to_string()).collect(),
+        ids: (0..workers).map(|i| i.to_string()).collect(),
         counts,
         usage: usage1.iter().zip(&usage0).map(|(a, b)| a.since(*b)).collect(),
         dispatcher_usage: disp1.zip(disp0).map(|(a, b)| a.since(b)),
@@ -481,6 +526,9 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         endpoints,
         stalls,
         early_exits: teardown.early_exits,
+        killed: spec.faults.kills.iter().map(|k| k.worker).collect(),
+        inflight: spec.worker_concurrency.max(1),
+        faulted: !spec.faults.is_empty(),
         poll_overlaps: overlaps1 - overlaps0,
         source: CountSource::Workers,
     };
@@ -488,6 +536,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     let problems = conservation::check(&measured, &workers);
     let summary = SummaryRow {
         conserved: problems.is_empty(),
+        complete: interrupted.is_none(),
         ..summary
     };
     Ok(RunResult {
@@ -495,6 +544,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         workers,
         problems,
         source: measured.source,
+        interrupted,
     })
 }
 
@@ -505,6 +555,8 @@ pub(crate) struct Driven {
     pub loadgen_cpu: Duration,
     /// What the load generator attributed to each worker, interval by interval.
     pub intervals: Vec<IntervalCounts>,
+    /// The signal that cut the load short (see `interrupt.rs`).
+    pub interrupted: Option<i32>,
 }
 
 /// Drives the measured load `cfg` while calling `sample` every
@@ -526,6 +578,12 @@ pub(crate) fn drive(
         sink: tx,
     });
     let cancel = std::sync::Arc::clone(&cfg.cancel);
+    // SIGINT/SIGTERM (interrupt.rs): cancel the load as a sampling error
+    // would, but end the run normally, marked as cut short.
+    let mut signal = crate::interrupt::interrupted();
+    if signal.is_some() {
+        cancel.store(true, Ordering::Relaxed);
+    }
     let started = Instant::now();
     let wall = SystemTime::now();
     let threads = spec.threads;
@@ -547,9 +605,20 @@ pub(crate) fn drive(
         });
         let mut next = started + spec.interval;
         let mut sampled = Ok(());
-        while let Err(mpsc::RecvTimeoutError::Timeout) =
-            finished.recv_timeout(next.saturating_duration_since(Instant::now()))
-        {
+        while let Err(mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(
+            next.min(Instant::now() + crate::interrupt::POLL)
+                .saturating_duration_since(Instant::now()),
+        ) {
+            // Interrupted: start nothing new, let in-flight connections finish.
+            if signal.is_none() {
+                signal = crate::interrupt::interrupted();
+                if signal.is_some() {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            }
+            if Instant::now() < next {
+                continue;
+            }
             if let Err(e) = sample(ms_since(started)) {
                 // Stop the load at once; report this error, not the load's.
                 cancel.store(true, Ordering::Relaxed);
@@ -573,7 +642,29 @@ pub(crate) fn drive(
         report,
         loadgen_cpu,
         intervals,
+        interrupted: signal,
     })
+}
+
+/// Runs a warm-up load `cfg` to its end, or until a SIGINT/SIGTERM
+/// (interrupt.rs) cancels it; the measured load after it then starts
+/// nothing and the run is marked as cut short.
+pub(crate) fn warm_up(cfg: &loadgen::Config) -> anyhow::Result<Report> {
+    let cancel = std::sync::Arc::clone(&cfg.cancel);
+    std::thread::scope(|s| -> anyhow::Result<Report> {
+        let load = s.spawn(|| loadgen::run(cfg));
+        while !load.is_finished() {
+            if crate::interrupt::interrupted().is_some() {
+                cancel.store(true, Ordering::Relaxed);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let report = load
+            .join()
+            .map_err(|_| anyhow!("the warm-up load generator panicked"))?;
+        Ok(report?)
+    })
+    .context("warm-up load")
 }
 
 fn ms_since(t: Instant) -> f64 {

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::write_run;
 use crate::export::{self, meta::Meta};
+use crate::interrupt;
 use crate::run::{self, RunResult, RunSpec};
 use crate::scenario::{Point, Rate, Scenario};
 use crate::stats::Estimate;
@@ -256,6 +257,58 @@ impl Table {
     }
 }
 
+/// Runs a signal cut short (`complete=false`, see interrupt.rs): found, and
+/// dropped on resume so that they run again.
+impl Table {
+    /// The run ids whose row says `complete=false`.
+    fn incomplete_runs(&self) -> BTreeSet<String> {
+        match (self.column("run_id"), self.column("complete")) {
+            (Some(id), Some(c)) => self
+                .rows
+                .iter()
+                .filter(|r| &r[c] == "false")
+                .map(|r| r[id].to_string())
+                .collect(),
+            _ => BTreeSet::new(),
+        }
+    }
+
+    /// Removes every row of the runs `ids`.
+    fn drop_runs(&mut self, ids: &BTreeSet<String>) {
+        if let Some(c) = self.column("run_id") {
+            self.rows.retain(|r| !ids.contains(&r[c]));
+        }
+    }
+
+    /// Adds column `name` right after `after`, with `value` in every row,
+    /// unless it is there already (or `after` is not).
+    fn add_column_after(&mut self, name: &str, after: &str, value: &str) {
+        let (None, Some(at)) = (self.column(name), self.column(after)) else {
+            return;
+        };
+        let insert = |r: &StringRecord, v: &str| {
+            let mut cells: Vec<&str> = r.iter().collect();
+            cells.insert(at + 1, v);
+            StringRecord::from(cells)
+        };
+        self.header = self.header.as_ref().map(|h| insert(h, name));
+        self.rows = self.rows.iter().map(|r| insert(r, value)).collect();
+    }
+}
+
+/// The error that ends a sweep a signal stopped: what happened, and how to
+/// finish it.
+fn stopped(sig: i32, dir: &Path, what: &str) -> anyhow::Error {
+    interrupt::Interrupted::new(
+        sig,
+        format!(
+            "{what}; finish the sweep with: harness sweep --resume {}",
+            dir.display()
+        ),
+    )
+    .into()
+}
+
 /// The identity of a run in `runs.csv`, before its summary columns.
 #[derive(Serialize)]
 struct RunInfo<'a> {
@@ -364,6 +417,13 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         );
         spec.requests_per_conn = p.requests_per_conn();
         spec.validate()?;
+        if let Some(sig) = interrupt::interrupted() {
+            return Err(stopped(
+                sig,
+                dir,
+                &format!("stopped before measuring the capacity of {key}"),
+            ));
+        }
         let cap_dir = dir.join("capacity").join(&key);
         std::fs::create_dir_all(&cap_dir)?;
         let r = run::execute(&spec, &cap_dir).with_context(|| format!("measuring the capacity of {key}"))?;
@@ -372,6 +432,10 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
             &r,
             &Meta::collect(export::meta::utc_now().0, spec.parameters()),
         )?;
+        if let Some(sig) = r.interrupted {
+            let what = format!("the capacity run of {key} was cut short (not recorded)");
+            return Err(stopped(sig, dir, &what));
+        }
         if !r.ok() {
             bail!("the capacity run of {key} failed: {}", r.problems.join("; "));
         }
@@ -382,6 +446,19 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
     let mut runs = Table::read(&dir.join("runs.csv"))?;
     let mut workers = Table::read(&dir.join("workers.csv"))?;
     let mut series = Table::read(&dir.join("timeseries.csv"))?;
+    // Resuming: a run a signal cut short (complete=false) runs again, so its
+    // rows go; a sweep from before the `complete` column had only complete
+    // runs; temporary files a SIGKILL left are removed.
+    runs.add_column_after("complete", "conserved", "true");
+    let incomplete = runs.incomplete_runs();
+    for t in [&mut runs, &mut workers, &mut series] {
+        t.drop_runs(&incomplete);
+    }
+    if !incomplete.is_empty() {
+        let ids: Vec<&str> = incomplete.iter().map(String::as_str).collect();
+        progress.line(&format!("running again, as it was cut short: {}", ids.join(", ")));
+    }
+    export::remove_temporaries(dir);
     let done: BTreeSet<String> = match runs.column("run_id") {
         Some(c) => runs.rows.iter().map(|r| r[c].to_string()).collect(),
         None => BTreeSet::new(),
@@ -393,6 +470,11 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         if done.contains(&run.id) {
             continue;
         }
+        if let Some(sig) = interrupt::interrupted() {
+            progress.finish();
+            let what = format!("stopped before run {}; {} runs complete", run.id, runs.rows.len());
+            return Err(stopped(sig, dir, &what));
+        }
         let point = &scn.points[run.point];
         let capacity = record.capacities.get(&capacity_key(point)).copied();
         let spec = point.spec(capacity);
@@ -400,7 +482,9 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         spec.validate()?;
         progress.start(&run.id, &point.label);
         let run_dir = dir.join("runs").join(&run.id);
-        std::fs::create_dir_all(&run_dir)?;
+        // What an earlier, interrupted or killed attempt at this run left.
+        let _ = std::fs::remove_dir_all(&run_dir);
+        std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
         let (at, _) = export::meta::utc_now();
         let result = run::execute(&spec, &run_dir).with_context(|| format!("run {} ({})", run.id, point.label))?;
         let mut meta = Meta::collect(at, spec.parameters());
@@ -438,9 +522,26 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         if !result.ok() {
             progress.line(&format!("run {}: {}", run.id, result.conservation_line()));
         }
+        if let Some(sig) = result.interrupted {
+            progress.finish();
+            let what = format!(
+                "run {} ({}) was cut short: its row in runs.csv says complete=false; {} runs complete",
+                run.id,
+                point.label,
+                runs.rows.len() - 1
+            );
+            return Err(stopped(sig, dir, &what));
+        }
         results.push((run.clone(), result));
     }
     progress.finish();
+    if let Some(sig) = interrupt::interrupted() {
+        let what = format!(
+            "every run is complete, but the charts and report were not drawn (harness report {})",
+            dir.display()
+        );
+        return Err(interrupt::Interrupted::new(sig, what).into());
+    }
     if runs.rows.is_empty() {
         bail!("no run finished");
     }
@@ -469,6 +570,8 @@ fn aggregate(scn: &Scenario, runs: &Table) -> anyhow::Result<Vec<u8>> {
     let point_col = runs
         .column("point")
         .ok_or_else(|| anyhow!("runs.csv has no point column"))?;
+    // A run a signal cut short is left out of every figure.
+    let complete_col = runs.column("complete");
     let cols: Vec<usize> = FIGURES
         .iter()
         .map(|f| runs.column(f).ok_or_else(|| anyhow!("runs.csv has no {f} column")))
@@ -494,6 +597,7 @@ fn aggregate(scn: &Scenario, runs: &Table) -> anyhow::Result<Vec<u8>> {
             .rows
             .iter()
             .filter(|r| r[point_col].parse::<usize>().ok() == Some(p.index))
+            .filter(|r| complete_col.map_or(true, |c| &r[c] != "false"))
             .collect();
         if rows.is_empty() {
             continue;

@@ -418,6 +418,21 @@ pub fn ignore_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Makes `sig` interrupt blocking syscalls (EINTR) instead of killing the
+/// process or being ignored: a handler that does nothing, without
+/// SA_RESTART.
+pub fn interrupt_on(sig: i32) -> io::Result<()> {
+    // SAFETY: an all-zero sigaction is a valid value (empty mask, no flags).
+    let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
+    act.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: `act` is a valid sigaction whose handler is async-signal-safe
+    // (it does nothing); the old action is not asked for.
+    cvt(unsafe { libc::sigaction(sig, &act, std::ptr::null_mut()) })?;
+    Ok(())
+}
+
 /// _exit(2): leaves at once, running no destructors or atexit handlers (a
 /// forked child must not flush buffers it shares with its parent).
 pub fn exit_now(code: i32) -> ! {
@@ -737,4 +752,46 @@ pub fn kill_group(pgid: libc::pid_t, sig: i32) -> io::Result<()> {
 pub fn geteuid() -> u32 {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() }
+}
+
+// ---- SIGINT/SIGTERM in the harness itself (see interrupt.rs) ----
+
+/// The first signal [`catch_signals`] caught; 0 while none has come.
+static CAUGHT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The handler [`catch_signals`] installs: it records the signal number (the
+/// first one only) and does nothing else. A compare-and-swap on a lock-free
+/// atomic is async-signal-safe; nothing here allocates, locks or does I/O.
+extern "C" fn record_signal(sig: libc::c_int) {
+    use std::sync::atomic::Ordering;
+    let _ = CAUGHT.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+}
+
+/// Catches each of `signals` with a handler that only records it (read it
+/// with [`caught_signal`]). sigaction without SA_RESTART, so a blocking
+/// syscall returns EINTR rather than hiding the signal; with SA_RESETHAND,
+/// so the same signal a second time takes its default action and ends the
+/// process at once (its workers die with it: PR_SET_PDEATHSIG). Forked
+/// workers restore the defaults ([`default_signals`]), and exec resets a
+/// caught signal to its default in any command the harness starts.
+pub fn catch_signals(signals: &[i32]) -> io::Result<()> {
+    for &sig in signals {
+        // SAFETY: an all-zero sigaction is a valid value (empty mask, no flags).
+        let mut act: libc::sigaction = unsafe { zeroed() };
+        act.sa_sigaction = record_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        act.sa_flags = libc::SA_RESETHAND;
+        // SAFETY: `act` is a valid sigaction whose handler is async-signal-safe
+        // (one atomic compare-and-swap on a static); the old action is not
+        // asked for.
+        cvt(unsafe { libc::sigaction(sig, &act, std::ptr::null_mut()) })?;
+    }
+    Ok(())
+}
+
+/// The first signal [`catch_signals`] caught in this process, if any.
+pub fn caught_signal() -> Option<i32> {
+    match CAUGHT.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        sig => Some(sig),
+    }
 }

@@ -108,7 +108,16 @@ pub struct WorkerPlan {
     /// Thread fleets of the epoll models: every thread waits on one epoll set
     /// instead of its own.
     pub shared_epoll_set: bool,
+    /// Replacement workers to fork up front, for injected faults
+    /// (`--respawn`, `--rolling-restart`).
+    pub spares: usize,
+    /// listen(2) backlog of the socket a `reuseport` replacement opens.
+    pub backlog: i32,
 }
+
+/// The signal the master sends with [`Slot::retire`] to wake a worker that
+/// blocks in accept or epoll_wait (a no-op handler without SA_RESTART).
+pub const RETIRE_SIGNAL: i32 = libc::SIGUSR2;
 
 /// Everything a worker's loop needs besides its endpoint.
 pub struct WorkerCtx<'a> {
@@ -146,6 +155,16 @@ impl<'a> WorkerCtx<'a> {
             rng: std::cell::RefCell::new(loadgen::schedule::Xoshiro256pp::new(0x5eed, index as u64)),
             keep_alive: response(index, true),
             close: response(index, false),
+        }
+    }
+
+    /// Exits the worker, between connections, if the master asked it to retire
+    /// (a rolling restart): its listening socket closes with it, gracefully
+    /// in that no connection it took is cut. The master's [`RETIRE_SIGNAL`]
+    /// interrupts a blocking accept or epoll_wait so this is checked at once.
+    pub fn retire_if_asked(&self) {
+        if self.slot.retire.load(std::sync::atomic::Ordering::Acquire) != 0 {
+            sys::exit_now(0);
         }
     }
 

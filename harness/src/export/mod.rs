@@ -50,12 +50,13 @@ impl AtomicFile {
 }
 
 impl Write for AtomicFile {
+    // Errors name the file (a full disk mid-stream says which file).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.write(buf)
+        self.out.write(buf).map_err(|e| with_path(e, &self.path))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        self.out.flush().map_err(|e| with_path(e, &self.path))
     }
 }
 
@@ -68,14 +69,44 @@ impl Drop for AtomicFile {
 }
 
 fn with_path(e: io::Error, path: &Path) -> io::Error {
+    if e.kind() == io::ErrorKind::Interrupted {
+        // Retried by write_all; keep it as it is.
+        return e;
+    }
+    if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
+        return io::Error::new(
+            e.kind(),
+            format!(
+                "writing {}: no space left on its file system ({e}); the files written before it are intact",
+                path.display()
+            ),
+        );
+    }
     io::Error::new(e.kind(), format!("writing {}: {e}", path.display()))
 }
 
 /// Writes `bytes` to `dir/name` atomically.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let mut f = AtomicFile::create(&dir.join(name))?;
-    f.write_all(bytes).map_err(|e| with_path(e, &dir.join(name)))?;
+    // Its errors name the file already.
+    f.write_all(bytes)?;
     f.commit()
+}
+
+/// Removes the temporary files (`.NAME.tmp`) that a process killed while
+/// writing left in `dir` (SIGKILL runs no destructor); the files they were
+/// to replace are intact. Best effort.
+pub fn remove_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") && entry.path().is_file() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Checks, before anything starts, that `dir` can be created and written.
@@ -121,5 +152,33 @@ mod tests {
         let err = check_writable(&f).unwrap_err();
         assert!(err.contains("not a directory"), "{err}");
         fs::remove_file(&f).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod full_disk_tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_named_with_the_file() {
+        let e = with_path(io::Error::from_raw_os_error(libc::ENOSPC), Path::new("/r/runs.csv"));
+        let text = e.to_string();
+        assert!(text.starts_with("writing /r/runs.csv: no space left"), "{text}");
+        assert_eq!(
+            with_path(e, Path::new("/r/x")).to_string().matches("no space").count(),
+            1
+        );
+    }
+
+    #[test]
+    fn temporaries_a_kill_left_are_removed() {
+        let dir = std::env::temp_dir().join(format!("harness-temps-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(".runs.csv.tmp"), b"half").unwrap();
+        fs::write(dir.join("runs.csv"), b"whole").unwrap();
+        remove_temporaries(&dir);
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["runs.csv"]);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -189,7 +189,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     let warm = if spec.warmup.is_zero() {
         None
     } else {
-        Some(loadgen::run(&config(Stop::Duration(spec.warmup))).context("warm-up load")?)
+        Some(run::warm_up(&config(Stop::Duration(spec.warmup)))?)
     };
     let usage_of = |pids: &[i32]| {
         pids.iter()
@@ -225,6 +225,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         report,
         loadgen_cpu,
         intervals,
+        interrupted,
     } = drove?;
     let own = own.context("stopping the server")?;
 
@@ -284,6 +285,9 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         pids,
         ids,
         early_exits: Vec::new(),
+        killed: Vec::new(),
+        inflight: 1,
+        faulted: false,
         poll_overlaps: 0,
         source: if own.is_some() {
             CountSource::Server
@@ -297,11 +301,13 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     Ok(RunResult {
         summary: record::SummaryRow {
             conserved: problems.is_empty(),
+            complete: interrupted.is_none(),
             ..summary
         },
         workers,
         problems,
         source: measured.source,
+        interrupted,
     })
 }
 

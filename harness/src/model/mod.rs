@@ -293,6 +293,7 @@ pub(crate) fn blocking_accept_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io
     Slot::set_fd(&slot.listen_fd, listener.as_raw_fd());
     slot.ready.store(1, std::sync::atomic::Ordering::Release);
     loop {
+        ctx.retire_if_asked();
         match crate::sys::accept(listener.as_fd()) {
             Ok(conn) => {
                 Slot::bump(&slot.wakeups);

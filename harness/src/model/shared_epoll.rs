@@ -57,6 +57,7 @@ pub(super) fn epoll_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>, exclusive: bool
     Slot::set_fd(&slot.epoll_fd, epoll.raw());
     slot.ready.store(1, Ordering::Release);
     loop {
+        ctx.retire_if_asked();
         match epoll.wait_one() {
             Ok(0) => continue,
             Ok(_) => {}

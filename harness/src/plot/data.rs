@@ -463,7 +463,12 @@ impl SweepDir {
             runs_t.col("model"),
         );
         let mut runs = Vec::new();
+        let complete = runs_t.col("complete");
         for r in 0..runs_t.len() {
+            // A run a signal cut short (complete=false) is no data point.
+            if runs_t.opt_str(r, complete) == Some("false") {
+                continue;
+            }
             runs.push(RunRow {
                 run_id: runs_t.str(r, id).to_string(),
                 point: runs_t.need_u64(r, point)?,

@@ -1,0 +1,254 @@
+//! Worker faults during a run (`--kill-worker`, `--respawn`,
+//! `--rolling-restart`), checked by what the kernel does with each model's
+//! queue: a shared queue outlives any worker, a killed or closed
+//! SO_REUSEPORT socket resets what was queued on it (unless
+//! net.ipv4.tcp_migrate_req moves it). Whatever the kernel loses, the books
+//! must balance: started = completed + failed, and every surviving worker's
+//! count equals the responses that name it.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn faults(dir: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    read_csv(&dir.join("faults.csv"))
+}
+
+/// Started = completed + failed, from the run's summary, and the harness
+/// said conservation held.
+fn balanced(o: &std::process::Output, dir: &Path) -> (u64, u64) {
+    assert_eq!(o.status.code(), Some(0), "{}", show(o));
+    let s = summary(dir);
+    assert_eq!(s["conserved"], "true", "{}", show(o));
+    let completed = num(&s, "completed") as u64;
+    let errors = num(&s, "errors") as u64;
+    let classes: u64 = [
+        "err_refused",
+        "err_reset",
+        "err_timeout",
+        "err_addr_not_available",
+        "err_malformed",
+        "err_other",
+    ]
+    .iter()
+    .map(|c| num(&s, c) as u64)
+    .sum();
+    assert_eq!(errors, classes, "failures by class add up");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "{} started = {completed} completed + {errors} failed",
+            completed + errors
+        )) || (errors == 0 && stdout.contains("conservation: ok")),
+        "{stdout}"
+    );
+    (completed, errors)
+}
+
+/// The workers of a run are all gone once it returns.
+fn all_gone(dir: &Path) {
+    let workers = read_csv(&dir.join("workers.csv"));
+    for pid in col(&workers, "pid") {
+        assert!(!alive(pid as u32), "worker {pid} outlived the run");
+    }
+    for e in faults(dir) {
+        let pid: u32 = e["pid"].parse().unwrap();
+        assert!(!alive(pid), "{e:?} outlived the run");
+    }
+}
+
+#[test]
+fn killing_a_shared_blocking_worker_loses_no_queued_connection() {
+    let _g = serial();
+    let (o, dir) = run(
+        "kill-shared",
+        &[
+            "--model",
+            "shared-blocking",
+            "--workers",
+            "4",
+            "--concurrency",
+            "32",
+            "--duration",
+            "2s",
+            "--kill-worker",
+            "1@700ms",
+        ],
+    );
+    let (completed, errors) = balanced(&o, &dir);
+    // The shared queue survives the worker: at most the one connection it
+    // was serving is lost.
+    assert!(errors <= 1, "{errors} failed: {}", show(&o));
+    assert!(completed > 1000);
+    let f = faults(&dir);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!((f[0]["worker"].as_str(), f[0]["event"].as_str()), ("1", "killed"));
+    let at: f64 = f[0]["t_ms"].parse().unwrap();
+    assert!((700.0..1200.0).contains(&at), "killed at {at} ms");
+    // Worker 1 took nothing after it died: its time series stops growing.
+    let series = read_csv(&dir.join("timeseries.csv"));
+    let late: Vec<u64> = series
+        .iter()
+        .filter(|r| r["worker"] == "1" && num(r, "t_ms") > at + 200.0)
+        .map(|r| num(r, "accepted") as u64)
+        .collect();
+    assert!(late.len() > 3, "{} late samples", late.len());
+    assert!(
+        late.windows(2).all(|w| w[0] == w[1]),
+        "worker 1 went on after its death: {late:?}"
+    );
+    all_gone(&dir);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn killing_a_reuseport_worker_resets_its_queue_and_the_books_balance() {
+    let _g = serial();
+    // A 1 ms service time keeps each socket's queue full when the worker dies.
+    let (o, dir) = run(
+        "kill-reuseport",
+        &[
+            "--model",
+            "reuseport",
+            "--workers",
+            "4",
+            "--concurrency",
+            "32",
+            "--duration",
+            "2s",
+            "--service",
+            "sleep:1ms",
+            "--kill-worker",
+            "2@700ms",
+        ],
+    );
+    let (completed, errors) = balanced(&o, &dir);
+    let s = summary(&dir);
+    let migrate = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req").unwrap_or_default();
+    if migrate.trim() == "0" {
+        // Whatever the kernel resets, it is reported as resets, not lost.
+        assert!(num(&s, "err_reset") >= 1.0, "no reset without migration: {}", show(&o));
+    }
+    assert!(errors <= 32 + 1, "more failed than were in flight: {errors}");
+    assert!(completed > 100);
+    // The surviving sockets took the rest: workers 0, 1, 3 went on.
+    let workers = read_csv(&dir.join("workers.csv"));
+    assert_eq!(workers.len(), 4);
+    all_gone(&dir);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn respawn_starts_a_replacement_that_serves() {
+    let _g = serial();
+    let (o, dir) = run(
+        "respawn",
+        &[
+            "--model",
+            "reuseport",
+            "--workers",
+            "3",
+            "--concurrency",
+            "16",
+            "--duration",
+            "2s",
+            "--kill-worker",
+            "0@500ms",
+            "--respawn",
+        ],
+    );
+    balanced(&o, &dir);
+    let f = faults(&dir);
+    let events: Vec<(&str, &str, &str)> = f
+        .iter()
+        .map(|e| (e["worker"].as_str(), e["event"].as_str(), e["replaces"].as_str()))
+        .collect();
+    assert_eq!(events, [("0", "killed", ""), ("3", "started", "0")]);
+    let workers = read_csv(&dir.join("workers.csv"));
+    assert_eq!(workers.len(), 4, "the replacement has its own row");
+    let replacement = workers.iter().find(|w| w["worker"] == "3").expect("worker 3");
+    assert!(num(replacement, "accepted") > 100.0, "{replacement:?}");
+    assert_eq!(replacement["pid"], f[1]["pid"]);
+    all_gone(&dir);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn rolling_restart_replaces_every_worker_and_shared_queues_lose_nothing() {
+    let _g = serial();
+    for model in ["shared-epoll", "reuseport"] {
+        let (o, dir) = run(
+            &format!("rolling-{model}"),
+            &[
+                "--model",
+                model,
+                "--workers",
+                "3",
+                "--concurrency",
+                "16",
+                "--duration",
+                "2s",
+                "--rolling-restart",
+                "500ms",
+            ],
+        );
+        let (_, errors) = balanced(&o, &dir);
+        let f = faults(&dir);
+        let events: Vec<(String, &str)> = f.iter().map(|e| (e["worker"].clone(), e["event"].as_str())).collect();
+        let want: Vec<(String, &str)> = (0..3)
+            .flat_map(|i| [((i + 3).to_string(), "started"), (i.to_string(), "retired")])
+            .collect();
+        assert_eq!(events, want, "{model}: one after another");
+        let workers = read_csv(&dir.join("workers.csv"));
+        assert_eq!(workers.len(), 6, "{model}");
+        for w in workers.iter().filter(|w| num(w, "worker") >= 3.0) {
+            assert!(num(w, "accepted") > 0.0, "{model}: replacement idle: {w:?}");
+        }
+        if model == "shared-epoll" {
+            // Retiring closes only a copy of the shared socket: its queue stays.
+            assert_eq!(errors, 0, "{model}: {}", show(&o));
+        }
+        all_gone(&dir);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn fault_options_that_cannot_run_are_refused() {
+    for (args, needle) in [
+        (
+            vec!["--model", "reuseport", "--respawn"],
+            "--respawn needs --kill-worker",
+        ),
+        (vec!["--model", "reuseport", "--kill-worker", "4@1s"], "only 4 workers"),
+        (vec!["--model", "reuseport", "--kill-worker", "1"], "IDX@T"),
+        (vec!["--model", "reuseport", "--kill-worker", "1@soon"], "1@soon"),
+        (
+            vec!["--model", "dispatch-rr", "--kill-worker", "1@1s", "--respawn"],
+            "dispatch-rr",
+        ),
+        (
+            vec![
+                "--model",
+                "shared-epoll",
+                "--rolling-restart",
+                "1s",
+                "--fleet",
+                "threads",
+            ],
+            "--fleet processes",
+        ),
+        (vec!["--model", "node-rr", "--rolling-restart", "1s"], "own fleets"),
+    ] {
+        let mut full = args.clone();
+        full.extend(["--workers", "4", "--duration", "1s"]);
+        let (o, dir) = run("refused", &full);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!dir.exists(), "nothing written for a refused run");
+    }
+}
