@@ -187,6 +187,11 @@ struct RunArgs {
     /// and exits.
     #[arg(long, value_name = "AT", value_parser = parse_duration)]
     rolling_restart: Option<Duration>,
+    /// Set net.ipv4.tcp_migrate_req for the run (on: a closed reuseport
+    /// socket's queued connections move to the group's other sockets; off:
+    /// they are reset), restored afterwards. Needs root.
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    tcp_migrate_req: Option<bool>,
     /// Output directory [default: results/<timestamp>-<model>].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -335,6 +340,14 @@ fn parse_backlog(s: &str) -> Result<i32, String> {
     match s.parse::<i32>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("'{s}' is not a backlog of at least 1")),
+    }
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("'{s}' is not on or off")),
     }
 }
 
@@ -613,6 +626,7 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
             respawn: a.respawn,
             rolling_restart: a.rolling_restart,
         },
+        tcp_migrate_req: a.tcp_migrate_req,
     };
     spec.validate()?;
     let (started, stamp) = export::meta::utc_now();

@@ -108,7 +108,7 @@ pub fn check(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
 /// One line saying whether conservation held, with the figures; for a run
 /// a signal cut short, first that it was interrupted.
 pub fn line(r: &RunResult) -> String {
-    match r.interrupted {
+    let mut text = match r.interrupted {
         Some(sig) => format!(
             "interrupted by {}: the load was cut short after {} connections (complete=false); {}",
             crate::interrupt::name(sig),
@@ -116,7 +116,15 @@ pub fn line(r: &RunResult) -> String {
             held(r)
         ),
         None => held(r),
+    };
+    // Also where failures are not problems (injected faults).
+    if r.summary.err_addr_not_available > 0 && !text.contains(SOURCES_HINT) {
+        text.push_str(&format!(
+            "; {} connections found no free local port (EADDRNOTAVAIL): {SOURCES_HINT}",
+            r.summary.err_addr_not_available
+        ));
     }
+    text
 }
 
 /// Reports "N connections failed (class n, ...)"; when some found no free
@@ -184,6 +192,25 @@ fn held(r: &RunResult) -> String {
     }
 }
 
+/// "reset 3, timeout 1": the failure classes that occurred.
+fn failure_classes(r: &RunResult) -> String {
+    let s = &r.summary;
+    let classes = [
+        ("refused", s.err_refused),
+        ("reset", s.err_reset),
+        ("timeout", s.err_timeout),
+        ("address not available", s.err_addr_not_available),
+        ("malformed", s.err_malformed),
+        ("other", s.err_other),
+    ];
+    let named: Vec<String> = classes
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    named.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,23 +237,4 @@ mod tests {
             "{text}"
         );
     }
-}
-
-/// "reset 3, timeout 1": the failure classes that occurred.
-fn failure_classes(r: &RunResult) -> String {
-    let s = &r.summary;
-    let classes = [
-        ("refused", s.err_refused),
-        ("reset", s.err_reset),
-        ("timeout", s.err_timeout),
-        ("address not available", s.err_addr_not_available),
-        ("malformed", s.err_malformed),
-        ("other", s.err_other),
-    ];
-    let named: Vec<String> = classes
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(k, n)| format!("{k} {n}"))
-        .collect();
-    named.join(", ")
 }

@@ -252,6 +252,41 @@ impl Injector {
     }
 }
 
+/// Where the kernel's switch lives: whether closing a listening socket of
+/// an SO_REUSEPORT group moves its queued connections to another socket of
+/// the group (Linux 5.14) instead of resetting them.
+const MIGRATE_REQ: &str = "/proc/sys/net/ipv4/tcp_migrate_req";
+
+/// net.ipv4.tcp_migrate_req as it is now, if the kernel has it.
+pub fn migrate_req() -> Option<bool> {
+    std::fs::read_to_string(MIGRATE_REQ).ok().map(|v| v.trim() != "0")
+}
+
+/// Sets net.ipv4.tcp_migrate_req for one run and puts the old value back
+/// when dropped, whatever ended the run (a SIGKILL of the harness is the one
+/// case that leaves it set).
+pub struct MigrateReq {
+    old: String,
+}
+
+impl MigrateReq {
+    pub fn set(on: bool) -> io::Result<MigrateReq> {
+        let old = std::fs::read_to_string(MIGRATE_REQ)
+            .map_err(|e| io::Error::new(e.kind(), format!("reading {MIGRATE_REQ}: {e}")))?;
+        std::fs::write(MIGRATE_REQ, if on { "1" } else { "0" })
+            .map_err(|e| io::Error::new(e.kind(), format!("setting {MIGRATE_REQ}: {e}")))?;
+        Ok(MigrateReq { old })
+    }
+}
+
+impl Drop for MigrateReq {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::write(MIGRATE_REQ, self.old.trim()) {
+            eprintln!("harness: could not restore {MIGRATE_REQ} to {}: {e}", self.old.trim());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

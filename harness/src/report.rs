@@ -360,6 +360,55 @@ fn sweep_content(dir: &Path, record: &Value) -> anyhow::Result<(String, String, 
         tables.push(seed);
     }
 
+    // Runs with injected faults (each has a faults.csv): what was lost.
+    let faulted = |r: &HashMap<String, String>| dir.join("runs").join(get(r, "run_id")).join("faults.csv").exists();
+    if runs.iter().any(faulted) {
+        let mut lost = Table::new(
+            "Connections lost during the injected faults (kills, reloads), per point: median over repetitions [min, max], and the classes seen",
+            &["point", "n", "failed", "reset", "timeout", "refused", "other"],
+        );
+        let mut points: Vec<(u64, String)> = runs
+            .iter()
+            .filter(|r| faulted(r))
+            .map(|r| (get(r, "point").parse().unwrap_or(0), get(r, "label").to_string()))
+            .collect();
+        points.sort();
+        points.dedup();
+        for (_, label) in points {
+            let of = |col: &str| -> Vec<u64> {
+                let mut v: Vec<u64> = runs
+                    .iter()
+                    .filter(|r| faulted(r) && get(r, "label") == label)
+                    .filter_map(|r| get(r, col).parse().ok())
+                    .collect();
+                v.sort_unstable();
+                v
+            };
+            let spread = |v: &[u64]| match v {
+                [] => "-".to_string(),
+                [one] => one.to_string(),
+                _ => format!("{} [{}, {}]", v[v.len() / 2], v[0], v[v.len() - 1]),
+            };
+            let sum_of = |cols: &[&str]| -> Vec<u64> {
+                let parts: Vec<Vec<u64>> = cols.iter().map(|c| of(c)).collect();
+                (0..parts[0].len())
+                    .map(|i| parts.iter().map(|p| p.get(i).copied().unwrap_or(0)).sum())
+                    .collect()
+            };
+            let failed = of("errors");
+            lost.rows.push(vec![
+                label.clone(),
+                failed.len().to_string(),
+                spread(&failed),
+                spread(&of("err_reset")),
+                spread(&of("err_timeout")),
+                spread(&of("err_refused")),
+                spread(&sum_of(&["err_malformed", "err_other", "err_addr_not_available"])),
+            ]);
+        }
+        tables.push(lost);
+    }
+
     if let Some(caps) = record["capacities"].as_object().filter(|c| !c.is_empty()) {
         let mut t = Table::new(
             "Measured capacity (saturated closed loop), the base of percentage rates",

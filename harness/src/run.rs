@@ -105,6 +105,9 @@ pub struct RunSpec {
     pub worker_concurrency: usize,
     /// Workers killed, respawned or replaced during the run.
     pub faults: Faults,
+    /// net.ipv4.tcp_migrate_req for the run (root only; restored after);
+    /// `None`: left as it is.
+    pub tcp_migrate_req: Option<bool>,
 }
 
 impl RunSpec {
@@ -135,6 +138,7 @@ impl RunSpec {
             fleet: FleetKind::Processes,
             shared_epoll_set: false,
             faults: Faults::default(),
+            tcp_migrate_req: None,
         }
     }
 
@@ -190,6 +194,8 @@ impl RunSpec {
                 .collect::<Vec<_>>(),
             "respawn": self.faults.respawn,
             "rolling_restart_ms": self.faults.rolling_restart.map(|d| d.as_secs_f64() * 1000.0),
+            // The run's value (null: the machine's, in meta.json's sysctls).
+            "tcp_migrate_req": self.tcp_migrate_req,
         })
     }
 
@@ -203,6 +209,24 @@ impl RunSpec {
             }
         };
         self.faults.check(model, self.workers, self.fleet).map_err(UsageError)?;
+        if let Some(on) = self.tcp_migrate_req {
+            if model.is_none() {
+                return Err(UsageError(
+                    "--tcp-migrate-req works on the harness's own fleets (--model)".into(),
+                ));
+            }
+            if sys::geteuid() != 0 {
+                return Err(UsageError(format!(
+                    "--tcp-migrate-req {}: setting net.ipv4.tcp_migrate_req needs root",
+                    if on { "on" } else { "off" }
+                )));
+            }
+            if crate::faults::migrate_req().is_none() {
+                return Err(UsageError(
+                    "--tcp-migrate-req: this kernel has no net.ipv4.tcp_migrate_req (Linux 5.14 or later)".into(),
+                ));
+            }
+        }
         if self.faults.rolling_restart.is_some() && self.worker_concurrency > 1 {
             return Err(UsageError(format!(
                 "--rolling-restart needs --worker-concurrency 1 (got {}): an event-loop worker does not retire yet",
@@ -436,6 +460,12 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         Subject::Model(m) => *m,
         _ => return crate::external::execute(spec, dir),
     };
+    // Set before the sockets exist; put back when this returns, however.
+    let _migrate = spec
+        .tcp_migrate_req
+        .map(crate::faults::MigrateReq::set)
+        .transpose()
+        .context("net.ipv4.tcp_migrate_req")?;
     let listeners = prepare(model, spec)?;
     let addr = listeners.addr();
     let plan = WorkerPlan {

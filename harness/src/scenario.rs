@@ -36,7 +36,7 @@ use crate::UsageError;
 use loadgen::{Arrivals, OpenLoop, Stop};
 
 /// The parameters a scenario may vary, in expansion order.
-pub const PARAMETERS: [&str; 23] = [
+pub const PARAMETERS: [&str; 25] = [
     "model",
     "workers",
     "concurrency",
@@ -60,6 +60,8 @@ pub const PARAMETERS: [&str; 23] = [
     "worker_concurrency",
     "fleet",
     "shared_epoll_set",
+    "rolling_restart",
+    "tcp_migrate_req",
 ];
 
 /// The file as TOML gives it: known keys only, values kept with their span.
@@ -94,6 +96,8 @@ struct File {
     fleet: Option<Spanned<Value>>,
     shared_epoll_set: Option<Spanned<Value>>,
     worker_concurrency: Option<Spanned<Value>>,
+    rolling_restart: Option<Spanned<Value>>,
+    tcp_migrate_req: Option<Spanned<Value>>,
 }
 
 /// An offered rate: per second, or a fraction of the measured capacity.
@@ -258,6 +262,10 @@ impl Point {
         if let Some(k) = self.int("worker_concurrency") {
             spec.worker_concurrency = k as usize;
         }
+        spec.faults.rolling_restart = self.duration("rolling_restart");
+        if let Some(Param::Flag(b)) = self.values.get("tcp_migrate_req") {
+            spec.tcp_migrate_req = Some(*b);
+        }
         spec
     }
 }
@@ -369,6 +377,8 @@ impl Scenario {
             ("fleet", &file.fleet),
             ("shared_epoll_set", &file.shared_epoll_set),
             ("worker_concurrency", &file.worker_concurrency),
+            ("rolling_restart", &file.rolling_restart),
+            ("tcp_migrate_req", &file.tcp_migrate_req),
         ];
         let mut lists: Vec<(&'static str, Vec<Param>, std::ops::Range<usize>)> = Vec::new();
         for (key, value) in given {
@@ -590,7 +600,8 @@ fn convert(key: &str, v: &Value) -> Result<Param, String> {
             Value::String(s) => crate::cli::parse_slow(s).map(|(w, f)| Param::Slow(w, f, s.clone())),
             _ => Err(format!("expected \"IDX:FACTOR\" such as \"0:10\", got {}", got())),
         },
-        "shared_epoll_set" => match v {
+        "rolling_restart" => duration(),
+        "shared_epoll_set" | "tcp_migrate_req" => match v {
             Value::Boolean(b) => Ok(Param::Flag(*b)),
             _ => Err(format!("expected true or false, got {}", got())),
         },

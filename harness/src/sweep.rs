@@ -472,12 +472,20 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         }
         if let Some(sig) = interrupt::interrupted() {
             progress.finish();
-            let what = format!("stopped before run {}; {} runs complete", run.id, runs.rows.len());
+            let what = format!("stopped before run {} (complete runs: {})", run.id, runs.rows.len());
             return Err(stopped(sig, dir, &what));
         }
         let point = &scn.points[run.point];
         let capacity = record.capacities.get(&capacity_key(point)).copied();
         let spec = point.spec(capacity);
+        if spec.tcp_migrate_req.is_some() && crate::sys::geteuid() != 0 {
+            // Only root may set the sysctl: say so and leave the point out.
+            progress.line(&format!(
+                "skipping run {} ({}): setting net.ipv4.tcp_migrate_req needs root",
+                run.id, point.label
+            ));
+            continue;
+        }
         // Raises the open-file limit, and refuses what `harness run` would.
         spec.validate()?;
         progress.start(&run.id, &point.label);
@@ -515,19 +523,29 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         if let Ok(rows) = std::fs::read(run_dir.join("timeseries.csv")) {
             series.extend_csv(&rows, &prefix)?;
         }
-        export::write_atomic(dir, "runs.csv", &runs.to_bytes()?)?;
-        export::write_atomic(dir, "workers.csv", &workers.to_bytes()?)?;
-        export::write_atomic(dir, "timeseries.csv", &series.to_bytes()?)?;
-        export::write_atomic(dir, "aggregate.csv", &aggregate(scn, &runs)?)?;
+        // All four or none (a full disk leaves the previous four in place).
+        export::write_atomic_group(
+            dir,
+            &[
+                ("runs.csv", &runs.to_bytes()?),
+                ("workers.csv", &workers.to_bytes()?),
+                ("timeseries.csv", &series.to_bytes()?),
+                ("aggregate.csv", &aggregate(scn, &runs)?),
+            ],
+        )?;
         if !result.ok() {
             progress.line(&format!("run {}: {}", run.id, result.conservation_line()));
         }
         if let Some(sig) = result.interrupted {
             progress.finish();
             let what = format!(
-                "run {} ({}) was cut short: its row in runs.csv says complete=false; {} runs complete",
+                "run {}{} was cut short: its row in runs.csv says complete=false (complete runs: {})",
                 run.id,
-                point.label,
+                if point.label.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", point.label)
+                },
                 runs.rows.len() - 1
             );
             return Err(stopped(sig, dir, &what));
@@ -597,7 +615,7 @@ fn aggregate(scn: &Scenario, runs: &Table) -> anyhow::Result<Vec<u8>> {
             .rows
             .iter()
             .filter(|r| r[point_col].parse::<usize>().ok() == Some(p.index))
-            .filter(|r| complete_col.map_or(true, |c| &r[c] != "false"))
+            .filter(|r| !matches!(complete_col, Some(c) if &r[c] == "false"))
             .collect();
         if rows.is_empty() {
             continue;

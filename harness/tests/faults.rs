@@ -216,6 +216,69 @@ fn rolling_restart_replaces_every_worker_and_shared_queues_lose_nothing() {
 }
 
 #[test]
+fn tcp_migrate_req_decides_whether_a_reuseport_reload_resets() {
+    let _g = serial();
+    let path = "/proc/sys/net/ipv4/tcp_migrate_req";
+    let Ok(before) = std::fs::read_to_string(path) else {
+        eprintln!("skipped: this kernel has no {path}");
+        return;
+    };
+    if euid() != 0 {
+        let (o, _) = run("migrate-noroot", &["--model", "reuseport", "--tcp-migrate-req", "on"]);
+        assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("needs root"));
+        eprintln!("skipped the measurement: not root");
+        return;
+    }
+    let mut resets = Vec::new();
+    for setting in ["off", "on"] {
+        // A 1 ms service time keeps every socket's queue full at each close.
+        let (o, dir) = run(
+            &format!("migrate-{setting}"),
+            &[
+                "--model",
+                "reuseport",
+                "--workers",
+                "3",
+                "--concurrency",
+                "32",
+                "--duration",
+                "2s",
+                "--service",
+                "sleep:1ms",
+                "--rolling-restart",
+                "500ms",
+                "--tcp-migrate-req",
+                setting,
+            ],
+        );
+        balanced(&o, &dir);
+        assert_eq!(std::fs::read_to_string(path).unwrap(), before, "the sysctl is restored");
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+        assert_eq!(
+            meta["parameters"]["tcp_migrate_req"],
+            serde_json::json!(setting == "on")
+        );
+        resets.push(num(&summary(&dir), "err_reset") as u64);
+        all_gone(&dir);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    assert!(
+        resets[0] >= 1,
+        "closing reuseport sockets reset nothing without migration: {resets:?}"
+    );
+    assert_eq!(resets[1], 0, "with migration the queued connections move: {resets:?}");
+}
+
+/// The effective uid, from /proc (no libc call in a test).
+fn euid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+#[test]
 fn fault_options_that_cannot_run_are_refused() {
     for (args, needle) in [
         (

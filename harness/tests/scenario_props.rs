@@ -405,13 +405,22 @@ fn scenario_files_cannot_run_commands() {
                 Ok(_) => panic!("{key} ({shape}) accepted:\n{source}"),
                 Err(e) => e.0,
             };
+            // The line and the key (a table shows as `[key]` there), and why.
+            let named = match shape {
+                "table" => format!("cmd.toml:6: [{key}]: "),
+                _ => format!("cmd.toml:6: {key}: "),
+            };
             assert!(
-                e.starts_with(&format!("cmd.toml:6: {key}:")) && e.contains("unknown field"),
+                e.starts_with(&named) && e.contains(&format!("unknown field `{key}`")),
                 "{key} ({shape}): {e}"
             );
+            assert!(!e.contains('\n'), "{key} ({shape}): {e:?}");
             let (code, stderr) = dry_run(&format!("cmd-{key}"), &source);
             assert_eq!(code, Some(2), "{key} ({shape}): {stderr}");
-            assert!(stderr.contains(&format!(":6: {key}:")), "{key} ({shape}): {stderr}");
+            assert!(
+                stderr.contains(&format!("unknown field `{key}`")),
+                "{key} ({shape}): {stderr}"
+            );
             assert!(!made.exists(), "{key} ({shape}) created {}", made.display());
         }
     }

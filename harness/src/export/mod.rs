@@ -47,6 +47,31 @@ impl AtomicFile {
         })();
         result.map_err(|e| with_path(e, &self.path))
     }
+
+    /// Flushes and syncs the temporary file, not yet renamed: after this
+    /// only the rename is left, which needs no space.
+    fn sync(&mut self) -> io::Result<()> {
+        let result = self.out.flush().and_then(|()| self.out.get_ref().sync_all());
+        result.map_err(|e| with_path(e, &self.path))
+    }
+}
+
+/// Writes several files of `dir` that must agree with each other (a
+/// sweep's runs.csv and workers.csv): every one is written and synced under
+/// its temporary name first, and only then are they renamed into place. A
+/// full disk or any other write error therefore replaces none of them.
+pub fn write_atomic_group(dir: &Path, files: &[(&str, &[u8])]) -> io::Result<()> {
+    let mut written = Vec::with_capacity(files.len());
+    for (name, bytes) in files {
+        let mut f = AtomicFile::create(&dir.join(name))?;
+        f.write_all(bytes)?;
+        f.sync()?;
+        written.push(f);
+    }
+    for f in written {
+        f.commit()?;
+    }
+    Ok(())
 }
 
 impl Write for AtomicFile {

@@ -64,10 +64,14 @@ impl ServerProcess {
         std::thread::spawn(move || {
             let mut err = err;
             let mut buf = [0u8; 1024];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
+            loop {
+                let n = match err.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    // A SIGINT/SIGTERM the harness caught (interrupt.rs).
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                };
                 let mut kept = keep.lock().unwrap_or_else(|p| p.into_inner());
                 kept.extend_from_slice(&buf[..n]);
                 let excess = kept.len().saturating_sub(STDERR_KEEP);
