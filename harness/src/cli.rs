@@ -192,6 +192,10 @@ struct RunArgs {
     /// they are reset), restored afterwards. Needs root.
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     tcp_migrate_req: Option<bool>,
+    /// Where the workers listen: a loopback address, or 0.0.0.0 / :: for
+    /// every interface (the load still goes to loopback) [default: 127.0.0.1].
+    #[arg(long, value_name = "IP")]
+    bind: Option<IpAddr>,
     /// Output directory [default: results/<timestamp>-<model>].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -627,6 +631,7 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
             rolling_restart: a.rolling_restart,
         },
         tcp_migrate_req: a.tcp_migrate_req,
+        bind: a.bind.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
     };
     spec.validate()?;
     let (started, stamp) = export::meta::utc_now();

@@ -108,6 +108,10 @@ pub struct RunSpec {
     /// net.ipv4.tcp_migrate_req for the run (root only; restored after);
     /// `None`: left as it is.
     pub tcp_migrate_req: Option<bool>,
+    /// Where the workers listen: a loopback address (default 127.0.0.1), or
+    /// the unspecified address (0.0.0.0, ::) to listen on every interface;
+    /// the load still goes to loopback.
+    pub bind: IpAddr,
 }
 
 impl RunSpec {
@@ -139,6 +143,7 @@ impl RunSpec {
             shared_epoll_set: false,
             faults: Faults::default(),
             tcp_migrate_req: None,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
         }
     }
 
@@ -196,6 +201,7 @@ impl RunSpec {
             "rolling_restart_ms": self.faults.rolling_restart.map(|d| d.as_secs_f64() * 1000.0),
             // The run's value (null: the machine's, in meta.json's sysctls).
             "tcp_migrate_req": self.tcp_migrate_req,
+            "bind": self.bind.to_string(),
         })
     }
 
@@ -209,6 +215,12 @@ impl RunSpec {
             }
         };
         self.faults.check(model, self.workers, self.fleet).map_err(UsageError)?;
+        if !(loadgen::config::is_loopback(self.bind) || self.bind.is_unspecified()) {
+            return Err(UsageError(format!(
+                "--bind {}: workers listen on a loopback address (127.0.0.0/8, ::1) or on every interface (0.0.0.0, ::), where the load still goes to loopback",
+                self.bind
+            )));
+        }
         if let Some(on) = self.tcp_migrate_req {
             if model.is_none() {
                 return Err(UsageError(
@@ -394,12 +406,12 @@ impl RunResult {
 
 /// Binds the model's sockets on 127.0.0.1; a taken port is a usage error.
 fn prepare(model: Model, spec: &RunSpec) -> anyhow::Result<crate::model::Listeners> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, spec.port));
+    let addr = SocketAddr::new(spec.bind, spec.port);
     model.prepare(addr, spec.workers, &spec.model_opts).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             anyhow!(UsageError(format!(
-                "--port {} is already in use on 127.0.0.1",
-                spec.port
+                "--port {} is already in use on {}",
+                spec.port, spec.bind
             )))
         } else {
             anyhow!(e).context(format!("setting up {model} on port {}", spec.port))
@@ -467,7 +479,12 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         .transpose()
         .context("net.ipv4.tcp_migrate_req")?;
     let listeners = prepare(model, spec)?;
-    let addr = listeners.addr();
+    // Listening on every interface, the load goes to the loopback one.
+    let addr = match listeners.addr() {
+        a if a.ip().is_unspecified() && a.is_ipv4() => SocketAddr::from((Ipv4Addr::LOCALHOST, a.port())),
+        a if a.ip().is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port())),
+        a => a,
+    };
     let plan = WorkerPlan {
         service: spec.service,
         slow: spec.slow,

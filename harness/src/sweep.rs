@@ -766,3 +766,36 @@ mod tests {
         assert!(text.contains("estimated time: 12 s"), "{text}");
     }
 }
+
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+
+    #[test]
+    fn an_incomplete_run_is_dropped_and_an_old_table_gains_the_column() {
+        let mut t = Table::default();
+        t.extend_csv(b"conserved,complete\ntrue,true\n", &[("run_id", "r1".into())])
+            .unwrap();
+        t.extend_csv(b"conserved,complete\ntrue,false\n", &[("run_id", "r2".into())])
+            .unwrap();
+        let cut = t.incomplete_runs();
+        assert_eq!(cut.iter().collect::<Vec<_>>(), ["r2"]);
+        t.drop_runs(&cut);
+        assert_eq!(
+            String::from_utf8(t.to_bytes().unwrap()).unwrap(),
+            "run_id,conserved,complete\nr1,true,true\n"
+        );
+
+        // A sweep written before the column: every row was complete.
+        let mut old = Table::default();
+        old.extend_csv(b"conserved,err\ntrue,0\n", &[("run_id", "r1".into())])
+            .unwrap();
+        old.add_column_after("complete", "conserved", "true");
+        old.add_column_after("complete", "conserved", "true");
+        assert_eq!(
+            String::from_utf8(old.to_bytes().unwrap()).unwrap(),
+            "run_id,conserved,complete,err\nr1,true,true,0\n"
+        );
+        assert!(old.incomplete_runs().is_empty());
+    }
+}

@@ -315,3 +315,38 @@ fn fault_options_that_cannot_run_are_refused() {
         assert!(!dir.exists(), "nothing written for a refused run");
     }
 }
+
+/// Workers listen on loopback unless `--bind` says otherwise, and then only
+/// on another loopback address or every interface (the load still goes to
+/// loopback); anything else is refused before anything starts.
+#[test]
+fn workers_listen_where_bind_says_and_only_there() {
+    let (o, dir) = run(
+        "bind-remote",
+        &["--model", "reuseport", "--bind", "10.1.2.3", "--duration", "1s"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--bind 10.1.2.3"));
+    assert!(!dir.exists());
+    let _g = serial();
+    let (o, dir) = run(
+        "bind-lo2",
+        &[
+            "--model",
+            "shared-blocking",
+            "--workers",
+            "2",
+            "--bind",
+            "127.0.0.2",
+            "--connections",
+            "500",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["parameters"]["bind"], "127.0.0.2");
+    // The load went to where the workers listen: 127.0.0.2, every connection answered.
+    assert_eq!(num(&summary(&dir), "completed"), 500.0);
+    let _ = std::fs::remove_dir_all(dir);
+}
