@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Regenerates the committed reference results, results/reference/: the
 # report, charts, CSVs and meta.json of `harness reproduce`, of the
-# `models` and `load-sweep` scenarios and of `harness external all` (nginx
-# and Node.js, which it installs when missing), as produced on this machine.
-# Takes about 12 minutes on 2 cores; run it on an otherwise idle machine.
+# `models` and `load-sweep` scenarios, of `harness external all` (nginx
+# and Node.js, which it installs when missing) and, as root, of the `churn`
+# scenario (it sets net.ipv4.tcp_migrate_req), as produced on this machine.
+# The side-by-side bench (results/reference/bench, from scripts/bench/bench.sh)
+# is carried over. Takes about 14 minutes on 2 cores; run it on an otherwise
+# idle machine.
 #
 # usage: scripts/reference.sh
 set -euo pipefail
@@ -19,10 +22,17 @@ mkdir -p "$new"
 "$bin" sweep scenarios/models.toml --seed 1 --out "$new/models"
 "$bin" sweep scenarios/load-sweep.toml --seed 1 --out "$new/load-sweep"
 "$bin" external all --out "$new/external"
+if [ "$(id -u)" = 0 ]; then
+  "$bin" sweep scenarios/churn.toml --seed 1 --out "$new/churn"
+elif [ -d results/reference/churn ]; then
+  echo "reference.sh: not root, keeping the old churn results" >&2
+  cp -r results/reference/churn "$new/churn"
+fi
+[ -d results/reference/bench ] && cp -r results/reference/bench "$new/bench"
 
-# Swap in the new set only once all four have finished.
+# Swap in the new set only once all have finished.
 rm -rf results/reference.old
 [ -d results/reference ] && mv results/reference results/reference.old
 mv "$new" results/reference
 rm -rf results/reference.old
-echo "reference results: results/reference/{reproduce,models,load-sweep,external}/report.html"
+echo "reference results: results/reference/{reproduce,models,load-sweep,external,churn}/report.html"
