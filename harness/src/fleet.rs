@@ -3,7 +3,8 @@
 //! Every child is forked while the harness has a single thread (checked), asks
 //! the kernel to SIGKILL it when the harness dies (PR_SET_PDEATHSIG, then a
 //! getppid check for the race), and runs with default signal actions so that
-//! SIGTERM stops it even inside a blocking accept(2). Teardown sends SIGTERM,
+//! SIGTERM stops it even inside a blocking accept(2) (but ignores SIGINT: a
+//! Ctrl-C is the harness's to handle, see interrupt.rs). Teardown sends SIGTERM,
 //! waits a grace period, escalates to SIGKILL, and reaps every child with
 //! wait4, which also gives its CPU time. Dropping a fleet that was not stopped
 //! kills and reaps it, so no error path leaves a process behind.
@@ -462,6 +463,9 @@ fn shared_epoll_set(model: Model, ends: &[WorkerEnd], workers: usize) -> io::Res
 fn child(master: libc::pid_t, name: &str, body: impl FnOnce() -> io::Error) -> ! {
     sys::die_with_parent(master);
     sys::default_signals();
+    // A Ctrl-C goes to the terminal's whole process group: only the harness
+    // acts on it and stops the fleet itself (interrupt.rs).
+    sys::ignore_sigint();
     sys::ignore_sigpipe();
     // Wakes a worker blocked in accept or epoll_wait to retire (best effort:
     // without it a retiring worker leaves after its next connection).

@@ -497,7 +497,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     };
     let mut fleet = Fleet::start(model, listeners, spec.workers, &plan, spec.fleet).context("forking the fleet")?;
     fleet.wait_ready(READY_TIMEOUT)?;
-    let endpoints = introspect::endpoints(&fleet);
+    let mut endpoints = introspect::endpoints(&fleet);
 
     if !spec.warmup.is_zero() {
         warm_up(&spec.loadgen_config(addr, Stop::Duration(spec.warmup)))?;
@@ -559,6 +559,11 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         .collect();
     let pids = fleet.pids[..workers].to_vec();
     let processes = (0..workers).map(|i| fleet.process_of(i)).collect();
+    // Replacements started during the run: what /proc shows now.
+    if workers > spec.workers {
+        let now = introspect::endpoints(&fleet);
+        endpoints[spec.workers..workers].clone_from_slice(&now[spec.workers..workers]);
+    }
     let teardown = fleet.stop().context("stopping the fleet")?;
     let counts = end.iter().zip(&baseline).map(|(e, b)| e.since(b)).collect();
     let measured = Measured {

@@ -297,12 +297,18 @@ impl Loc<'_> {
         self.source[..offset.min(self.source.len())].matches('\n').count() + 1
     }
 
+    /// One line, whatever the file held: control characters a quoted key or
+    /// value carried into the message are shown escaped.
     fn error(&self, span: std::ops::Range<usize>, key: &str, msg: impl fmt::Display) -> UsageError {
-        UsageError(format!(
-            "{}:{}: {key}: {msg}",
-            self.path.display(),
-            self.line_of(span.start)
-        ))
+        let text = format!("{}:{}: {key}: {msg}", self.path.display(), self.line_of(span.start));
+        let one_line = text
+            .chars()
+            .flat_map(|c| match c.is_control() {
+                true => c.escape_debug().collect::<Vec<_>>(),
+                false => vec![c],
+            })
+            .collect();
+        UsageError(one_line)
     }
 }
 

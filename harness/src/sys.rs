@@ -795,3 +795,13 @@ pub fn caught_signal() -> Option<i32> {
         sig => Some(sig),
     }
 }
+
+/// In a forked worker: ignores SIGINT. A Ctrl-C at a terminal is sent to
+/// the whole foreground process group, workers included; ignoring it leaves
+/// the harness to end the load and stop the fleet itself (SIGTERM, then
+/// SIGKILL), so connections in flight are answered instead of reset. The
+/// workers still die with the harness (PR_SET_PDEATHSIG).
+pub fn ignore_sigint() {
+    // SAFETY: installing SIG_IGN for SIGINT is always valid.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+}

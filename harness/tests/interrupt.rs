@@ -290,24 +290,30 @@ fn sigkill_mid_sweep_leaves_no_worker_and_no_half_written_csv() {
     let _ = std::fs::remove_dir_all(out);
 }
 
-/// `harness run` for 30 s, signalled once its fleet has served for 0.5 s.
-fn signalled_run(label: &str, signals: &[i32]) -> (PathBuf, ExitStatus, String, Seen) {
+/// `harness run` for 30 s, signalled once its fleet has served for 0.5 s;
+/// with `group`, the harness leads a process group of its own and the
+/// signals go to the whole group, as a terminal sends a Ctrl-C.
+fn signalled_run(label: &str, signals: &[i32], group: bool) -> (PathBuf, ExitStatus, String, Seen) {
+    use std::os::unix::process::CommandExt;
     let out = scratch(label);
+    let mut cmd = harness();
+    if group {
+        cmd.process_group(0);
+    }
     let mut child = spawn(
-        harness()
-            .args([
-                "run",
-                "--model",
-                "reuseport",
-                "--workers",
-                "2",
-                "--concurrency",
-                "4",
-                "--duration",
-                "30s",
-                "--out",
-            ])
-            .arg(&out),
+        cmd.args([
+            "run",
+            "--model",
+            "reuseport",
+            "--workers",
+            "2",
+            "--concurrency",
+            "4",
+            "--duration",
+            "30s",
+            "--out",
+        ])
+        .arg(&out),
     );
     let pid = child.id();
     let mut seen = Seen::default();
@@ -318,7 +324,9 @@ fn signalled_run(label: &str, signals: &[i32]) -> (PathBuf, ExitStatus, String, 
     std::thread::sleep(Duration::from_millis(500));
     seen.look(pid);
     for &sig in signals {
-        signal(pid, sig);
+        let target = if group { -(pid as i32) } else { pid as i32 };
+        // SAFETY: plain kill(2) of our own child, or of the group it leads.
+        assert_eq!(unsafe { libc::kill(target, sig) }, 0);
     }
     let status = wait_exit(&mut child, Duration::from_secs(10));
     let stderr = stderr_of(&mut child);
@@ -329,7 +337,7 @@ fn signalled_run(label: &str, signals: &[i32]) -> (PathBuf, ExitStatus, String, 
 #[test]
 fn sigint_mid_run_writes_its_files_marked_incomplete_and_exits_130() {
     let _g = serial();
-    let (out, status, stderr, _) = signalled_run("sigint-run", &[libc::SIGINT]);
+    let (out, status, stderr, _) = signalled_run("sigint-run", &[libc::SIGINT], false);
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
     let s = parse_csv(&out.join("summary.csv"));
@@ -351,7 +359,7 @@ fn a_second_sigint_ends_the_harness_at_once_and_leaves_no_worker() {
     let _g = serial();
     // Two signals back to back: the first is caught, the second (if it is
     // not merged with the first while pending) takes the default action.
-    let (out, status, stderr, _) = signalled_run("double-sigint", &[libc::SIGINT, libc::SIGINT]);
+    let (out, status, stderr, _) = signalled_run("double-sigint", &[libc::SIGINT, libc::SIGINT], false);
     use std::os::unix::process::ExitStatusExt;
     assert!(
         status.code() == Some(130) || status.signal() == Some(libc::SIGINT),
@@ -360,6 +368,26 @@ fn a_second_sigint_ends_the_harness_at_once_and_leaves_no_worker() {
     for f in files(&out).into_iter().filter(|p| name_of(p) == "summary.csv") {
         parse_csv(&f);
     }
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn ctrl_c_at_a_terminal_stops_the_run_without_losing_a_connection() {
+    let _g = serial();
+    // The workers get the SIGINT too, and ignore it: the harness lets the
+    // connections in flight finish and then stops the fleet itself.
+    let (out, status, stderr, _) = signalled_run("ctrl-c", &[libc::SIGINT], true);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let s = parse_csv(&out.join("summary.csv"));
+    assert_eq!(
+        (
+            s[0]["complete"].as_str(),
+            s[0]["conserved"].as_str(),
+            s[0]["errors"].as_str()
+        ),
+        ("false", "true", "0"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(out);
 }
 
