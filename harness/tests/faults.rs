@@ -126,11 +126,10 @@ fn killing_a_reuseport_worker_resets_its_queue_and_the_books_balance() {
     );
     let (completed, errors) = balanced(&o, &dir);
     let s = summary(&dir);
-    let migrate = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req").unwrap_or_default();
-    if migrate.trim() == "0" {
-        // Whatever the kernel resets, it is reported as resets, not lost.
-        assert!(num(&s, "err_reset") >= 1.0, "no reset without migration: {}", show(&o));
-    }
+    // Whatever the kernel resets (how many wait on the socket at that
+    // instant varies, 0 included), it is reported as resets, never lost, and
+    // no more can fail than were in flight.
+    assert!(num(&s, "err_reset") <= errors as f64);
     assert!(errors <= 32 + 1, "more failed than were in flight: {errors}");
     assert!(completed > 100);
     // The surviving sockets took the rest: workers 0, 1, 3 went on.
@@ -232,7 +231,8 @@ fn tcp_migrate_req_decides_whether_a_reuseport_reload_resets() {
     }
     let mut resets = Vec::new();
     for setting in ["off", "on"] {
-        // A 1 ms service time keeps every socket's queue full at each close.
+        // A 1 ms service time keeps every socket's queue full at each close
+        // (about 20 waiting on each of the three).
         let (o, dir) = run(
             &format!("migrate-{setting}"),
             &[
@@ -241,7 +241,7 @@ fn tcp_migrate_req_decides_whether_a_reuseport_reload_resets() {
                 "--workers",
                 "3",
                 "--concurrency",
-                "32",
+                "64",
                 "--duration",
                 "2s",
                 "--service",
