@@ -108,7 +108,7 @@ impl Faults {
         if replaces && !can_replace(model) {
             return Err(format!(
                 "--respawn and --rolling-restart do not work with {model} yet (use shared-blocking, shared-epoll, \
-                 epoll-exclusive or reuseport)"
+                 epoll-exclusive, reuseport or accept-mutex)"
             ));
         }
         Ok(())
@@ -121,7 +121,7 @@ impl Faults {
 fn can_replace(model: Model) -> bool {
     matches!(
         model,
-        Model::SharedBlocking | Model::SharedEpoll | Model::EpollExclusive | Model::Reuseport
+        Model::SharedBlocking | Model::SharedEpoll | Model::EpollExclusive | Model::Reuseport | Model::AcceptMutex
     )
 }
 

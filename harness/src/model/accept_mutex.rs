@@ -206,6 +206,8 @@ pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
     slot.ready.store(1, Release);
     let mut batch = Vec::new();
     loop {
+        // Between turns: the lock is free and the batch served.
+        ctx.retire_if_asked();
         let turn = acceptor.turn(&mut batch);
         // Served with the lock released, even when the turn ended in an error.
         for conn in batch.drain(..) {

@@ -12,6 +12,9 @@
 //!   counters (the dispatcher writes `dispatched`, the worker `finished`), as
 //!   HAProxy's and actix's acceptors balance on load. Ties go round robin from
 //!   the last pick, so idle workers still rotate.
+//!
+//! A worker whose channel fails (it died: `--kill-worker`) is dropped from
+//! the rotation and the connection goes to the next worker.
 
 use std::io;
 use std::net::SocketAddr;
@@ -101,21 +104,40 @@ pub fn dispatcher(listener: OwnedFd, channels: Vec<OwnedFd>, counters: &Counters
     me.ready.store(1, Ordering::Release);
     // So that the first pick is worker 0.
     let mut last = n - 1;
+    // Workers whose channel failed (the worker died): skipped from then on,
+    // as Node's cluster master drops a worker on its 'exit'.
+    let mut dead = vec![false; n];
     loop {
         match sys::accept(listener.as_fd()) {
             Ok(conn) => {
                 Slot::bump(&me.wakeups);
                 Slot::bump(&me.accepted);
-                let next = match policy {
-                    Policy::RoundRobin => (last + 1) % n,
-                    Policy::LeastOutstanding => pick(n, last, |i| outstanding(counters.slot(i))),
-                };
-                let slot = counters.slot(next);
-                match sys::send_fd(channels[next].as_fd(), conn.as_fd()) {
-                    Ok(()) => Slot::bump(&slot.dispatched),
-                    Err(_) => Slot::bump(&slot.dispatch_errors),
+                // The same connection goes to the next pick if a hand-off
+                // fails; it is dropped only when no worker is left.
+                while dead.iter().any(|d| !d) {
+                    let next = match policy {
+                        Policy::RoundRobin => pick(n, last, |i| u64::from(dead[i])),
+                        Policy::LeastOutstanding => pick(n, last, |i| {
+                            if dead[i] {
+                                u64::MAX
+                            } else {
+                                outstanding(counters.slot(i))
+                            }
+                        }),
+                    };
+                    let slot = counters.slot(next);
+                    last = next;
+                    match sys::send_fd(channels[next].as_fd(), conn.as_fd()) {
+                        Ok(()) => {
+                            Slot::bump(&slot.dispatched);
+                            break;
+                        }
+                        Err(_) => {
+                            Slot::bump(&slot.dispatch_errors);
+                            dead[next] = true;
+                        }
+                    }
                 }
-                last = next;
             }
             Err(e) if transient_accept_error(&e) => {}
             Err(e) => return e,
