@@ -108,7 +108,7 @@ impl Faults {
         if replaces && !can_replace(model) {
             return Err(format!(
                 "--respawn and --rolling-restart do not work with {model} yet (use shared-blocking, shared-epoll, \
-                 epoll-exclusive, reuseport or accept-mutex)"
+                 epoll-exclusive, reuseport, reuseport-cbpf, accept-mutex, dispatch-rr or dispatch-least)"
             ));
         }
         Ok(())
@@ -121,7 +121,14 @@ impl Faults {
 fn can_replace(model: Model) -> bool {
     matches!(
         model,
-        Model::SharedBlocking | Model::SharedEpoll | Model::EpollExclusive | Model::Reuseport | Model::AcceptMutex
+        Model::SharedBlocking
+            | Model::SharedEpoll
+            | Model::EpollExclusive
+            | Model::Reuseport
+            | Model::AcceptMutex
+            | Model::ReuseportCbpf
+            | Model::DispatchRr
+            | Model::DispatchLeast
     )
 }
 

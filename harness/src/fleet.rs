@@ -121,9 +121,9 @@ impl Fleet {
             spares: Vec::new(),
             planned_exits: Vec::new(),
         };
-        if plan.spares > 0 && (kind != FleetKind::Processes || extra > 0) {
+        if plan.spares > 0 && kind != FleetKind::Processes {
             return Err(io::Error::other(format!(
-                "replacement workers need a process fleet without a dispatcher ({model}, {})",
+                "replacement workers need a process fleet ({model}, {})",
                 kind.name()
             )));
         }
@@ -189,13 +189,15 @@ impl Fleet {
                 Fork::Child => child(master, &format!("replacement worker {slot}"), || {
                     drop(wake);
                     // A shared listener is kept (holding it changes nothing
-                    // until the spare accepts); per-worker sockets are all
+                    // until the spare accepts), and so is the spare's own
+                    // channel from the dispatcher; per-worker sockets are all
                     // closed now, or a killed worker's socket would live on here.
                     let addr = listeners.addr();
-                    let shared = match listeners {
-                        Listeners::Shared { listener, .. } => Some(listener),
-                        other => {
-                            drop(other);
+                    let kept = match listeners {
+                        shared @ Listeners::Shared { .. } => Some(shared.into_worker(slot)),
+                        dispatch @ Listeners::Dispatch { .. } => Some(dispatch.into_worker(slot)),
+                        per_worker => {
+                            drop(per_worker);
                             None
                         }
                     };
@@ -208,8 +210,8 @@ impl Fleet {
                             _ => sys::exit_now(0),
                         }
                     }
-                    let end = match shared {
-                        Some(l) => l,
+                    let end = match kept {
+                        Some(end) => end,
                         None => match sys::tcp_listener(
                             &addr,
                             sys::ListenOpts {
@@ -218,11 +220,11 @@ impl Fleet {
                                 backlog: plan.backlog,
                             },
                         ) {
-                            Ok(l) => l,
+                            Ok(l) => WorkerEnd::Listener(l),
                             Err(e) => return e,
                         },
                     };
-                    worker(slot, WorkerEnd::Listener(end), None)
+                    worker(slot, end, None)
                 }),
                 Fork::Parent(pid) => {
                     drop(wait);

@@ -407,7 +407,12 @@ impl RunResult {
 /// Binds the model's sockets on 127.0.0.1; a taken port is a usage error.
 fn prepare(model: Model, spec: &RunSpec) -> anyhow::Result<crate::model::Listeners> {
     let addr = SocketAddr::new(spec.bind, spec.port);
-    model.prepare(addr, spec.workers, &spec.model_opts).map_err(|e| {
+    // A dispatcher gets a channel for each replacement too, made up front.
+    let channels = match model.has_dispatcher() {
+        true => spec.workers + spec.faults.spares(spec.workers),
+        false => spec.workers,
+    };
+    model.prepare(addr, channels, &spec.model_opts).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             anyhow!(UsageError(format!(
                 "--port {} is already in use on {}",

@@ -321,12 +321,21 @@ pub fn send_fd(chan: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
 /// Uses MSG_CMSG_CLOEXEC, rejects truncated control data, and wraps every
 /// received descriptor in an `OwnedFd` at once.
 pub fn recv_fd(chan: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
+    recv_fd_flags(chan, 0)
+}
+
+/// [`recv_fd`] that does not wait: `WouldBlock` when nothing is queued.
+pub fn try_recv_fd(chan: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
+    recv_fd_flags(chan, libc::MSG_DONTWAIT)
+}
+
+fn recv_fd_flags(chan: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<Option<OwnedFd>> {
     let mut byte = [0u8; 1];
     let mut iov = one_byte_iov(&mut byte);
     let mut cbuf = [0u64; FD_CMSG_SPACE / 8];
     let mut msg = fd_msghdr(&mut iov, &mut cbuf, FD_CMSG_SPACE);
     // SAFETY: `msg` points at buffers valid for writes of the given lengths.
-    let n = cvt(unsafe { libc::recvmsg(chan.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) })?;
+    let n = cvt(unsafe { libc::recvmsg(chan.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC | flags) })?;
     let mut fds = Vec::new();
     // SAFETY: the kernel filled msg_control with msg_controllen bytes of
     // well-formed cmsghdrs; the CMSG macros walk only within them.

@@ -14,7 +14,11 @@
 //!   the last pick, so idle workers still rotate.
 //!
 //! A worker whose channel fails (it died: `--kill-worker`) is dropped from
-//! the rotation and the connection goes to the next worker.
+//! the rotation and the connection goes to the next worker. Replacements
+//! (`--respawn`, `--rolling-restart`) have channels made up front and join
+//! the rotation when they are ready; a retiring worker leaves it: the
+//! dispatcher acknowledges (`retire` 1 -> 2) before its next hand-off, and
+//! the worker serves what its channel still holds before it exits.
 
 use std::io;
 use std::net::SocketAddr;
@@ -107,21 +111,31 @@ pub fn dispatcher(listener: OwnedFd, channels: Vec<OwnedFd>, counters: &Counters
     // Workers whose channel failed (the worker died): skipped from then on,
     // as Node's cluster master drops a worker on its 'exit'.
     let mut dead = vec![false; n];
+    let mut live = vec![false; n];
     loop {
         match sys::accept(listener.as_fd()) {
             Ok(conn) => {
                 Slot::bump(&me.wakeups);
                 Slot::bump(&me.accepted);
+                // Who may get it: started (a replacement is not until it is
+                // activated), not retiring, channel intact. Retirements are
+                // acknowledged here, before any further hand-off.
+                for (i, l) in live.iter_mut().enumerate() {
+                    let slot = counters.slot(i);
+                    let _ = slot.retire.compare_exchange(1, 2, Ordering::AcqRel, Ordering::Acquire);
+                    *l =
+                        !dead[i] && slot.ready.load(Ordering::Acquire) == 1 && slot.retire.load(Ordering::Acquire) == 0;
+                }
                 // The same connection goes to the next pick if a hand-off
                 // fails; it is dropped only when no worker is left.
-                while dead.iter().any(|d| !d) {
+                while live.iter().any(|l| *l) {
                     let next = match policy {
-                        Policy::RoundRobin => pick(n, last, |i| u64::from(dead[i])),
+                        Policy::RoundRobin => pick(n, last, |i| u64::from(!live[i])),
                         Policy::LeastOutstanding => pick(n, last, |i| {
-                            if dead[i] {
-                                u64::MAX
-                            } else {
+                            if live[i] {
                                 outstanding(counters.slot(i))
+                            } else {
+                                u64::MAX
                             }
                         }),
                     };
@@ -135,6 +149,7 @@ pub fn dispatcher(listener: OwnedFd, channels: Vec<OwnedFd>, counters: &Counters
                         Err(_) => {
                             Slot::bump(&slot.dispatch_errors);
                             dead[next] = true;
+                            live[next] = false;
                         }
                     }
                 }
@@ -154,6 +169,9 @@ pub fn run(channel: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
     Slot::set_fd(&slot.listen_fd, channel.as_raw_fd());
     slot.ready.store(1, Ordering::Release);
     loop {
+        if slot.retire.load(Ordering::Acquire) != 0 {
+            retire(&channel, ctx);
+        }
         match sys::recv_fd(channel.as_fd()) {
             Ok(Some(conn)) => {
                 Slot::bump(&slot.wakeups);
@@ -165,6 +183,34 @@ pub fn run(channel: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
         }
     }
 }
+
+/// Retires a worker gracefully: once the dispatcher has acknowledged (it
+/// hands this worker nothing more), serves what the channel still holds and
+/// exits. If no connection comes to make the dispatcher acknowledge within
+/// [`RETIRE_WAIT`], nothing is being handed over either: drain and exit.
+fn retire(channel: &OwnedFd, ctx: &WorkerCtx<'_>) -> ! {
+    let deadline = std::time::Instant::now() + RETIRE_WAIT;
+    loop {
+        let acked = ctx.slot.retire.load(Ordering::Acquire) == 2;
+        loop {
+            match sys::try_recv_fd(channel.as_fd()) {
+                Ok(Some(conn)) => {
+                    Slot::bump(&ctx.slot.wakeups);
+                    ctx.take(conn);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                _ => break,
+            }
+        }
+        if acked || std::time::Instant::now() >= deadline {
+            sys::exit_now(0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// How long a retiring worker waits for the dispatcher's acknowledgement.
+const RETIRE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The worker with `--worker-concurrency K > 1`: the channel sits in the
 /// worker's [`EventLoop`] while it has room; each time it is readable one
