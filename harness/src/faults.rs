@@ -83,7 +83,10 @@ impl Faults {
                 Ok(())
             };
         }
-        let Some(model) = model else {
+        // Every model's workers can be replaced: a shared listener is
+        // inherited, a reuseport socket opened by the replacement, a
+        // dispatcher's channel made up front.
+        let Some(_) = model else {
             return Err(
                 "--kill-worker, --respawn and --rolling-restart work on the harness's own fleets (--model)".into(),
             );
@@ -104,32 +107,8 @@ impl Faults {
                 ));
             }
         }
-        let replaces = self.respawn || self.rolling_restart.is_some();
-        if replaces && !can_replace(model) {
-            return Err(format!(
-                "--respawn and --rolling-restart do not work with {model} yet (use shared-blocking, shared-epoll, \
-                 epoll-exclusive, reuseport, reuseport-cbpf, accept-mutex, dispatch-rr or dispatch-least)"
-            ));
-        }
         Ok(())
     }
-}
-
-/// Models whose replacements the fleet can start and whose workers retire
-/// gracefully: a shared listener the replacement inherits, or a reuseport
-/// socket it opens; and a worker loop that checks for retirement.
-fn can_replace(model: Model) -> bool {
-    matches!(
-        model,
-        Model::SharedBlocking
-            | Model::SharedEpoll
-            | Model::EpollExclusive
-            | Model::Reuseport
-            | Model::AcceptMutex
-            | Model::ReuseportCbpf
-            | Model::DispatchRr
-            | Model::DispatchLeast
-    )
 }
 
 /// One row of `faults.csv`.
@@ -330,18 +309,17 @@ mod tests {
             .check(Some(Model::Reuseport), 4, p)
             .unwrap_err()
             .contains("only 4 workers"));
-        assert!(
-            kill(0).check(Some(Model::DispatchRr), 4, p).is_ok(),
-            "a kill alone works everywhere"
-        );
         let respawn = Faults {
             respawn: true,
             ..kill(0)
         };
-        assert!(respawn
-            .check(Some(Model::DispatchRr), 4, p)
-            .unwrap_err()
-            .contains("dispatch-rr"));
+        for m in Model::ALL {
+            assert!(kill(0).check(Some(m), 4, p).is_ok(), "{m}");
+            assert!(
+                respawn.check(Some(m), 4, p).is_ok(),
+                "{m}: every model's workers can be replaced"
+            );
+        }
         assert!(respawn
             .check(Some(Model::SharedBlocking), 4, FleetKind::Threads)
             .is_err());

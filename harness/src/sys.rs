@@ -655,6 +655,10 @@ pub struct AcceptRing {
     ring: io_uring::IoUring,
 }
 
+/// user_data of the multishot accept, and of a cancel of it.
+const ACCEPT_TAG: u64 = 0;
+const CANCEL_TAG: u64 = 1;
+
 impl AcceptRing {
     /// A ring whose completion queue holds `cq_entries` (a multishot accept
     /// posts one completion per connection; if the queue overflows the kernel
@@ -673,7 +677,8 @@ impl AcceptRing {
     pub fn arm(&mut self, listener: BorrowedFd<'_>) -> io::Result<()> {
         let entry = io_uring::opcode::AcceptMulti::new(io_uring::types::Fd(listener.as_raw_fd()))
             .flags(libc::SOCK_CLOEXEC)
-            .build();
+            .build()
+            .user_data(ACCEPT_TAG);
         // SAFETY: an accept without an address buffer carries no pointer into
         // our memory, so nothing the kernel writes can dangle; the descriptor
         // is resolved (and a reference to its file taken) at submission.
@@ -684,20 +689,38 @@ impl AcceptRing {
     }
 
     /// Waits until at least one completion is there (at once if one already
-    /// is); a signal is not an error.
+    /// is), or a signal came (not an error: the caller looks at the queue and
+    /// at why it was woken).
     pub fn wait(&self) -> io::Result<()> {
-        loop {
-            match self.ring.submit_and_wait(1) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => return r.map(|_| ()),
-            }
+        match self.ring.submit_and_wait(1) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            r => r.map(|_| ()),
         }
+    }
+
+    /// Asks the kernel to end the multishot accept: its last completion
+    /// (without IORING_CQE_F_MORE; ECANCELED, unless it ended already) comes
+    /// after every connection it took. The cancel's own completion is not
+    /// passed on by [`AcceptRing::drain`].
+    pub fn cancel(&mut self) -> io::Result<()> {
+        let entry = io_uring::opcode::AsyncCancel::new(ACCEPT_TAG)
+            .build()
+            .user_data(CANCEL_TAG);
+        // SAFETY: a cancel carries no pointer into our memory, only the
+        // user_data of the request to cancel.
+        unsafe { self.ring.submission().push(&entry) }
+            .map_err(|_| io::Error::other("io_uring submission queue full"))?;
+        self.ring.submit()?;
+        Ok(())
     }
 
     /// Moves every completion now in the queue into `out`, each accepted
     /// descriptor wrapped in an `OwnedFd` at once.
     pub fn drain(&mut self, out: &mut Vec<Accepted>) {
         for cqe in self.ring.completion() {
+            if cqe.user_data() == CANCEL_TAG {
+                continue;
+            }
             let res = cqe.result();
             out.push(Accepted {
                 conn: if res >= 0 {

@@ -216,7 +216,7 @@ fn respawn_starts_a_replacement_that_serves() {
 #[test]
 fn rolling_restart_replaces_every_worker_and_shared_queues_lose_nothing() {
     let _g = serial();
-    for model in ["shared-epoll", "reuseport", "accept-mutex", "dispatch-rr"] {
+    for model in ["shared-epoll", "reuseport", "accept-mutex", "dispatch-rr", "io-uring"] {
         let (o, dir) = run(
             &format!("rolling-{model}"),
             &[
@@ -241,8 +241,20 @@ fn rolling_restart_replaces_every_worker_and_shared_queues_lose_nothing() {
         assert_eq!(events, want, "{model}: one after another");
         let workers = read_csv(&dir.join("workers.csv"));
         assert_eq!(workers.len(), 6, "{model}");
-        for w in workers.iter().filter(|w| num(w, "worker") >= 3.0) {
-            assert!(num(w, "accepted") > 0.0, "{model}: replacement idle: {w:?}");
+        let replacements: Vec<f64> = workers
+            .iter()
+            .filter(|w| num(w, "worker") >= 3.0)
+            .map(|w| num(w, "accepted"))
+            .collect();
+        if model == "io-uring" {
+            // The first armed ring takes (nearly) everything: one replacement
+            // at least served once the old workers were gone.
+            assert!(replacements.iter().any(|a| *a > 0.0), "{model}: {replacements:?}");
+        } else {
+            assert!(
+                replacements.iter().all(|a| *a > 0.0),
+                "{model}: a replacement idle: {replacements:?}"
+            );
         }
         if model != "reuseport" {
             // Retiring closes only a copy of the shared socket (or a
@@ -330,8 +342,15 @@ fn fault_options_that_cannot_run_are_refused() {
         (vec!["--model", "reuseport", "--kill-worker", "1"], "IDX@T"),
         (vec!["--model", "reuseport", "--kill-worker", "1@soon"], "1@soon"),
         (
-            vec!["--model", "io-uring", "--kill-worker", "1@1s", "--respawn"],
-            "io-uring",
+            vec![
+                "--model",
+                "shared-epoll",
+                "--rolling-restart",
+                "1s",
+                "--worker-concurrency",
+                "2",
+            ],
+            "--worker-concurrency 1",
         ),
         (
             vec![

@@ -62,7 +62,8 @@ pub fn check_available() -> io::Result<()> {
         },
     )?;
     ring.arm(probe.as_fd()).map_err(unavailable)?;
-    refused_at_once(&mut ring)
+    refused_at_once(&mut ring)?;
+    Ok(())
     // Dropping the ring cancels the accept; the probe socket never had a
     // connection to lose.
 }
@@ -74,21 +75,25 @@ fn unavailable(e: io::Error) -> io::Error {
     )
 }
 
-/// Right after `arm`, before any connection can arrive: a completion already
-/// in the queue is the kernel refusing the request.
-fn refused_at_once(ring: &mut AcceptRing) -> io::Result<()> {
+/// Right after `arm`: a failed completion already in the queue is the kernel
+/// refusing the request. Connections it took at once (a replacement armed
+/// while the load runs) are returned, to be served.
+fn refused_at_once(ring: &mut AcceptRing) -> io::Result<Vec<OwnedFd>> {
     let mut early = Vec::new();
     ring.drain(&mut early);
-    match early.into_iter().next() {
-        None => Ok(()),
-        Some(Accepted { conn: Err(e), .. }) => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!("io_uring multishot accept is not available here (it needs Linux 5.19): {e}"),
-        )),
-        Some(Accepted { conn: Ok(_), .. }) => {
-            Err(io::Error::other("io_uring accepted a connection before the load began"))
+    let mut taken = Vec::new();
+    for a in early {
+        match a {
+            Accepted { conn: Ok(conn), .. } => taken.push(conn),
+            Accepted { conn: Err(e), .. } => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("io_uring multishot accept is not available here (it needs Linux 5.19): {e}"),
+                ))
+            }
         }
     }
+    Ok(taken)
 }
 
 pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
@@ -97,15 +102,23 @@ pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
         Ok(r) => r,
         Err(e) => return unavailable(e),
     };
-    if let Err(e) = ring.arm(listener.as_fd()).and_then(|()| refused_at_once(&mut ring)) {
-        return e;
-    }
+    let early = match ring.arm(listener.as_fd()).and_then(|()| refused_at_once(&mut ring)) {
+        Ok(early) => early,
+        Err(e) => return e,
+    };
     Slot::set_fd(&slot.listen_fd, listener.as_raw_fd());
     slot.ready.store(1, Ordering::Release);
+    for conn in early {
+        Slot::bump(&slot.wakeups);
+        ctx.take(conn);
+    }
     let mut batch = Vec::new();
     loop {
         if let Err(e) = ring.wait() {
             return e;
+        }
+        if slot.retire.load(Ordering::Acquire) != 0 {
+            retire(&mut ring, ctx);
         }
         // One wakeup per batch of completions the worker finds.
         Slot::bump(&slot.wakeups);
@@ -133,6 +146,29 @@ pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
             Slot::bump(&slot.spurious_wakeups);
         }
     }
+}
+
+/// Retires the worker gracefully (a rolling restart): ends its multishot
+/// accept, serves every connection the ring took before the end, and exits.
+/// A worker that just exited instead would leave the connections its ring
+/// accepted meanwhile neither answered nor reset (they time out).
+fn retire(ring: &mut AcceptRing, ctx: &WorkerCtx<'_>) -> ! {
+    let mut batch = Vec::new();
+    let ended = ring.cancel().is_err();
+    let mut ended = ended;
+    while !ended {
+        if ring.wait().is_err() {
+            break;
+        }
+        ring.drain(&mut batch);
+        for c in batch.drain(..) {
+            ended |= !c.more;
+            if let Ok(conn) = c.conn {
+                ctx.take(conn);
+            }
+        }
+    }
+    sys::exit_now(0)
 }
 
 #[cfg(test)]
@@ -174,7 +210,7 @@ mod tests {
         assert_ne!(status_flags(&listener) & libc::O_NONBLOCK, 0);
         let mut ring = AcceptRing::new(64).unwrap();
         ring.arm(listener.as_fd()).unwrap();
-        refused_at_once(&mut ring).unwrap();
+        assert!(refused_at_once(&mut ring).unwrap().is_empty());
         let clients: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
         let mut got = Vec::new();
         while got.len() < 3 {
