@@ -421,8 +421,15 @@ fn sweep_content(dir: &Path, record: &Value) -> anyhow::Result<(String, String, 
         tables.push(t);
     }
     let failed = runs.iter().filter(|r| get(r, "conserved") != "true").count();
+    let cut = runs.iter().filter(|r| get(r, "complete") == "false").count();
     let mut t = Table::new("Runs", &["figure", "value"]);
     t.rows.push(vec!["runs".into(), runs.len().to_string()]);
+    if cut > 0 {
+        t.rows.push(vec![
+            "runs cut short by a signal (complete=false; `harness sweep --resume` runs them again)".into(),
+            cut.to_string(),
+        ]);
+    }
     t.rows
         .push(vec!["runs whose conservation check failed".into(), failed.to_string()]);
     t.rows.push(vec![
