@@ -314,13 +314,9 @@ impl Fleet {
     pub fn wait_ready(&mut self, timeout: Duration) -> io::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            let dispatcher_ready = self.counters.slots() == self.base + self.spares.len()
-                || self
-                    .counters
-                    .slot(self.counters.slots() - 1)
-                    .ready
-                    .load(Ordering::Acquire)
-                    == 1;
+            // The dispatcher's slot is the last; spares are not ready until used.
+            let last = self.counters.slot(self.counters.slots() - 1);
+            let dispatcher_ready = !self.model.has_dispatcher() || last.ready.load(Ordering::Acquire) == 1;
             if self.counters.ready_upto(self.base) && dispatcher_ready {
                 if self.kind == FleetKind::Threads {
                     // Each worker thread is known by its thread id from here on.

@@ -122,9 +122,12 @@ pub fn dispatcher(listener: OwnedFd, channels: Vec<OwnedFd>, counters: &Counters
                 // acknowledged here, before any further hand-off.
                 for (i, l) in live.iter_mut().enumerate() {
                     let slot = counters.slot(i);
-                    let _ = slot.retire.compare_exchange(1, 2, Ordering::AcqRel, Ordering::Acquire);
-                    *l =
-                        !dead[i] && slot.ready.load(Ordering::Acquire) == 1 && slot.retire.load(Ordering::Acquire) == 0;
+                    // The master sets 1 once; only this process sets 2.
+                    let retire = slot.retire.load(Ordering::Acquire);
+                    if retire == 1 {
+                        slot.retire.store(2, Ordering::Release);
+                    }
+                    *l = !dead[i] && retire == 0 && slot.ready.load(Ordering::Acquire) == 1;
                 }
                 // The same connection goes to the next pick if a hand-off
                 // fails; it is dropped only when no worker is left.
