@@ -315,7 +315,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        Ok(r) => loadgen::config::rate_problem(r).map_or(Ok(r), Err),
         _ => Err(format!("'{s}' is not a positive number of connections per second")),
     }
 }
@@ -481,8 +481,9 @@ fn one_line(text: &str) -> String {
 }
 
 fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
-    // The commands that run load catch SIGINT/SIGTERM (interrupt.rs).
-    if matches!(cmd, Cmd::Run(_) | Cmd::Sweep(_) | Cmd::Reproduce(_) | Cmd::External(_)) {
+    // Every command that does more than print catches SIGINT/SIGTERM
+    // (interrupt.rs), so that it stops at a point where its files are whole.
+    if !matches!(cmd, Cmd::Models) {
         crate::interrupt::install().context("catching SIGINT and SIGTERM")?;
     }
     match cmd {
@@ -499,18 +500,12 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Run(a) => cmd_run(*a),
         Cmd::Sweep(a) => cmd_sweep(a),
         Cmd::Plot { dir } => {
-            let drawn = crate::plot::draw_all(&existing_dir(&dir)?)?;
+            let drawn = crate::plot::draw_all_until(&existing_dir(&dir)?, &signalled)?;
             print_drawn(&drawn);
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Report { dir } => {
-            let dir = existing_dir(&dir)?;
-            print_drawn(&crate::report::write(&dir)?);
-            println!(
-                "report: {} and {}",
-                dir.join("REPORT.md").display(),
-                dir.join("report.html").display()
-            );
+            draw_report(&existing_dir(&dir)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Reproduce(a) => crate::reproduce::main(a.out, a.load.connections, a.load.concurrency, !a.load.no_plots),
@@ -525,6 +520,12 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Whether a SIGINT or SIGTERM came: what the drawing of charts asks
+/// before each chart.
+pub fn signalled() -> bool {
+    crate::interrupt::interrupted().is_some()
+}
+
 /// A directory given on the command line that must exist.
 fn existing_dir(dir: &Path) -> Result<PathBuf, UsageError> {
     if dir.is_dir() {
@@ -532,6 +533,26 @@ fn existing_dir(dir: &Path) -> Result<PathBuf, UsageError> {
     } else {
         Err(UsageError(format!("{} is not a directory of results", dir.display())))
     }
+}
+
+/// Draws the charts and writes the report of `dir`, saying what it drew;
+/// a signal stops it between charts, leaving the earlier report whole.
+pub fn draw_report(dir: &Path) -> anyhow::Result<()> {
+    let drawn = crate::report::write_until(dir, &signalled)?;
+    print_drawn(&drawn);
+    if let Some(sig) = crate::interrupt::interrupted() {
+        let what = format!(
+            "the charts and report were not all drawn; draw them with: harness report {}",
+            dir.display()
+        );
+        return Err(crate::interrupt::Interrupted::new(sig, what).into());
+    }
+    println!(
+        "report: {} and {}",
+        dir.join("REPORT.md").display(),
+        dir.join("report.html").display()
+    );
+    Ok(())
 }
 
 /// Says which charts were drawn, and why the others were not.
@@ -710,8 +731,7 @@ fn cmd_sweep(a: SweepArgs) -> anyhow::Result<ExitCode> {
         println!("{f}");
     }
     if !a.no_plots {
-        print_drawn(&crate::report::write(&outcome.dir)?);
-        println!("report: {}", outcome.dir.join("report.html").display());
+        draw_report(&outcome.dir)?;
     }
     Ok(if failed.is_empty() {
         ExitCode::SUCCESS

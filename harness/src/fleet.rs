@@ -317,11 +317,19 @@ impl Fleet {
             // The dispatcher's slot is the last; spares are not ready until used.
             let last = self.counters.slot(self.counters.slots() - 1);
             let dispatcher_ready = !self.model.has_dispatcher() || last.ready.load(Ordering::Acquire) == 1;
-            if self.counters.ready_upto(self.base) && dispatcher_ready {
+            // A SIGINT/SIGTERM (interrupt.rs) ends the wait: the load that
+            // follows then starts nothing, and the run is marked cut short.
+            let interrupted = crate::interrupt::interrupted().is_some();
+            if (self.counters.ready_upto(self.base) && dispatcher_ready) || interrupted {
                 if self.kind == FleetKind::Threads {
-                    // Each worker thread is known by its thread id from here on.
+                    // Each worker thread is known by its thread id from here
+                    // on (by the fleet process's while it has none yet).
+                    let process = self.procs.first().copied().unwrap_or(0);
                     self.pids = (0..self.workers())
-                        .map(|i| self.counters.slot(i).tid.load(Ordering::Acquire) as libc::pid_t)
+                        .map(|i| match self.counters.slot(i).tid.load(Ordering::Acquire) as libc::pid_t {
+                            0 => process,
+                            tid => tid,
+                        })
                         .collect();
                 }
                 return Ok(());
@@ -394,7 +402,11 @@ impl Fleet {
         early_exits.extend(self.reap_exited()?);
         self.signal_unreaped(libc::SIGTERM)?;
         let deadline = Instant::now() + GRACE;
-        while self.all_pids().any(|p| !self.is_reaped(p)) && Instant::now() < deadline {
+        // A SIGINT/SIGTERM of the harness cuts the grace short: SIGKILL now.
+        while self.all_pids().any(|p| !self.is_reaped(p))
+            && Instant::now() < deadline
+            && crate::interrupt::interrupted().is_none()
+        {
             self.reap_exited()?;
             std::thread::sleep(Duration::from_micros(200));
         }

@@ -34,8 +34,9 @@ use std::time::Duration;
 
 use crate::sys;
 
-/// How often a loop that runs load looks at [`interrupted`].
-pub const POLL: Duration = Duration::from_millis(50);
+/// How often a loop that waits (for the load, a fleet, a server) looks at
+/// [`interrupted`]: well inside the 200 ms in which a signal must be seen.
+pub const POLL: Duration = Duration::from_millis(20);
 
 /// Catches SIGINT and SIGTERM for the rest of the process's life.
 pub fn install() -> std::io::Result<()> {
@@ -45,6 +46,16 @@ pub fn install() -> std::io::Result<()> {
 /// The first SIGINT or SIGTERM caught since [`install`], if any.
 pub fn interrupted() -> Option<i32> {
     sys::caught_signal()
+}
+
+/// An [`Interrupted`] error if a signal came: for the waits outside the
+/// load (a fleet or server starting or stopping, an install, charts), which
+/// give up at once and say `what` they were doing.
+pub fn check(what: &str) -> Result<(), Interrupted> {
+    match interrupted() {
+        Some(sig) => Err(Interrupted::new(sig, format!("stopped while {what}"))),
+        None => Ok(()),
+    }
 }
 
 /// `SIGINT`, `SIGTERM`, or `signal N`.

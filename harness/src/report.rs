@@ -338,8 +338,8 @@ fn sweep_content(dir: &Path, record: &Value) -> anyhow::Result<(String, String, 
         seed.rows.push(vec![
             "seed (Node.js, the article)".into(),
             join(&SEED),
-            format!("{:.3}", stats::jain(&SEED)),
-            format!("{:.2}", stats::max_min_ratio(&SEED)),
+            stats::show(stats::jain(&SEED), 3),
+            stats::show(stats::max_min_ratio(&SEED), 2),
             "-".into(),
         ]);
         for run in runs.iter().filter(|r| get(r, "repetition") == "0") {
@@ -519,7 +519,17 @@ figure svg { max-width: 100%; height: auto; }";
 
 /// Draws every chart `dir` supports and writes REPORT.md and report.html.
 pub fn write(dir: &Path) -> anyhow::Result<Drawn> {
-    let drawn = plot::draw_all(dir)?;
+    write_until(dir, &|| false)
+}
+
+/// [`write`], asking `stop` before each chart (see
+/// [`plot::draw_all_until`]); once it says yes the report is not written,
+/// so an earlier REPORT.md and report.html stay whole.
+pub fn write_until(dir: &Path, stop: &dyn Fn() -> bool) -> anyhow::Result<Drawn> {
+    let drawn = plot::draw_all_until(dir, stop)?;
+    if drawn.interrupted() || stop() {
+        return Ok(drawn);
+    }
     let c = content(dir, &drawn.charts)?;
     export::write_atomic(dir, "REPORT.md", markdown(&c, dir).as_bytes())?;
     export::write_atomic(dir, "report.html", html(&c)?.as_bytes())?;

@@ -16,7 +16,7 @@ use crate::cli::out_dir;
 use crate::export::{self, table::ratio};
 use crate::run::RunResult;
 use crate::scenario::Scenario;
-use crate::stats;
+use crate::stats::{self, show};
 use crate::sweep;
 
 /// The seed's table: connections per worker.
@@ -70,8 +70,7 @@ pub fn main(out: Option<PathBuf>, connections: u64, concurrency: usize, plots: b
     }
     println!("files: {}", outcome.dir.display());
     if plots {
-        crate::cli::print_drawn(&crate::report::write(&outcome.dir)?);
-        println!("report: {}", outcome.dir.join("report.html").display());
+        crate::cli::draw_report(&outcome.dir)?;
     }
     Ok(if outcome.ok() {
         ExitCode::SUCCESS
@@ -87,11 +86,11 @@ fn seed_form(r: &RunResult) -> String {
         s.push_str(&format!("worker {} got {} connections\n", w.pid, w.accepted));
     }
     s.push_str(&format!(
-        "Jain's fairness index {:.2} (seed: {:.2}), max/min {} (seed: {:.1}), at {:.0} conn/s with {} connections in flight\n",
-        r.summary.jain,
-        stats::jain(&SEED),
+        "Jain's fairness index {} (seed: {}), max/min {} (seed: {}), at {:.0} conn/s with {} connections in flight\n",
+        show(r.summary.jain, 2),
+        show(stats::jain(&SEED), 2),
         ratio(r.summary.max_min_ratio),
-        stats::max_min_ratio(&SEED),
+        show(stats::max_min_ratio(&SEED), 1),
         r.summary.conn_per_s,
         r.summary.concurrency.unwrap_or_default()
     ));
@@ -108,11 +107,11 @@ pub fn comparison(results: &[&RunResult]) -> String {
     );
     let counts = |c: &[u64]| c.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" / ");
     s.push_str(&format!(
-        "{:<18} {:>8} {:>28} {:>6.2} {:>8} {:>9} {:>7}\n",
+        "{:<18} {:>8} {:>28} {:>6} {:>8} {:>9} {:>7}\n",
         "seed (Node.js)",
         "-",
         counts(&SEED),
-        stats::jain(&SEED),
+        show(stats::jain(&SEED), 2),
         ratio(stats::max_min_ratio(&SEED)),
         "-",
         "-"
@@ -120,11 +119,11 @@ pub fn comparison(results: &[&RunResult]) -> String {
     for r in results {
         let c: Vec<u64> = r.workers.iter().map(|w| w.accepted).collect();
         s.push_str(&format!(
-            "{:<18} {:>8.0} {:>28} {:>6.2} {:>8} {:>9} {:>7}\n",
+            "{:<18} {:>8.0} {:>28} {:>6} {:>8} {:>9} {:>7}\n",
             r.summary.model,
             r.summary.conn_per_s,
             counts(&c),
-            r.summary.jain,
+            show(r.summary.jain, 2),
             ratio(r.summary.max_min_ratio),
             format!("{:.2}", r.summary.switches_per_conn),
             r.summary.p99_us

@@ -527,6 +527,14 @@ fn check_point(p: &Point, at: &dyn Fn(&str) -> UsageError) -> Result<(), UsageEr
 }
 
 /// Converts one TOML value of `key`; the error says what was expected.
+/// A rate in connections per second, refused above the open loop's maximum.
+fn per_second(r: f64) -> Result<Param, String> {
+    match loadgen::config::rate_problem(r) {
+        None => Ok(Param::Rate(Rate::PerSecond(r))),
+        Some(why) => Err(why),
+    }
+}
+
 fn convert(key: &str, v: &Value) -> Result<Param, String> {
     let got = || match v {
         Value::String(s) => format!("\"{s}\""),
@@ -568,8 +576,8 @@ fn convert(key: &str, v: &Value) -> Result<Param, String> {
             }
         }
         "rate" => match v {
-            Value::Integer(n) if *n > 0 => Ok(Param::Rate(Rate::PerSecond(*n as f64))),
-            Value::Float(r) if r.is_finite() && *r > 0.0 => Ok(Param::Rate(Rate::PerSecond(*r))),
+            Value::Integer(n) if *n > 0 => per_second(*n as f64),
+            Value::Float(r) if r.is_finite() && *r > 0.0 => per_second(*r),
             Value::String(s) => {
                 let pct = s
                     .strip_suffix('%')

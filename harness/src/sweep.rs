@@ -426,7 +426,16 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         }
         let cap_dir = dir.join("capacity").join(&key);
         std::fs::create_dir_all(&cap_dir)?;
-        let r = run::execute(&spec, &cap_dir).with_context(|| format!("measuring the capacity of {key}"))?;
+        let r = match run::execute(&spec, &cap_dir) {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(sig) = interrupt::interrupted() {
+                    let what = format!("the capacity run of {key} was stopped ({e:#})");
+                    return Err(stopped(sig, dir, &what));
+                }
+                return Err(e.context(format!("measuring the capacity of {key}")));
+            }
+        };
         write_run(
             &cap_dir,
             &r,
@@ -494,7 +503,17 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         let _ = std::fs::remove_dir_all(&run_dir);
         std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
         let (at, _) = export::meta::utc_now();
-        let result = run::execute(&spec, &run_dir).with_context(|| format!("run {} ({})", run.id, point.label))?;
+        let result = match run::execute(&spec, &run_dir) {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(sig) = interrupt::interrupted() {
+                    progress.finish();
+                    let what = format!("run {} was stopped before it measured anything ({e:#})", run.id);
+                    return Err(stopped(sig, dir, &what));
+                }
+                return Err(e.context(format!("run {} ({})", run.id, point.label)));
+            }
+        };
         let mut meta = Meta::collect(at, spec.parameters());
         meta.loadgen_cpu_ms = Some(result.summary.loadgen_cpu_ms);
         write_run(&run_dir, &result, &meta)?;

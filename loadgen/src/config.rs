@@ -183,6 +183,23 @@ pub struct Config {
     pub piggyback_ack: bool,
 }
 
+/// Why `rate` (new connections per second) is not a rate an open loop can
+/// run, in one line; `None` if it is one.
+pub fn rate_problem(rate: f64) -> Option<String> {
+    use crate::schedule::MAX_RATE;
+    if !(rate.is_finite() && rate > 0.0) {
+        Some(format!(
+            "rate {rate}: must be a positive, finite number of connections per second"
+        ))
+    } else if rate > MAX_RATE {
+        Some(format!(
+            "rate {rate} is above the maximum of {MAX_RATE:e} connections per second: arrival times are whole nanoseconds"
+        ))
+    } else {
+        None
+    }
+}
+
 /// Default per-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -255,11 +272,8 @@ impl Config {
                 }
             }
             Some(o) => {
-                if !(o.rate.is_finite() && o.rate > 0.0) {
-                    return Err(format!(
-                        "rate {}: must be a positive, finite number of connections per second",
-                        o.rate
-                    ));
+                if let Some(why) = rate_problem(o.rate) {
+                    return Err(why);
                 }
                 if o.max_inflight < self.threads {
                     return Err(format!(

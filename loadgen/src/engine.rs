@@ -33,6 +33,11 @@ use crate::sys;
 /// How often deadlines, the cancel flag and the end of the run are checked
 /// when nothing else wakes the loop.
 const TICK: Duration = Duration::from_millis(50);
+/// How long connections in flight may still finish once the run is
+/// cancelled; those still open then are closed and counted as
+/// [`ErrorClass::Cancelled`], so a cancel ends the run within about
+/// `TICK + CANCEL_GRACE` whatever the timeout.
+pub const CANCEL_GRACE: Duration = Duration::from_millis(100);
 /// Events fetched per epoll_wait.
 const EVENT_BATCH: usize = 256;
 /// Per-thread read buffer; large bodies take several reads.
@@ -203,6 +208,8 @@ struct Thread<'a> {
     rec: Recorder,
     out_of_tickets: bool,
     next_source: usize,
+    /// When this thread first saw the cancel flag.
+    cancel_seen: Option<Instant>,
 }
 
 impl<'a> Thread<'a> {
@@ -239,6 +246,7 @@ impl<'a> Thread<'a> {
             rec,
             out_of_tickets: false,
             next_source: index,
+            cancel_seen: None,
         })
     }
 
@@ -266,6 +274,13 @@ impl<'a> Thread<'a> {
                 self.expire(now);
                 next_scan = now + TICK;
             }
+            if self.cancel_seen.is_none() && self.cancelled() {
+                self.cancel_seen = Some(now);
+            }
+            let grace_end = self.cancel_seen.map(|t| t + CANCEL_GRACE);
+            if grace_end.is_some_and(|g| now >= g) {
+                self.cancel_in_flight();
+            }
             let idle = match &self.open {
                 Some(o) => o.sched.peek().is_none(),
                 None => self.ready.is_empty(),
@@ -274,7 +289,7 @@ impl<'a> Thread<'a> {
                 break;
             }
             let mut wake = next_scan;
-            for t in [next_start, self.rec.next_tick()].into_iter().flatten() {
+            for t in [next_start, self.rec.next_tick(), grace_end].into_iter().flatten() {
                 wake = wake.min(t);
             }
             if let Some(end) = self.shared.end.filter(|&e| e > now) {
@@ -360,35 +375,49 @@ impl<'a> Thread<'a> {
         wake
     }
 
+    /// One turn's work is bounded whatever the rate: arrivals that cannot
+    /// start any more (cancelled, waited longer than the timeout, the run is
+    /// over) are counted in bulk ([`Schedule::skip_before`]), and at most
+    /// one start is tried per slot.
     fn admit_from(&mut self, o: &mut OpenState, now: Instant) -> Option<Instant> {
-        let cancelled = self.cancelled();
+        let elapsed = now.saturating_duration_since(self.shared.start);
+        if self.cancelled() {
+            // What is due is dropped; what is not due yet never comes.
+            let due = o.sched.skip_before(elapsed + Duration::from_nanos(1));
+            self.rec.dropped(due);
+            o.sched.finish();
+            return None;
+        }
+        // Those that waited longer than the timeout (`now - t > timeout`).
+        if let Some(cut) = elapsed.checked_sub(self.cfg.timeout) {
+            let stale = o.sched.skip_before(cut);
+            self.rec.dropped(stale);
+        }
+        let mut tries = self.slots.len();
         loop {
             let t = self.shared.start + o.sched.peek()?;
             if t > now {
-                if cancelled {
-                    o.sched.finish();
-                    return None;
-                }
                 return Some(t);
             }
-            if cancelled || now.saturating_duration_since(t) > self.cfg.timeout {
-                o.sched.pop();
-                self.rec.dropped();
-                continue;
+            if tries == 0 {
+                // Failed starts gave their slots back: go round the loop
+                // (epoll, the cancel flag) before trying again.
+                return Some(now);
             }
             let Some(idx) = o.free.pop() else {
                 o.late_mark = Some(now);
-                if self.shared.end.is_some_and(|e| now >= e) {
+                if let Some(end) = self.shared.end.filter(|&e| now >= e) {
                     // The run is over: what still waits is never started.
-                    while o.sched.pop().is_some() {
-                        self.rec.dropped();
-                    }
+                    let left = o.sched.skip_before(end.saturating_duration_since(self.shared.start));
+                    self.rec.dropped(left);
+                    o.sched.finish();
                     return None;
                 }
                 // A freed slot wakes the loop; otherwise look again when
                 // this arrival has waited too long.
                 return Some(t + self.cfg.timeout);
             };
+            tries -= 1;
             o.sched.pop();
             if o.late_mark.is_some_and(|m| t <= m) {
                 self.rec.late();
@@ -495,6 +524,16 @@ impl<'a> Thread<'a> {
             self.start_closed(idx);
         } else if !self.stopping(now) {
             self.ready.push_back((now + self.cfg.gap, idx));
+        }
+    }
+
+    /// Closes every connection still in flight (the run was cancelled and
+    /// its grace is over).
+    fn cancel_in_flight(&mut self) {
+        for idx in 0..self.slots.len() {
+            if self.slots[idx].conn.is_some() {
+                self.finish(idx, Err(ErrorClass::Cancelled));
+            }
         }
     }
 

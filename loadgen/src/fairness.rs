@@ -18,9 +18,14 @@
 //! CoV = 0.608, max/min = 6.18, max/mean = 1.93, G = 0.332, top-1 = 0.483,
 //! no idle worker.
 //!
-//! Degenerate inputs: an empty or all-zero list is "perfectly even" (J = 1,
-//! CoV = 0, max/min = max/mean = 1, G = 0, top-1 = 1/n or 0 when empty, no
-//! idle workers).
+//! Undefined inputs: with no worker, or no connection at all (S = 0), every
+//! formula divides zero by zero. Such a spread is neither even nor uneven, so
+//! every figure is `None` ([`UNDEFINED`] says why): the CSVs leave the cells
+//! empty and the tables print `n/a`.
+
+/// Why the figures of an empty distribution are missing, for the line that
+/// goes with `n/a`.
+pub const UNDEFINED: &str = "no connection was attributed to any worker, so the fairness figures are undefined (0/0)";
 
 /// Every figure of one distribution.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,16 +40,36 @@ pub struct Fairness {
 }
 
 impl Fairness {
-    pub fn of(counts: &[u64]) -> Fairness {
-        Fairness {
-            jain: jain(counts),
-            cov: cov(counts),
-            max_min: max_min_ratio(counts),
-            max_mean: max_mean_ratio(counts),
-            gini: gini(counts),
-            top1_share: top1_share(counts),
-            idle_workers: idle_workers(counts),
+    /// The figures of `counts`; `None` when there is no worker or no count.
+    pub fn of(counts: &[u64]) -> Option<Fairness> {
+        let sum = total(counts);
+        if sum == 0.0 {
+            return None;
         }
+        let n = counts.len() as f64;
+        let mean = sum / n;
+        let sum_sq: f64 = counts.iter().map(|&c| (c as f64) * (c as f64)).sum();
+        let var = counts.iter().map(|&c| (c as f64 - mean).powi(2)).sum::<f64>() / n;
+        let max = counts.iter().copied().max().unwrap_or(0) as f64;
+        let min = counts.iter().copied().min().unwrap_or(0) as f64;
+        // Σ_i Σ_j |x_i - x_j| in O(n log n): over sorted x, 2 Σ_i (2i - n + 1)·x_i;
+        // G = that / (2 n² μ) = Σ_i (2i - n + 1)·x_i / (n·S).
+        let mut sorted = counts.to_vec();
+        sorted.sort_unstable();
+        let weighted: f64 = sorted
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| (2.0 * i as f64 - n + 1.0) * x as f64)
+            .sum();
+        Some(Fairness {
+            jain: sum * sum / (n * sum_sq),
+            cov: var.sqrt() / mean,
+            max_min: if min == 0.0 { f64::INFINITY } else { max / min },
+            max_mean: max / mean,
+            gini: weighted / (n * sum),
+            top1_share: max / sum,
+            idle_workers: counts.iter().filter(|&&c| (c as f64 / sum) < 1.0 / (10.0 * n)).count(),
+        })
     }
 }
 
@@ -52,88 +77,19 @@ fn total(counts: &[u64]) -> f64 {
     counts.iter().map(|&c| c as f64).sum()
 }
 
-/// Jain's fairness index, S² / (n·Σx²).
-pub fn jain(counts: &[u64]) -> f64 {
-    let sum = total(counts);
-    let sum_sq: f64 = counts.iter().map(|&c| (c as f64) * (c as f64)).sum();
-    if sum_sq == 0.0 {
-        return 1.0;
-    }
-    sum * sum / (counts.len() as f64 * sum_sq)
+/// Jain's fairness index, S² / (n·Σx²); `None` when undefined.
+pub fn jain(counts: &[u64]) -> Option<f64> {
+    Fairness::of(counts).map(|f| f.jain)
 }
 
-/// Coefficient of variation: population standard deviation over the mean.
-pub fn cov(counts: &[u64]) -> f64 {
-    if counts.is_empty() {
-        return 0.0;
-    }
-    let n = counts.len() as f64;
-    let mean = total(counts) / n;
-    if mean == 0.0 {
-        return 0.0;
-    }
-    let var = counts.iter().map(|&c| (c as f64 - mean).powi(2)).sum::<f64>() / n;
-    var.sqrt() / mean
+/// Largest count over smallest count; `None` when undefined.
+pub fn max_min_ratio(counts: &[u64]) -> Option<f64> {
+    Fairness::of(counts).map(|f| f.max_min)
 }
 
-/// Largest count over smallest count.
-pub fn max_min_ratio(counts: &[u64]) -> f64 {
-    let (Some(&max), Some(&min)) = (counts.iter().max(), counts.iter().min()) else {
-        return 1.0;
-    };
-    match (min, max) {
-        (_, 0) => 1.0,
-        (0, _) => f64::INFINITY,
-        _ => max as f64 / min as f64,
-    }
-}
-
-/// Largest count over the mean.
-pub fn max_mean_ratio(counts: &[u64]) -> f64 {
-    let sum = total(counts);
-    match counts.iter().max() {
-        Some(&max) if sum > 0.0 => max as f64 * counts.len() as f64 / sum,
-        _ => 1.0,
-    }
-}
-
-/// Gini coefficient: mean absolute difference over twice the mean.
-pub fn gini(counts: &[u64]) -> f64 {
-    let sum = total(counts);
-    if sum == 0.0 {
-        return 0.0;
-    }
-    // Σ_i Σ_j |x_i - x_j| in O(n log n): over sorted x, Σ_i (2i - n + 1)·x_i, doubled.
-    let mut sorted = counts.to_vec();
-    sorted.sort_unstable();
-    let n = sorted.len() as f64;
-    let weighted: f64 = sorted
-        .iter()
-        .enumerate()
-        .map(|(i, &x)| (2.0 * i as f64 - n + 1.0) * x as f64)
-        .sum();
-    // 2·weighted = Σ_i Σ_j |x_i - x_j|; G = that / (2 n² μ) = weighted / (n·S).
-    weighted / (n * sum)
-}
-
-/// The busiest worker's fraction of the total.
-pub fn top1_share(counts: &[u64]) -> f64 {
-    let sum = total(counts);
-    match counts.iter().max() {
-        Some(&max) if sum > 0.0 => max as f64 / sum,
-        Some(_) => 1.0 / counts.len() as f64,
-        None => 0.0,
-    }
-}
-
-/// Workers whose share is under a tenth of a fair share, 1/(10n).
-pub fn idle_workers(counts: &[u64]) -> usize {
-    let sum = total(counts);
-    if sum == 0.0 {
-        return 0;
-    }
-    let n = counts.len() as f64;
-    counts.iter().filter(|&&c| (c as f64 / sum) < 1.0 / (10.0 * n)).count()
+/// A figure as text with `digits` decimals, or `n/a` when undefined.
+pub fn show(x: Option<f64>, digits: usize) -> String {
+    x.map_or_else(|| "n/a".to_string(), |v| format!("{v:.digits$}"))
 }
 
 #[cfg(test)]
@@ -150,7 +106,7 @@ mod tests {
     /// Σx² = 310808923, S² = 907877161, Σ_i Σ_j |x_i - x_j| = 80118.
     #[test]
     fn seed_table_by_hand() {
-        let f = Fairness::of(&SEED);
+        let f = Fairness::of(&SEED).unwrap();
         assert!(close(f.jain, 907877161.0 / (4.0 * 310808923.0)), "{f:?}");
         assert!((f.jain - 0.730).abs() < 0.0005);
         let mean = 30131.0 / 4.0;
@@ -169,7 +125,7 @@ mod tests {
 
     #[test]
     fn all_equal() {
-        let f = Fairness::of(&[5, 5, 5, 5]);
+        let f = Fairness::of(&[5, 5, 5, 5]).unwrap();
         assert_eq!(
             (f.jain, f.cov, f.max_min, f.max_mean, f.gini),
             (1.0, 0.0, 1.0, 1.0, 0.0)
@@ -183,7 +139,7 @@ mod tests {
         for n in [2usize, 4, 8] {
             let mut c = vec![0u64; n];
             c[n - 1] = 1000;
-            let f = Fairness::of(&c);
+            let f = Fairness::of(&c).unwrap();
             let nf = n as f64;
             assert!(close(f.jain, 1.0 / nf), "{n}: {f:?}");
             assert!(close(f.cov, (nf - 1.0).sqrt()), "{n}: {f:?}");
@@ -198,22 +154,20 @@ mod tests {
     #[test]
     fn idle_threshold_is_a_tenth_of_a_fair_share() {
         // n = 4: threshold share 1/40 = 0.025. 24/1000 is idle, 25/1000 is not.
-        assert_eq!(idle_workers(&[24, 325, 325, 326]), 1);
-        assert_eq!(idle_workers(&[25, 325, 325, 325]), 0);
+        let idle = |c: &[u64]| Fairness::of(c).unwrap().idle_workers;
+        assert_eq!(idle(&[24, 325, 325, 326]), 1);
+        assert_eq!(idle(&[25, 325, 325, 325]), 0);
     }
 
     #[test]
-    fn degenerate_inputs() {
-        for c in [&[][..], &[0, 0][..]] {
-            let f = Fairness::of(c);
-            assert_eq!(
-                (f.jain, f.cov, f.max_min, f.max_mean, f.gini),
-                (1.0, 0.0, 1.0, 1.0, 0.0)
-            );
-            assert_eq!(f.idle_workers, 0);
+    fn an_empty_or_all_zero_spread_is_undefined() {
+        for c in [&[][..], &[0][..], &[0, 0][..]] {
+            assert_eq!(Fairness::of(c), None, "{c:?}");
+            assert_eq!((jain(c), max_min_ratio(c)), (None, None));
         }
-        assert_eq!(top1_share(&[]), 0.0);
-        assert_eq!(top1_share(&[0, 0]), 0.5);
-        assert_eq!(max_min_ratio(&[7]), 1.0);
+        assert_eq!(show(jain(&[]), 3), "n/a");
+        let one = Fairness::of(&[7]).unwrap();
+        assert_eq!((one.jain, one.max_min, one.top1_share, one.idle_workers), (1.0, 1.0, 1.0, 0));
+        assert_eq!(show(jain(&[7, 7]), 3), "1.000");
     }
 }

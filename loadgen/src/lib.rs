@@ -23,7 +23,7 @@
 //! use loadgen::{Config, Stop};
 //! let cfg = Config::new("127.0.0.1:8080".parse().unwrap(), 64, Stop::Connections(10_000));
 //! let report = loadgen::run(&cfg)?;
-//! println!("{} conn/s, Jain {:.3}", report.conn_per_s(), loadgen::fairness::jain(&report.worker_counts()));
+//! println!("{} conn/s, Jain {}", report.conn_per_s(), loadgen::fairness::show(loadgen::fairness::jain(&report.worker_counts()), 3));
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!

@@ -323,11 +323,14 @@ fn render(r: &Report, cfg: &Config) -> String {
     let counts = r.worker_counts();
     let _ = writeln!(
         out,
-        "fairness over {} workers: jain {:.4}, max/min {:.2}",
+        "fairness over {} workers: jain {}, max/min {}",
         counts.len(),
-        fairness::jain(&counts),
-        fairness::max_min_ratio(&counts)
+        fairness::show(fairness::jain(&counts), 4),
+        fairness::show(fairness::max_min_ratio(&counts), 2)
     );
+    if fairness::jain(&counts).is_none() {
+        let _ = writeln!(out, "fairness: {}", fairness::UNDEFINED);
+    }
     out
 }
 

@@ -70,16 +70,20 @@ pub enum ErrorClass {
     Malformed,
     /// Anything else (EMFILE, ...).
     Other,
+    /// Still in flight when the run was cancelled (SIGINT, SIGTERM) and the
+    /// short grace that followed ran out: closed by the generator.
+    Cancelled,
 }
 
 impl ErrorClass {
-    pub const ALL: [ErrorClass; 6] = [
+    pub const ALL: [ErrorClass; 7] = [
         ErrorClass::Refused,
         ErrorClass::Reset,
         ErrorClass::Timeout,
         ErrorClass::AddrNotAvailable,
         ErrorClass::Malformed,
         ErrorClass::Other,
+        ErrorClass::Cancelled,
     ];
 
     /// The name used in output and CSV.
@@ -91,6 +95,7 @@ impl ErrorClass {
             ErrorClass::AddrNotAvailable => "addr_not_available",
             ErrorClass::Malformed => "malformed",
             ErrorClass::Other => "other",
+            ErrorClass::Cancelled => "cancelled",
         }
     }
 
@@ -126,6 +131,7 @@ pub struct ErrorCounts {
     pub addr_not_available: u64,
     pub malformed: u64,
     pub other: u64,
+    pub cancelled: u64,
 }
 
 impl ErrorCounts {
@@ -146,6 +152,7 @@ impl ErrorCounts {
             ErrorClass::AddrNotAvailable => self.addr_not_available,
             ErrorClass::Malformed => self.malformed,
             ErrorClass::Other => self.other,
+            ErrorClass::Cancelled => self.cancelled,
         }
     }
 
@@ -157,6 +164,7 @@ impl ErrorCounts {
             ErrorClass::AddrNotAvailable => &mut self.addr_not_available,
             ErrorClass::Malformed => &mut self.malformed,
             ErrorClass::Other => &mut self.other,
+            ErrorClass::Cancelled => &mut self.cancelled,
         };
         *slot += n;
     }
@@ -400,9 +408,15 @@ impl Report {
         per_s(self.requests, self.elapsed)
     }
 
-    /// Completed count per worker, in `per_worker` order (for [`crate::fairness`]).
+    /// Completed count per named worker, in `per_worker` order, leaving out
+    /// responses that named none ([`UNKNOWN_WORKER`]): the distribution
+    /// [`crate::fairness`] measures.
     pub fn worker_counts(&self) -> Vec<u64> {
-        self.per_worker.iter().map(|w| w.completed).collect()
+        self.per_worker
+            .iter()
+            .filter(|w| w.id != UNKNOWN_WORKER)
+            .map(|w| w.completed)
+            .collect()
     }
 
     /// The worker with this id, if it served anything.
@@ -594,9 +608,9 @@ impl Recorder {
         self.late += 1;
     }
 
-    /// An arrival was not started.
-    pub fn dropped(&mut self) {
-        self.dropped += 1;
+    /// `n` arrivals were not started.
+    pub fn dropped(&mut self, n: u64) {
+        self.dropped += n;
     }
 
     /// Index of the worker with this id (or `?`), added if new.
@@ -860,7 +874,9 @@ mod tests {
         assert_eq!(r.completed, 5);
         assert_eq!(r.errors.total(), 2);
         assert_eq!(r.started, r.completed + r.errors.total());
-        assert_eq!(r.worker_counts().iter().sum::<u64>(), r.completed);
+        // Fairness counts leave out the response that named no worker.
+        assert_eq!(r.worker_counts(), [2, 2]);
+        assert_eq!(r.worker("?").unwrap().completed + 4, r.completed);
         assert_eq!(ids(&r), ["2", "10", "?"]);
         assert_eq!(r.worker("2").unwrap().completed, 2);
         assert_eq!(r.worker("10").unwrap().completed, 2);
@@ -906,7 +922,8 @@ mod tests {
                 "timeout",
                 "addr_not_available",
                 "malformed",
-                "other"
+                "other",
+                "cancelled"
             ]
         );
         assert_eq!(ErrorClass::from_errno(libc::ECONNREFUSED), ErrorClass::Refused);

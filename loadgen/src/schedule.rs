@@ -77,11 +77,30 @@ impl Xoshiro256pp {
         ((self.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
+    /// Standard normal (Box-Muller, one of the pair).
+    pub fn next_normal(&mut self) -> f64 {
+        let u1 = self.next_unit();
+        let u2 = self.next_unit();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
     /// Exponentially distributed with mean `mean`.
     pub fn next_exp(&mut self, mean: f64) -> f64 {
         -self.next_unit().ln() * mean
     }
 }
+
+/// The highest arrival rate (connections per second) an open loop takes.
+/// Arrival times are whole nanoseconds, so above 1e9/s two arrivals would
+/// share one; the counts of arrivals then still fit in 64 bits for any run
+/// shorter than 500 years.
+pub const MAX_RATE: f64 = 1e9;
+
+/// Expected number of Poisson arrivals up to which [`Schedule::skip_before`]
+/// steps through them one by one (exactly as [`Schedule::pop`] would);
+/// beyond it the count is drawn at once, so one skip costs at most about
+/// this many steps whatever the rate.
+pub const EXACT_SKIP: u64 = 1024;
 
 /// One thread's arrivals, as offsets from the run start, in increasing order.
 #[derive(Debug, Clone)]
@@ -165,6 +184,71 @@ impl Schedule {
         self.popped += 1;
         self.advance();
         Some(t)
+    }
+
+    /// Takes every arrival before `cut` (an offset from the run start)
+    /// without handing it out, and returns how many there were: the bulk
+    /// form of popping and dropping them one by one, so that the work does
+    /// not grow with the rate. Constant arrivals are counted exactly, in
+    /// closed form. Poisson arrivals are stepped through one by one while the
+    /// expected count is at most [`EXACT_SKIP`]; beyond that the count is
+    /// drawn from its distribution (Poisson, by its normal approximation,
+    /// which at a mean above [`EXACT_SKIP`] is within 1% in every quantile
+    /// that matters here) and, the process being memoryless, the next
+    /// arrival is drawn afresh from `cut` on. Either way the arrivals that
+    /// follow are a Poisson process of the same rate; only the skipped
+    /// stretch is not the one [`Schedule::pop`] would have produced.
+    pub fn skip_before(&mut self, cut: Duration) -> u64 {
+        let Some(next) = self.next else { return 0 };
+        if next >= cut {
+            return 0;
+        }
+        let cut_ns = cut.as_nanos() as f64;
+        let remaining = self.limit.map_or(u64::MAX, |l| l - self.popped);
+        let before = self.popped;
+        match self.arrivals {
+            Arrivals::Constant => {
+                // Arrival k is at phase + k*gap, handed out rounded to the
+                // nanosecond: the first one not before the cut has
+                // k = ceil((cut - 0.5 - phase) / gap), and none exists at or
+                // after the end.
+                let first_at = |t: f64| {
+                    let k = ((t - self.phase_ns) / self.gap_ns).ceil();
+                    if k.is_finite() && k > 0.0 {
+                        k.min(u64::MAX as f64) as u64
+                    } else {
+                        0
+                    }
+                };
+                let k = first_at(cut_ns - 0.5).min(self.end_ns.map_or(u64::MAX, first_at));
+                let n = k.saturating_sub(self.popped).min(remaining);
+                self.popped += n;
+                self.advance();
+            }
+            Arrivals::Poisson => {
+                let mean = (cut_ns - next.as_nanos() as f64) / self.gap_ns;
+                if mean > EXACT_SKIP as f64 {
+                    // `next` itself, then those in (next, cut).
+                    let z = self.rng.next_normal();
+                    let more = (mean + mean.sqrt() * z).round().max(0.0);
+                    let more = if more.is_finite() {
+                        more.min(u64::MAX as f64) as u64
+                    } else {
+                        u64::MAX
+                    };
+                    let n = more.saturating_add(1).min(remaining);
+                    self.popped += n;
+                    self.poisson_ns = self.end_ns.map_or(cut_ns, |e| cut_ns.min(e));
+                    self.advance();
+                }
+            }
+        }
+        // What is left (rounding, or the Poisson stretch short enough to
+        // step through) one by one; `next` is then at or after the cut.
+        while self.next.is_some_and(|t| t < cut) {
+            self.pop();
+        }
+        self.popped - before
     }
 
     /// Ends the schedule early (cancel): no further arrivals.
@@ -289,6 +373,89 @@ mod tests {
         // Standard error of the mean: sqrt(1000/200) ~ 2.2.
         assert!((mean - 1000.0).abs() < 10.0, "mean {mean}");
         assert!((500.0..2000.0).contains(&var), "variance {var}");
+    }
+
+    /// Pops and counts what comes before `cut`, one by one.
+    fn pop_before(s: &mut Schedule, cut: Duration) -> u64 {
+        let mut n = 0;
+        while s.peek().is_some_and(|t| t < cut) {
+            s.pop();
+            n += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn constant_skip_counts_exactly_what_popping_would() {
+        for (rate, threads, stop) in [
+            (1000.0, 1, Stop::Duration(Duration::from_secs(2))),
+            (3333.0, 3, Stop::Duration(Duration::from_millis(1500))),
+            (7e8, 2, Stop::Connections(1_000_003)),
+            (1e6, 4, Stop::Connections(10)),
+        ] {
+            let o = open(rate, Arrivals::Constant);
+            for thread in 0..threads {
+                let mut a = Schedule::new(&o, 1, thread, threads, stop);
+                let mut b = a.clone();
+                for cut_us in [0, 1, 999, 1000, 1001, 1_234_567, 1_500_000, 9_000_000] {
+                    let cut = Duration::from_micros(cut_us);
+                    assert_eq!(a.skip_before(cut), pop_before(&mut b, cut), "rate {rate} cut {cut:?}");
+                    assert_eq!((a.peek(), a.popped()), (b.peek(), b.popped()), "rate {rate} cut {cut:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn skipping_an_hour_at_the_highest_rate_is_one_step() {
+        let o = open(MAX_RATE, Arrivals::Constant);
+        let mut s = Schedule::new(&o, 1, 0, 1, Stop::Duration(Duration::from_secs(7200)));
+        assert_eq!(s.skip_before(Duration::from_secs(3600)), 3_600_000_000_000);
+        assert_eq!(s.peek(), Some(Duration::from_secs(3600)));
+        // Past the end: every arrival, and then none.
+        assert_eq!(s.skip_before(Duration::from_secs(9000)), 3_600_000_000_000);
+        assert_eq!(s.peek(), None);
+        assert_eq!(s.popped(), 7_200_000_000_000);
+    }
+
+    #[test]
+    fn poisson_skip_is_exact_when_short_and_unbiased_when_long() {
+        let o = open(1000.0, Arrivals::Poisson);
+        let stop = Stop::Duration(Duration::from_secs(100));
+        // Short stretches (expected count <= EXACT_SKIP): as popping.
+        let mut a = Schedule::new(&o, 3, 0, 1, stop);
+        let mut b = a.clone();
+        for cut_ms in [0, 5, 400, 1000, 1900] {
+            let cut = Duration::from_millis(cut_ms);
+            assert_eq!(a.skip_before(cut), pop_before(&mut b, cut));
+            assert_eq!(a.peek(), b.peek());
+        }
+        // Long ones: the count's mean and variance are the rate's, and
+        // what follows is still after the cut.
+        let counts: Vec<f64> = (0..400)
+            .map(|seed| {
+                let mut s = Schedule::new(&open(1e6, Arrivals::Poisson), seed, 0, 1, stop);
+                let n = s.skip_before(Duration::from_millis(100));
+                assert!(s.peek().unwrap() >= Duration::from_millis(100));
+                n as f64
+            })
+            .collect();
+        let mean = counts.iter().sum::<f64>() / 400.0;
+        let var = counts.iter().map(|c| (c - mean).powi(2)).sum::<f64>() / 399.0;
+        // Expected 1e5 each, sd 316; the mean of 400 has sd 16.
+        assert!((mean - 1e5).abs() < 100.0, "mean {mean}");
+        assert!((5e4..2e5).contains(&var), "variance {var}");
+    }
+
+    #[test]
+    fn skip_respects_the_connection_limit() {
+        for arrivals in [Arrivals::Constant, Arrivals::Poisson] {
+            let o = open(1e8, arrivals);
+            let mut s = Schedule::new(&o, 1, 0, 1, Stop::Connections(5000));
+            s.pop();
+            assert_eq!(s.skip_before(Duration::from_secs(10)), 4999);
+            assert_eq!((s.peek(), s.popped()), (None, 5000));
+        }
     }
 
     #[test]

@@ -59,25 +59,29 @@ pub fn run(summary: &SummaryRow, workers: &[WorkerRow]) -> String {
         s.pop();
         s.push('\n');
     }
+    let show = loadgen::fairness::show;
     let _ = writeln!(
         s,
-        "connections: Jain {:.3}, cov {:.3}, max/min {}, gini {:.3}, top-1 share {:.3}, idle workers {}",
-        summary.jain,
-        summary.cov,
+        "connections: Jain {}, cov {}, max/min {}, gini {}, top-1 share {}, idle workers {}",
+        show(summary.jain, 3),
+        show(summary.cov, 3),
         ratio(summary.max_min_ratio),
-        summary.gini,
-        summary.top1_share,
-        summary.idle_workers
+        show(summary.gini, 3),
+        show(summary.top1_share, 3),
+        summary.idle_workers.map_or("n/a".into(), |n| n.to_string())
     );
     if keep_alive {
         let _ = writeln!(
             s,
-            "requests:    Jain {:.3}, cov {:.3}, max/min {}, gini {:.3}",
-            summary.req_jain,
-            summary.req_cov,
+            "requests:    Jain {}, cov {}, max/min {}, gini {}",
+            show(summary.req_jain, 3),
+            show(summary.req_cov, 3),
             ratio(summary.req_max_min_ratio),
-            summary.req_gini
+            show(summary.req_gini, 3)
         );
+    }
+    if summary.jain.is_none() {
+        let _ = writeln!(s, "fairness n/a: {}", loadgen::fairness::UNDEFINED);
     }
     let _ = writeln!(
         s,
@@ -106,12 +110,12 @@ pub fn run(summary: &SummaryRow, workers: &[WorkerRow]) -> String {
     s
 }
 
-/// max/min as text: "inf" when a worker got nothing.
-pub fn ratio(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.2}")
-    } else {
-        "inf".into()
+/// max/min as text: "inf" when a worker got nothing, "n/a" when undefined.
+pub fn ratio(x: Option<f64>) -> String {
+    match x {
+        Some(x) if x.is_finite() => format!("{x:.2}"),
+        Some(_) => "inf".into(),
+        None => "n/a".into(),
     }
 }
 
@@ -123,6 +127,7 @@ fn errors(s: &SummaryRow) -> String {
         ("addr_not_available", s.err_addr_not_available),
         ("malformed", s.err_malformed),
         ("other", s.err_other),
+        ("cancelled", s.err_cancelled),
     ]
     .iter()
     .filter(|(_, n)| *n > 0)

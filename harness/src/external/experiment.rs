@@ -109,8 +109,7 @@ pub fn main(o: Options) -> anyhow::Result<ExitCode> {
     }
     println!("files: {}", outcome.dir.display());
     if o.plots {
-        crate::cli::print_drawn(&crate::report::write(&outcome.dir)?);
-        println!("report: {}", outcome.dir.join("report.html").display());
+        crate::cli::draw_report(&outcome.dir)?;
     }
     if differ > 0 {
         eprintln!(

@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
+
+use super::process::WaitTimeout;
 
 use anyhow::{bail, Context};
 
@@ -41,11 +44,19 @@ pub fn ensure(binary: &str, package: &str) -> anyhow::Result<PathBuf> {
         "{binary} not found: installing Debian's {package} with apt-get (apt-get update; apt-get install -y {package})"
     );
     for args in [&["update", "-qq"][..], &["install", "-y", "-qq", package][..]] {
-        let status = Command::new("apt-get")
+        let mut child = Command::new("apt-get")
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
+            .spawn()
             .with_context(|| format!("running apt-get {}", args.join(" ")))?;
+        // A SIGINT/SIGTERM of the harness stops apt-get as a Ctrl-C would.
+        let waited = child.wait_timeout(Duration::MAX, || crate::interrupt::interrupted().is_some())?;
+        let Some(status) = waited else {
+            let _ = crate::sys::kill(child.id() as i32, libc::SIGTERM);
+            let _ = child.wait();
+            crate::interrupt::check(&format!("installing {package} with apt-get"))?;
+            bail!("apt-get {} was stopped", args.join(" "));
+        };
         if !status.success() {
             bail!(
                 "apt-get {} failed ({status}): install {package} by hand",

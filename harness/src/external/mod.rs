@@ -225,9 +225,17 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         report,
         loadgen_cpu,
         intervals,
-        interrupted,
+        mut interrupted,
     } = drove?;
-    let own = own.context("stopping the server")?;
+    // A signal during the stop loses the server's own counts: the run is
+    // then cut short, checked against the attribution alone.
+    let own = match own {
+        Err(e) if e.downcast_ref::<crate::interrupt::Interrupted>().is_some() => {
+            interrupted = interrupted.or(crate::interrupt::interrupted());
+            None
+        }
+        other => other.context("stopping the server")?,
+    };
 
     // Every worker the server has, and every id a response named.
     let mut ids: Vec<String> = known.iter().map(|p| p.to_string()).collect();

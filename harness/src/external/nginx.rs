@@ -72,6 +72,7 @@ impl Nginx {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + START_TIMEOUT;
         let pids = loop {
+            crate::interrupt::check("waiting for nginx to start")?;
             proc.check_alive()
                 .map_err(|e| e.context(error_log(&dir)))
                 .context("starting nginx")?;

@@ -113,8 +113,9 @@ impl ServerProcess {
             if let Some(l) = self.seen.iter().find(|l| want(l)) {
                 return Ok(l.clone());
             }
+            crate::interrupt::check(&format!("waiting for {} to print {what}", self.name))?;
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left.max(Duration::from_millis(1))) {
+            match self.lines.recv_timeout(left.clamp(Duration::from_millis(1), crate::interrupt::POLL)) {
                 Ok(line) => self.seen.push(line),
                 Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
                 Err(RecvTimeoutError::Timeout) => {
@@ -123,7 +124,7 @@ impl ServerProcess {
                 Err(RecvTimeoutError::Disconnected) => {
                     self.eof = true;
                     // Give the stderr reader a moment to collect the reason.
-                    let _ = self.child.wait_timeout(Duration::from_millis(500));
+                    let _ = self.child.wait_timeout(Duration::from_millis(500), || false);
                     bail!("{} exited before it printed {what}; {}", self.name, self.stderr_tail())
                 }
             }
@@ -143,6 +144,11 @@ impl ServerProcess {
     /// its stdout to close (every worker gone), then SIGKILLs whatever is
     /// left of its process group. Returns how it exited; an error if it had
     /// to be killed.
+    ///
+    /// A SIGINT or SIGTERM of the harness (interrupt.rs) cuts the grace
+    /// short: the group is killed at once and the stop fails with
+    /// [`crate::interrupt::Interrupted`], since what the server would have
+    /// said on its way out is lost.
     pub fn stop(&mut self, sig: i32, grace: Duration) -> anyhow::Result<ExitStatus> {
         let deadline = Instant::now() + grace;
         if self.status.is_none() {
@@ -151,19 +157,27 @@ impl ServerProcess {
             // The master died on its own: nobody will stop what it left.
             sys::kill_group(self.pid(), libc::SIGKILL)?;
         }
-        let status = self
-            .child
-            .wait_timeout(deadline.saturating_duration_since(Instant::now()))?;
-        while !self.eof {
+        let interrupted = || crate::interrupt::interrupted().is_some();
+        let status = self.child.wait_timeout(deadline.saturating_duration_since(Instant::now()), interrupted)?;
+        while !self.eof && !interrupted() {
             match self.lines.recv_timeout(
                 deadline
                     .saturating_duration_since(Instant::now())
-                    .max(Duration::from_millis(1)),
+                    .clamp(Duration::from_millis(1), crate::interrupt::POLL),
             ) {
                 Ok(line) => self.seen.push(line),
                 Err(RecvTimeoutError::Disconnected) => self.eof = true,
+                Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
                 Err(RecvTimeoutError::Timeout) => break,
             }
+        }
+        if let Err(i) = crate::interrupt::check(&format!("stopping {}", self.name)) {
+            sys::kill_group(self.pid(), libc::SIGKILL)?;
+            self.stopped = true;
+            if self.status.is_none() {
+                self.status = Some(self.child.wait()?);
+            }
+            return Err(i.into());
         }
         // Whatever is left of the group (a worker its master forgot) goes now.
         sys::kill_group(self.pid(), libc::SIGKILL)?;
@@ -206,19 +220,21 @@ impl Drop for ServerProcess {
     }
 }
 
-/// `Child::wait` with a time limit.
-trait WaitTimeout {
-    fn wait_timeout(&mut self, limit: Duration) -> std::io::Result<Option<ExitStatus>>;
+/// `Child::wait` with a time limit, and a way to give up early.
+pub trait WaitTimeout {
+    /// The exit status, or `None` if `limit` passed or `give_up` said so first.
+    fn wait_timeout(&mut self, limit: Duration, give_up: impl Fn() -> bool) -> std::io::Result<Option<ExitStatus>>;
 }
 
 impl WaitTimeout for Child {
-    fn wait_timeout(&mut self, limit: Duration) -> std::io::Result<Option<ExitStatus>> {
-        let deadline = Instant::now() + limit;
+    fn wait_timeout(&mut self, limit: Duration, give_up: impl Fn() -> bool) -> std::io::Result<Option<ExitStatus>> {
+        // `None`: no limit (Duration::MAX).
+        let deadline = Instant::now().checked_add(limit);
         loop {
             if let Some(s) = self.try_wait()? {
                 return Ok(Some(s));
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) || give_up() {
                 return Ok(None);
             }
             std::thread::sleep(Duration::from_millis(5));

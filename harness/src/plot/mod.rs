@@ -71,6 +71,13 @@ pub struct Drawn {
 /// earlier drawing that this one does not produce are removed from
 /// `charts/`; files of other names there are left alone.
 pub fn draw_all(dir: &Path) -> Result<Drawn> {
+    draw_all_until(dir, &|| false)
+}
+
+/// [`draw_all`], asking `stop` before each chart: once it says yes (a
+/// SIGINT or SIGTERM came), the charts left are listed as skipped, nothing
+/// half-drawn is left, and charts of an earlier drawing stay as they were.
+pub fn draw_all_until(dir: &Path, stop: &dyn Fn() -> bool) -> Result<Drawn> {
     let source = Source::detect(dir)?;
     let out = dir.join("charts");
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -104,15 +111,23 @@ pub fn draw_all(dir: &Path) -> Result<Drawn> {
             plans.push(one_run(worker_latency::plan, worker_latency::NAME));
         }
     }
+    let mut stopped = false;
     for plan in plans {
+        stopped = stopped || stop();
         match plan {
             Planned::Skip(name, why) => drawn.skip(&name, &why),
+            Planned::Draw(fig) if stopped => drawn.skip(&fig.name(), INTERRUPTED),
             Planned::Draw(fig) => drawn.charts.push(render(&out, fig.as_ref())?),
         }
     }
-    remove_stale(&out, &drawn)?;
+    if !stopped {
+        remove_stale(&out, &drawn)?;
+    }
     Ok(drawn)
 }
+
+/// Why a chart was not drawn when a signal stopped the drawing.
+pub const INTERRUPTED: &str = "interrupted by a signal before it was drawn";
 
 /// The chart names this module writes (a spectrum's may have a suffix).
 const CHART_NAMES: [&str; 6] = [
@@ -147,6 +162,11 @@ fn remove_stale(out: &Path, drawn: &Drawn) -> Result<()> {
 }
 
 impl Drawn {
+    /// Whether a signal stopped the drawing before every chart was drawn.
+    pub fn interrupted(&self) -> bool {
+        self.skipped.iter().any(|(_, why)| why == INTERRUPTED)
+    }
+
     fn skip(&mut self, name: &str, why: &str) {
         self.skipped.push((name.to_string(), why.to_string()));
     }
