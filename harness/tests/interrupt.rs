@@ -503,3 +503,191 @@ fn a_full_disk_stops_the_sweep_with_one_line_and_keeps_earlier_runs() {
     parse_csv(&out.join("aggregate.csv"));
     assert_no_temporaries(&out);
 }
+
+// ------------------------------------------------------- every other phase
+
+/// Starts `harness` with `args`, waits (bounded) until `ready` says the
+/// phase to interrupt has begun, sends `sig`, and returns the exit status,
+/// stdout and stderr, with every process it ever had checked gone.
+fn interrupt_when(
+    args: &[&str],
+    out: &Path,
+    sig: i32,
+    mut ready: impl FnMut(&mut Seen, u32) -> bool,
+) -> (ExitStatus, String, String) {
+    let mut child = spawn(harness().args(args).arg("--out").arg(out));
+    let pid = child.id();
+    let mut seen = Seen::default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready(&mut seen, pid) {
+        seen.look(pid);
+        if Instant::now() >= deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the phase to interrupt never began: {}", stderr_of(&mut child));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    seen.look(pid);
+    signal(pid, sig);
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    let mut stdout = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut stdout);
+    }
+    let stderr = stderr_of(&mut child);
+    if !seen.0.is_empty() {
+        seen.assert_gone(&format!("{args:?}"));
+    }
+    (status, stdout, stderr)
+}
+
+#[test]
+fn sigterm_during_the_warm_up_cuts_the_run_short() {
+    let _g = serial();
+    let out = scratch("warmup-sigterm");
+    let args = [
+        "run", "--model", "reuseport", "--workers", "2", "--concurrency", "4", "--warmup", "30s", "--duration", "1s",
+    ];
+    // The fleet is up and loaded: the warm-up has begun.
+    let (status, _, stderr) = interrupt_when(&args, &out, libc::SIGTERM, |seen, pid| {
+        seen.look(pid) >= 2 && seen.0.iter().all(|(p, _)| common::state(*p).is_some())
+    });
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    let s = parse_csv(&out.join("summary.csv"));
+    // The measured load never started: nothing is counted, and the run says so.
+    assert_eq!(
+        (s[0]["complete"].as_str(), s[0]["connections"].as_str()),
+        ("false", "0"),
+        "{s:?}"
+    );
+    assert_no_temporaries(&out);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn sigint_during_the_drain_closes_what_is_in_flight() {
+    let _g = serial();
+    let out = scratch("drain-sigint");
+    // Every request takes 5 s: after the 1 s of load, four connections are
+    // still being served (the drain) until about 5 s. A signal at 1.5 s
+    // must not wait for them.
+    let args = [
+        "run", "--model", "reuseport", "--workers", "4", "--concurrency", "4", "--threads", "1", "--service",
+        "sleep:5s", "--duration", "1s", "--timeout", "20s",
+    ];
+    let mut up: Option<Instant> = None;
+    let (status, _, stderr) = interrupt_when(&args, &out, libc::SIGINT, |seen, pid| {
+        if seen.look(pid) >= 4 {
+            up.get_or_insert_with(Instant::now);
+        }
+        up.is_some_and(|t| t.elapsed() >= Duration::from_millis(1500))
+    });
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let s = parse_csv(&out.join("summary.csv"));
+    let n = |k: &str| s[0][k].parse::<u64>().unwrap();
+    // Had the harness waited for the drain, the four would have completed.
+    assert_eq!(n("completed"), 0, "{s:?}");
+    assert!(n("connections") >= 1, "{s:?}");
+    assert_eq!(n("err_cancelled"), n("connections"), "{s:?}");
+    assert_eq!((s[0]["complete"].as_str(), s[0]["conserved"].as_str()), ("false", "true"), "{s:?}");
+    assert_no_temporaries(&out);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn sigint_during_a_capacity_run_stops_the_sweep_and_resume_finishes_it() {
+    let _g = serial();
+    let text = r#"
+name = "capacity-cut"
+description = "a percentage rate needs a capacity run first"
+seed = 3
+model = "reuseport"
+workers = 2
+rate = "20%"
+duration = "500ms"
+"#;
+    let file = write_scenario("capacity-cut-scn", text);
+    let out = scratch("capacity-cut");
+    let args = ["sweep", file.to_str().unwrap(), "--no-plots"];
+    // The capacity run's fleet is up (no runs.csv yet).
+    let (status, _, stderr) = interrupt_when(&args, &out, libc::SIGINT, |seen, pid| {
+        seen.look(pid) >= 2 && !out.join("runs.csv").exists()
+    });
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("capacity"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("harness sweep --resume {}", out.display())),
+        "{stderr}"
+    );
+    let mut resume = spawn(harness().args(["sweep", "--quiet", "--no-plots", "--resume"]).arg(&out));
+    let status = wait_exit(&mut resume, Duration::from_secs(60));
+    assert!(status.success(), "{}", stderr_of(&mut resume));
+    let runs = parse_csv(&out.join("runs.csv"));
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["complete"], "true");
+    assert_no_temporaries(&out);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn sigterm_while_charts_are_drawn_keeps_the_earlier_report_whole() {
+    let _g = serial();
+    let text = THREE_RUNS
+        .replace("repetitions = 3", "repetitions = 2")
+        .replace("duration = \"2s\"", "duration = \"300ms\"");
+    let file = write_scenario("charts-cut-scn", &text);
+    let out = scratch("charts-cut");
+    let ok = harness()
+        .args(["sweep", "--quiet"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let report = std::fs::read(out.join("REPORT.md")).unwrap();
+    // Draw again, and stop it after its first chart.
+    let mut child = spawn(harness().arg("report").arg(&out));
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("drew ") {
+        match stdout.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    signal(child.id(), libc::SIGTERM);
+    let _ = stdout.read_to_end(&mut seen);
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    let stdout = String::from_utf8_lossy(&seen);
+    let stderr = stderr_of(&mut child);
+    // It may have drawn the last chart before the signal was seen; then the
+    // report is written whole, and the exit still says SIGTERM.
+    assert_eq!(status.code(), Some(143), "{stdout}\n{stderr}");
+    if stdout.contains("interrupted by a signal before it was drawn") {
+        assert!(stderr.contains("harness report"), "{stderr}");
+        assert_eq!(std::fs::read(out.join("REPORT.md")).unwrap(), report, "the earlier report stays");
+    }
+    assert_no_temporaries(&out);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn sigint_while_a_real_server_starts_leaves_nothing() {
+    let _g = serial();
+    let out = scratch("server-start-cut");
+    let args = ["run", "--model", "nginx-reuseport", "--connections", "1000"];
+    // nginx's master is up (its workers may not be): the start is under way.
+    let (status, _, stderr) = interrupt_when(&args, &out, libc::SIGINT, |seen, pid| seen.look(pid) >= 1);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.code(), Some(130), "{status:?} {stderr}");
+    assert_eq!(status.signal(), None);
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    // Cut before the load: no files, or files that say complete=false.
+    if out.join("summary.csv").exists() {
+        assert_eq!(parse_csv(&out.join("summary.csv"))[0]["complete"], "false");
+    }
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -183,10 +183,15 @@ pub struct Config {
     pub piggyback_ack: bool,
 }
 
+/// The highest arrival rate (connections per second) an open loop takes.
+/// Arrival times are whole nanoseconds, so above 1e9/s two arrivals would
+/// share one; the counts of arrivals then still fit in 64 bits for any run
+/// shorter than 500 years.
+pub const MAX_RATE: f64 = 1e9;
+
 /// Why `rate` (new connections per second) is not a rate an open loop can
 /// run, in one line; `None` if it is one.
 pub fn rate_problem(rate: f64) -> Option<String> {
-    use crate::schedule::MAX_RATE;
     if !(rate.is_finite() && rate > 0.0) {
         Some(format!(
             "rate {rate}: must be a positive, finite number of connections per second"

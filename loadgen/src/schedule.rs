@@ -22,6 +22,8 @@
 use std::time::Duration;
 
 use crate::config::{Arrivals, OpenLoop, Stop};
+#[cfg(test)]
+use crate::config::MAX_RATE;
 
 /// splitmix64 (Steele, Lea, Flood 2014): a seed expander, used to fill the
 /// state of [`Xoshiro256pp`] from one `u64`.
@@ -89,12 +91,6 @@ impl Xoshiro256pp {
         -self.next_unit().ln() * mean
     }
 }
-
-/// The highest arrival rate (connections per second) an open loop takes.
-/// Arrival times are whole nanoseconds, so above 1e9/s two arrivals would
-/// share one; the counts of arrivals then still fit in 64 bits for any run
-/// shorter than 500 years.
-pub const MAX_RATE: f64 = 1e9;
 
 /// Expected number of Poisson arrivals up to which [`Schedule::skip_before`]
 /// steps through them one by one (exactly as [`Schedule::pop`] would);
