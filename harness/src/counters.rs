@@ -1,68 +1,112 @@
 //! Per-worker counters in shared memory.
 //!
 //! Each worker writes only its own slot; the master reads every slot while the
-//! run goes on and after it ends. Slots are cache-line sized so that workers on
-//! different cores do not slow each other down by writing neighbouring counters.
-//! Counters are monotonic `AtomicU64`s written with single-writer relaxed
-//! stores: a worker bumps `accepted` before it writes the response, so by the
-//! time the load generator has read a response, the count that owns it is
-//! visible to the master.
+//! run goes on and after it ends. The region is an array of `AtomicU64` words
+//! (`sys::SharedWords`, the only unsafe part, lives in the sys crate); a
+//! [`Header`] and each [`Slot`] are views of named words over it. Slots are
+//! 128-byte aligned and padded so that workers on different cores do not slow
+//! each other down by writing neighbouring counters. Counters are monotonic
+//! and written with single-writer relaxed stores: a worker bumps `accepted`
+//! before it writes the response, so by the time the load generator has read
+//! a response, the count that owns it is visible to the master.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::sys::SharedMem;
+use sys::SharedWords;
 
-/// One worker's counters. All-zero bytes are the valid initial state.
-#[repr(C, align(128))]
-#[derive(Default)]
-pub struct Slot {
+/// Words per cache-line pair (128 bytes): views start on such a boundary.
+const LINE_WORDS: usize = 16;
+
+/// A struct of references to consecutive words, one per field, in the
+/// order written.
+macro_rules! atomic_view {
+    ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $field:ident,)* }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy)]
+        pub struct $name<'a> {
+            $($(#[$fm])* pub $field: &'a AtomicU64,)*
+        }
+
+        impl<'a> $name<'a> {
+            /// Words the view takes, padded to whole 128-byte lines.
+            pub const WORDS: usize = [$(stringify!($field)),*].len().div_ceil(LINE_WORDS) * LINE_WORDS;
+
+            /// The view over the first words of `words`.
+            fn over(words: &'a [AtomicU64]) -> $name<'a> {
+                let mut it = words.iter();
+                let mut next = || it.next().expect("a view gets at least WORDS words");
+                $name { $($field: next(),)* }
+            }
+        }
+    };
+}
+
+atomic_view! {
+    /// One worker's counters. All zero is the initial state.
+    pub struct Slot {
     /// Set to 1 once the worker is ready to take connections.
-    pub ready: AtomicU64,
+    pub ready,
     /// Connections the worker took (accept returned one, or one arrived over
     /// its channel from the dispatcher).
-    pub accepted: AtomicU64,
+    pub accepted,
     /// Times the worker woke up to take a connection (epoll_wait returned, a
     /// blocking accept returned, a descriptor message arrived).
-    pub wakeups: AtomicU64,
+    pub wakeups,
     /// Wakeups that yielded no connection: the herd's wasted wakeups.
-    pub spurious_wakeups: AtomicU64,
+    pub spurious_wakeups,
     /// accept calls that found the queue empty (EAGAIN).
-    pub empty_accepts: AtomicU64,
+    pub empty_accepts,
     /// Connections the worker took but could not answer (client gone, bad request).
-    pub errors: AtomicU64,
+    pub errors,
     /// Descriptor numbers the worker takes connections from, for introspection
     /// through /proc: the listening socket (or the channel) and the epoll set.
     /// Stored as fd + 1 so that 0 means "none".
-    pub listen_fd: AtomicU64,
-    pub epoll_fd: AtomicU64,
+    pub listen_fd,
+    pub epoll_fd,
     /// Connections the dispatcher handed to this worker (dispatch models only;
     /// written by the dispatcher, the slot's second and only other writer).
-    pub dispatched: AtomicU64,
+    pub dispatched,
     /// Hand-offs to this worker that failed (written by the dispatcher).
-    pub dispatch_errors: AtomicU64,
+    pub dispatch_errors,
     /// Requests answered (more than `accepted` with keep-alive).
-    pub requests: AtomicU64,
+    pub requests,
     /// Connections open in the worker right now (a gauge, for the time series).
-    pub active: AtomicU64,
+    pub active,
     /// Connections the worker has finished (closed): with `dispatched`, how
     /// many are handed to it but not done (dispatch-least's measure).
-    pub finished: AtomicU64,
+    pub finished,
     /// accept-mutex: times this worker took the lock.
-    pub lock_acquisitions: AtomicU64,
+    pub lock_acquisitions,
     /// The worker's thread id (its pid in a process fleet).
-    pub tid: AtomicU64,
+    pub tid,
     /// When the worker's injected stall began and ended, in ns since the
     /// run's epoch, plus one (0: it did not stall).
-    pub stall_from: AtomicU64,
-    pub stall_to: AtomicU64,
+    pub stall_from,
+    pub stall_to,
     /// Set by the master to retire the worker gracefully (a rolling
     /// restart): between connections it closes its listening socket and
     /// exits. Written by the master, read by the worker.
-    pub retire: AtomicU64,
+    pub retire,
+}
 }
 
-impl Slot {
+atomic_view! {
+    /// Run-wide values the master publishes to the workers.
+    pub struct Header {
+    /// CLOCK_MONOTONIC time, in ns, when the measured load began (0 before):
+    /// the origin of the time series and of injected stalls.
+    pub epoch_ns,
+    /// accept-mutex: the lock (0 free, else the holder's index + 1), how many
+    /// workers are polling the listener right now (at most 1 when the lock
+    /// works), and how often a worker found another already polling.
+    pub mutex,
+    pub pollers,
+    pub poll_overlaps,
+}
+}
+
+impl Slot<'_> {
     /// Adds one to a counter. Only the slot's owner calls this, so a relaxed
     /// load and store suffice (no locked read-modify-write on the hot path).
     #[inline]
@@ -120,21 +164,6 @@ pub struct Snapshot {
     pub lock_acquisitions: u64,
 }
 
-/// Run-wide values the master publishes to the workers.
-#[repr(C, align(128))]
-#[derive(Default)]
-pub struct Header {
-    /// CLOCK_MONOTONIC time, in ns, when the measured load began (0 before):
-    /// the origin of the time series and of injected stalls.
-    pub epoch_ns: AtomicU64,
-    /// accept-mutex: the lock (0 free, else the holder's index + 1), how many
-    /// workers are polling the listener right now (at most 1 when the lock
-    /// works), and how often a worker found another already polling.
-    pub mutex: AtomicU64,
-    pub pollers: AtomicU64,
-    pub poll_overlaps: AtomicU64,
-}
-
 impl Snapshot {
     /// What the counters gained since `earlier`; `active` is a gauge and is
     /// kept as it is now.
@@ -157,13 +186,13 @@ impl Snapshot {
 
 /// The shared region: a header, then one `Slot` per worker.
 pub struct Counters {
-    mem: SharedMem,
+    mem: SharedWords,
     n: usize,
 }
 
 impl Counters {
     pub fn new(n: usize) -> io::Result<Counters> {
-        let mem = SharedMem::new(std::mem::size_of::<Header>() + n * std::mem::size_of::<Slot>())?;
+        let mem = SharedWords::new(Header::WORDS + n * Slot::WORDS)?;
         Ok(Counters { mem, n })
     }
 
@@ -172,25 +201,14 @@ impl Counters {
         self.n
     }
 
-    pub fn header(&self) -> &Header {
-        // SAFETY: the mapping is zero-initialised, page-aligned (so aligned for
-        // Header) and starts with one Header; it lives as long as `self`. A
-        // Header holds only atomics, valid as all-zero bytes and sound to
-        // share between processes.
-        unsafe { &*(self.mem.as_ptr() as *const Header) }
+    pub fn header(&self) -> Header<'_> {
+        Header::over(self.mem.words())
     }
 
-    pub fn slot(&self, i: usize) -> &Slot {
+    pub fn slot(&self, i: usize) -> Slot<'_> {
         assert!(i < self.n, "worker index {i} out of range 0..{}", self.n);
-        debug_assert!(self.mem.size() >= std::mem::size_of::<Header>() + self.n * std::mem::size_of::<Slot>());
-        // SAFETY: the slots follow the Header (whose size is a multiple of
-        // Slot's alignment) inside a zero-initialised, page-aligned mapping of
-        // at least n slots that lives as long as `self`; a Slot holds only
-        // atomics, valid as all-zero bytes and sound to share between processes.
-        unsafe {
-            let base = self.mem.as_ptr().add(std::mem::size_of::<Header>()) as *const Slot;
-            &*base.add(i)
-        }
+        let start = Header::WORDS + i * Slot::WORDS;
+        Slot::over(&self.mem.words()[start..start + Slot::WORDS])
     }
 
     pub fn all_ready(&self) -> bool {
@@ -214,20 +232,25 @@ mod tests {
 
     #[test]
     fn slots_do_not_share_cache_lines() {
-        assert_eq!(std::mem::size_of::<Slot>() % 128, 0);
-        assert_eq!(std::mem::size_of::<Header>() % 128, 0);
+        assert_eq!(Slot::WORDS % LINE_WORDS, 0);
+        assert_eq!(Header::WORDS % LINE_WORDS, 0);
         let c = Counters::new(3).unwrap();
-        let a = c.slot(0) as *const Slot as usize;
-        let b = c.slot(1) as *const Slot as usize;
-        assert_eq!(b - a, std::mem::size_of::<Slot>());
+        let a = c.slot(0).ready as *const AtomicU64 as usize;
+        let b = c.slot(1).ready as *const AtomicU64 as usize;
+        let h = c.header().epoch_ns as *const AtomicU64 as usize;
+        assert_eq!(b - a, Slot::WORDS * 8);
+        assert_eq!(a - h, Header::WORDS * 8);
+        assert_eq!(a % 128, 0, "a slot starts a line");
+        // The last field of a slot stays inside it.
+        assert!((c.slot(0).retire as *const AtomicU64 as usize) < b);
     }
 
     #[test]
     fn bump_and_snapshot() {
         let c = Counters::new(2).unwrap();
-        Slot::bump(&c.slot(1).accepted);
-        Slot::bump(&c.slot(1).accepted);
-        Slot::bump(&c.slot(0).spurious_wakeups);
+        Slot::bump(c.slot(1).accepted);
+        Slot::bump(c.slot(1).accepted);
+        Slot::bump(c.slot(0).spurious_wakeups);
         let s = c.snapshot();
         assert_eq!(s[1].accepted, 2);
         assert_eq!(s[0].accepted, 0);
@@ -238,8 +261,8 @@ mod tests {
     #[test]
     fn fd_cells_distinguish_none_from_zero() {
         let c = Counters::new(1).unwrap();
-        assert_eq!(Slot::get_fd(&c.slot(0).listen_fd), None);
-        Slot::set_fd(&c.slot(0).listen_fd, 0);
-        assert_eq!(Slot::get_fd(&c.slot(0).listen_fd), Some(0));
+        assert_eq!(Slot::get_fd(c.slot(0).listen_fd), None);
+        Slot::set_fd(c.slot(0).listen_fd, 0);
+        assert_eq!(Slot::get_fd(c.slot(0).listen_fd), Some(0));
     }
 }

@@ -43,8 +43,8 @@ use std::time::{Duration, Instant};
 
 use crate::counters::Slot;
 use crate::model::transient_accept_error;
-use crate::sys::{self, Epoll};
 use crate::worker::{compact, take_request, WorkerCtx, MAX_REQUEST};
+use sys::Epoll;
 
 /// Tag bit of a connection's epoll registration; the source's tag (the
 /// worker's index, as /proc/PID/fdinfo shows) never has it.
@@ -273,7 +273,7 @@ impl<'l> EventLoop<'l> {
                     self.take(conn)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    Slot::bump(&self.ctx.slot.empty_accepts);
+                    Slot::bump(self.ctx.slot.empty_accepts);
                     break;
                 }
                 Err(e) if transient_accept_error(&e) => continue,
@@ -322,7 +322,7 @@ impl<'l> EventLoop<'l> {
         self.spare.push(c.buf);
         self.free.push(i);
         if error {
-            Slot::bump(&self.ctx.slot.errors);
+            Slot::bump(self.ctx.slot.errors);
         }
         self.ctx.closed();
         self.open -= 1;
@@ -393,7 +393,7 @@ fn advance(
                         }
                     }
                     Ok(_) => {
-                        Slot::bump(&ctx.slot.requests);
+                        Slot::bump(ctx.slot.requests);
                         c.served += 1;
                         if !keep_alive {
                             return Step::Close(false);

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use crate::counters::Counters;
 use crate::model::{dispatch_rr, Listeners, Model, WorkerEnd};
-use crate::sys::{self, Fork, Reaped};
 use crate::worker::{WorkerCtx, WorkerPlan};
+use sys::{Fork, Reaped};
 
 /// How long workers get to exit after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(2);
@@ -326,10 +326,12 @@ impl Fleet {
                     // on (by the fleet process's while it has none yet).
                     let process = self.procs.first().copied().unwrap_or(0);
                     self.pids = (0..self.workers())
-                        .map(|i| match self.counters.slot(i).tid.load(Ordering::Acquire) as libc::pid_t {
-                            0 => process,
-                            tid => tid,
-                        })
+                        .map(
+                            |i| match self.counters.slot(i).tid.load(Ordering::Acquire) as libc::pid_t {
+                                0 => process,
+                                tid => tid,
+                            },
+                        )
                         .collect();
                 }
                 return Ok(());

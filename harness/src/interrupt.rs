@@ -32,8 +32,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::sys;
-
 /// How often a loop that waits (for the load, a fleet, a server) looks at
 /// [`interrupted`]: well inside the 200 ms in which a signal must be seen.
 pub const POLL: Duration = Duration::from_millis(20);

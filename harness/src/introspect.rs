@@ -30,8 +30,8 @@ pub fn endpoints(fleet: &Fleet) -> Vec<Endpoint> {
         .map(|(i, &pid)| {
             let slot = fleet.counters.slot(i);
             Endpoint {
-                listen_inode: Slot::get_fd(&slot.listen_fd).and_then(|fd| socket_inode(pid, fd)),
-                epoll_owner: Slot::get_fd(&slot.epoll_fd).and_then(|fd| epoll_tag(pid, fd)),
+                listen_inode: Slot::get_fd(slot.listen_fd).and_then(|fd| socket_inode(pid, fd)),
+                epoll_owner: Slot::get_fd(slot.epoll_fd).and_then(|fd| epoll_tag(pid, fd)),
             }
         })
         .collect()
@@ -208,7 +208,7 @@ mod tests {
             })
         );
         assert_eq!(parse_usage("", ""), None);
-        let own = Usage::of(crate::sys::getpid()).expect("own /proc entry");
+        let own = Usage::of(sys::getpid()).expect("own /proc entry");
         assert!(own.cpu_ns > 0);
     }
 
@@ -241,9 +241,9 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         let inodes = listening_inodes(port);
         assert_eq!(inodes.len(), 1, "{inodes:?}");
-        assert_eq!(held_listeners(crate::sys::getpid(), &inodes), inodes);
+        assert_eq!(held_listeners(sys::getpid(), &inodes), inodes);
         let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
-        let kids = children_of(crate::sys::getpid());
+        let kids = children_of(sys::getpid());
         let _ = child.kill();
         let _ = child.wait();
         assert!(kids.contains(&(child.id() as i32)), "{kids:?}");
@@ -260,13 +260,13 @@ mod tests {
     #[test]
     fn reads_this_process_epoll_set() {
         use std::os::fd::AsFd;
-        let ep = crate::sys::Epoll::new().unwrap();
+        let ep = sys::Epoll::new().unwrap();
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         ep.add(l.as_fd(), libc::EPOLLIN as u32, 0xabc).unwrap();
-        assert_eq!(epoll_tag(crate::sys::getpid(), ep.raw()), Some(0xabc));
+        assert_eq!(epoll_tag(sys::getpid(), ep.raw()), Some(0xabc));
         use std::os::fd::AsRawFd;
-        let inode = socket_inode(crate::sys::getpid(), l.as_raw_fd()).unwrap();
-        assert_eq!(polled_listeners(crate::sys::getpid(), &[inode]), vec![inode]);
-        assert!(polled_listeners(crate::sys::getpid(), &[inode + 1]).is_empty());
+        let inode = socket_inode(sys::getpid(), l.as_raw_fd()).unwrap();
+        assert_eq!(polled_listeners(sys::getpid(), &[inode]), vec![inode]);
+        assert!(polled_listeners(sys::getpid(), &[inode + 1]).is_empty());
     }
 }

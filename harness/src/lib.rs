@@ -5,6 +5,8 @@
 //! Data flows one way: a run spec -> a fleet and the load -> counters and
 //! histograms -> records -> CSV, JSON and a printed table.
 
+#![deny(unsafe_code)]
+
 pub mod cli;
 pub mod conservation;
 pub mod counters;
@@ -25,7 +27,7 @@ pub mod scenario;
 pub mod stats;
 pub mod subject;
 pub mod sweep;
-pub mod sys;
+
 pub mod worker;
 
 use std::fmt;

@@ -28,7 +28,7 @@ use crate::introspect::{self, Endpoint, Usage};
 use crate::model::{Model, ModelOpts};
 use crate::record::{self, SummaryRow, WorkerRow};
 use crate::subject::Subject;
-use crate::sys;
+
 use crate::worker::{Service, Stall, WorkerPlan};
 use crate::UsageError;
 use loadgen::{IntervalHist, OpenLoop, Report, Stop};
@@ -559,7 +559,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
                 0 => None,
                 v => Some(Duration::from_nanos(v - 1)),
             };
-            get(&slot.stall_from).zip(get(&slot.stall_to))
+            get(slot.stall_from).zip(get(slot.stall_to))
         })
         .collect();
     let pids = fleet.pids[..workers].to_vec();

@@ -487,7 +487,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         let point = &scn.points[run.point];
         let capacity = record.capacities.get(&capacity_key(point)).copied();
         let spec = point.spec(capacity);
-        if spec.tcp_migrate_req.is_some() && crate::sys::geteuid() != 0 {
+        if spec.tcp_migrate_req.is_some() && sys::geteuid() != 0 {
             // Only root may set the sysctl: say so and leave the point out.
             progress.line(&format!(
                 "skipping run {} ({}): setting net.ipv4.tcp_migrate_req needs root",

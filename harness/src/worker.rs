@@ -17,7 +17,6 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use crate::counters::{Header, Slot};
-use crate::sys;
 
 /// The body every worker answers with: the seed's.
 pub const BODY: &str = "hello nodejs";
@@ -122,8 +121,8 @@ pub const RETIRE_SIGNAL: i32 = libc::SIGUSR2;
 /// Everything a worker's loop needs besides its endpoint.
 pub struct WorkerCtx<'a> {
     pub index: usize,
-    pub slot: &'a Slot,
-    pub header: &'a Header,
+    pub slot: Slot<'a>,
+    pub header: Header<'a>,
     pub stall: Option<Stall>,
     /// The epoll set every worker thread shares (`--shared-epoll-set`).
     pub shared_epoll: Option<&'a sys::Epoll>,
@@ -137,7 +136,7 @@ pub struct WorkerCtx<'a> {
 impl<'a> WorkerCtx<'a> {
     /// Called in the worker's own process or thread: it also records the
     /// worker's thread id.
-    pub fn new(index: usize, slot: &'a Slot, header: &'a Header, plan: &WorkerPlan) -> Self {
+    pub fn new(index: usize, slot: Slot<'a>, header: Header<'a>, plan: &WorkerPlan) -> Self {
         slot.tid
             .store(sys::gettid() as u64, std::sync::atomic::Ordering::Release);
         let service = match plan.slow {
@@ -215,7 +214,7 @@ impl<'a> WorkerCtx<'a> {
     pub fn take(&self, conn: OwnedFd) {
         self.opened();
         if self.serve(&conn).is_err() {
-            Slot::bump(&self.slot.errors);
+            Slot::bump(self.slot.errors);
         }
         drop(conn);
         self.closed();
@@ -223,15 +222,15 @@ impl<'a> WorkerCtx<'a> {
 
     /// Counts a connection taken (and open), then pauses if a stall is due.
     pub(crate) fn opened(&self) {
-        Slot::bump(&self.slot.accepted);
-        Slot::bump(&self.slot.active);
+        Slot::bump(self.slot.accepted);
+        Slot::bump(self.slot.active);
         self.stall_if_due();
     }
 
     /// Counts a connection closed (after its descriptor was dropped).
     pub(crate) fn closed(&self) {
-        Slot::drop_one(&self.slot.active);
-        Slot::bump(&self.slot.finished);
+        Slot::drop_one(self.slot.active);
+        Slot::bump(self.slot.finished);
     }
 
     /// Sleeps through the stall window if now falls inside it (once).
@@ -302,7 +301,7 @@ impl<'a> WorkerCtx<'a> {
                 // close that follows, one segment instead of two.
                 write_all(conn, self.response(keep_alive), sys::send_more)?;
             }
-            Slot::bump(&self.slot.requests);
+            Slot::bump(self.slot.requests);
             served += 1;
             if !keep_alive {
                 return Ok(());

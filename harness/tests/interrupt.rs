@@ -547,7 +547,17 @@ fn sigterm_during_the_warm_up_cuts_the_run_short() {
     let _g = serial();
     let out = scratch("warmup-sigterm");
     let args = [
-        "run", "--model", "reuseport", "--workers", "2", "--concurrency", "4", "--warmup", "30s", "--duration", "1s",
+        "run",
+        "--model",
+        "reuseport",
+        "--workers",
+        "2",
+        "--concurrency",
+        "4",
+        "--warmup",
+        "30s",
+        "--duration",
+        "1s",
     ];
     // The fleet is up and loaded: the warm-up has begun.
     let (status, _, stderr) = interrupt_when(&args, &out, libc::SIGTERM, |seen, pid| {
@@ -573,8 +583,21 @@ fn sigint_during_the_drain_closes_what_is_in_flight() {
     // still being served (the drain) until about 5 s. A signal at 1.5 s
     // must not wait for them.
     let args = [
-        "run", "--model", "reuseport", "--workers", "4", "--concurrency", "4", "--threads", "1", "--service",
-        "sleep:5s", "--duration", "1s", "--timeout", "20s",
+        "run",
+        "--model",
+        "reuseport",
+        "--workers",
+        "4",
+        "--concurrency",
+        "4",
+        "--threads",
+        "1",
+        "--service",
+        "sleep:5s",
+        "--duration",
+        "1s",
+        "--timeout",
+        "20s",
     ];
     let mut up: Option<Instant> = None;
     let (status, _, stderr) = interrupt_when(&args, &out, libc::SIGINT, |seen, pid| {
@@ -590,7 +613,11 @@ fn sigint_during_the_drain_closes_what_is_in_flight() {
     assert_eq!(n("completed"), 0, "{s:?}");
     assert!(n("connections") >= 1, "{s:?}");
     assert_eq!(n("err_cancelled"), n("connections"), "{s:?}");
-    assert_eq!((s[0]["complete"].as_str(), s[0]["conserved"].as_str()), ("false", "true"), "{s:?}");
+    assert_eq!(
+        (s[0]["complete"].as_str(), s[0]["conserved"].as_str()),
+        ("false", "true"),
+        "{s:?}"
+    );
     assert_no_temporaries(&out);
     let _ = std::fs::remove_dir_all(out);
 }
@@ -668,7 +695,11 @@ fn sigterm_while_charts_are_drawn_keeps_the_earlier_report_whole() {
     assert_eq!(status.code(), Some(143), "{stdout}\n{stderr}");
     if stdout.contains("interrupted by a signal before it was drawn") {
         assert!(stderr.contains("harness report"), "{stderr}");
-        assert_eq!(std::fs::read(out.join("REPORT.md")).unwrap(), report, "the earlier report stays");
+        assert_eq!(
+            std::fs::read(out.join("REPORT.md")).unwrap(),
+            report,
+            "the earlier report stays"
+        );
     }
     assert_no_temporaries(&out);
     let _ = std::fs::remove_dir_all(out);

@@ -203,7 +203,7 @@ fn polls_the_listener(pid: u32) -> bool {
 }
 
 fn signal(pid: u32, sig: i32) {
-    harness::sys::kill(pid as i32, sig).expect("kill(2)");
+    sys::kill(pid as i32, sig).expect("kill(2)");
 }
 
 /// A worker SIGKILLed while it holds the lock leaves it held: the others

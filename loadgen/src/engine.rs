@@ -28,7 +28,6 @@ use crate::config::{Config, Stop};
 use crate::http::{Progress, ResponseParser};
 use crate::report::{ErrorClass, Recorder, Report, RequestTimes};
 use crate::schedule::Schedule;
-use crate::sys;
 
 /// How often deadlines, the cancel flag and the end of the run are checked
 /// when nothing else wakes the loop.
@@ -196,7 +195,7 @@ struct OpenState {
 struct Thread<'a> {
     cfg: &'a Config,
     shared: &'a Shared,
-    epoll: OwnedFd,
+    epoll: sys::Epoll,
     slots: Vec<Slot>,
     /// Closed loop: idle slots and when they may start, in time order (the
     /// gap is constant).
@@ -226,7 +225,7 @@ impl<'a> Thread<'a> {
         Ok(Thread {
             cfg,
             shared,
-            epoll: sys::epoll_create()?,
+            epoll: sys::Epoll::new()?,
             slots: (0..slots)
                 .map(|_| {
                     // Once per slot: the parser keeps it across reset().
@@ -296,7 +295,11 @@ impl<'a> Thread<'a> {
                 wake = wake.min(end);
             }
             let timeout = wake.saturating_duration_since(Instant::now());
-            let n = sys::epoll_wait(self.epoll.as_fd(), &mut events, timeout)?;
+            // A signal the caller catches (EINTR) is a wakeup like any other.
+            let n = match self.epoll.wait(&mut events, Some(timeout)) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+                r => r?,
+            };
             for ev in &events[..n] {
                 let (flags, data) = (ev.events, ev.u64);
                 self.on_event(data, flags);
@@ -446,7 +449,7 @@ impl<'a> Thread<'a> {
 
     fn open_conn(&mut self, idx: usize, intended: Instant, now: Instant) -> io::Result<()> {
         let target = &self.cfg.target;
-        let fd = sys::tcp_socket(target)?;
+        let fd = sys::client_socket(target)?;
         if !self.cfg.sources.is_empty() {
             let ip = self.cfg.sources[self.next_source % self.cfg.sources.len()];
             self.next_source = self.next_source.wrapping_add(1);
@@ -459,7 +462,7 @@ impl<'a> Thread<'a> {
         let slot = &mut self.slots[idx];
         slot.gen = slot.gen.wrapping_add(1);
         let data = (u64::from(slot.gen) << 32) | idx as u64;
-        sys::epoll_add(self.epoll.as_fd(), fd.as_fd(), EV_IN | EV_OUT | EV_RDHUP | EV_ET, data)?;
+        self.epoll.add(fd.as_fd(), EV_IN | EV_OUT | EV_RDHUP | EV_ET, data)?;
         slot.parser.reset();
         slot.parser.set_require_length(self.cfg.requests_per_conn > 1);
         slot.conn = Some(Conn {

@@ -167,7 +167,10 @@ mod tests {
         }
         assert_eq!(show(jain(&[]), 3), "n/a");
         let one = Fairness::of(&[7]).unwrap();
-        assert_eq!((one.jain, one.max_min, one.top1_share, one.idle_workers), (1.0, 1.0, 1.0, 0));
+        assert_eq!(
+            (one.jain, one.max_min, one.top1_share, one.idle_workers),
+            (1.0, 1.0, 1.0, 0)
+        );
         assert_eq!(show(jain(&[7, 7]), 3), "1.000");
     }
 }

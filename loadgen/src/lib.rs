@@ -53,8 +53,6 @@ pub mod fairness;
 pub mod http;
 pub mod report;
 pub mod schedule;
-#[allow(unsafe_code)] // the one place for libc calls; see its module doc
-pub mod sys;
 
 pub use config::{parse_duration, parse_sources, Arrivals, Config, Intervals, OpenLoop, Stop};
 pub use engine::run;

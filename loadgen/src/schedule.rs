@@ -21,9 +21,9 @@
 
 use std::time::Duration;
 
-use crate::config::{Arrivals, OpenLoop, Stop};
 #[cfg(test)]
 use crate::config::MAX_RATE;
+use crate::config::{Arrivals, OpenLoop, Stop};
 
 /// splitmix64 (Steele, Lea, Flood 2014): a seed expander, used to fill the
 /// state of [`Xoshiro256pp`] from one `u64`.
@@ -396,7 +396,11 @@ mod tests {
                 for cut_us in [0, 1, 999, 1000, 1001, 1_234_567, 1_500_000, 9_000_000] {
                     let cut = Duration::from_micros(cut_us);
                     assert_eq!(a.skip_before(cut), pop_before(&mut b, cut), "rate {rate} cut {cut:?}");
-                    assert_eq!((a.peek(), a.popped()), (b.peek(), b.popped()), "rate {rate} cut {cut:?}");
+                    assert_eq!(
+                        (a.peek(), a.popped()),
+                        (b.peek(), b.popped()),
+                        "rate {rate} cut {cut:?}"
+                    );
                 }
             }
         }

@@ -56,7 +56,7 @@ impl Meta {
                 .collect(),
             parameters,
             loadgen_cpu_ms: None,
-            harness_peak_rss_kib: crate::sys::self_peak_rss_kib(),
+            harness_peak_rss_kib: sys::self_peak_rss_kib(),
         }
     }
 

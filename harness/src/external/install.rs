@@ -34,7 +34,7 @@ pub fn ensure(binary: &str, package: &str) -> anyhow::Result<PathBuf> {
     if let Some(p) = find(binary) {
         return Ok(p);
     }
-    if crate::sys::geteuid() != 0 {
+    if sys::geteuid() != 0 {
         bail!("{binary} is not installed and installing it needs root: run `apt-get install {package}` first");
     }
     if find("apt-get").is_none() {
@@ -52,7 +52,7 @@ pub fn ensure(binary: &str, package: &str) -> anyhow::Result<PathBuf> {
         // A SIGINT/SIGTERM of the harness stops apt-get as a Ctrl-C would.
         let waited = child.wait_timeout(Duration::MAX, || crate::interrupt::interrupted().is_some())?;
         let Some(status) = waited else {
-            let _ = crate::sys::kill(child.id() as i32, libc::SIGTERM);
+            let _ = sys::kill(child.id() as i32, libc::SIGTERM);
             let _ = child.wait();
             crate::interrupt::check(&format!("installing {package} with apt-get"))?;
             bail!("apt-get {} was stopped", args.join(" "));

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
+use crate::conservation;
 use crate::counters::Snapshot;
 use crate::export::timeseries::TimeseriesWriter;
 use crate::introspect::{self, Endpoint, Usage};
@@ -33,7 +34,6 @@ use crate::model::Model;
 use crate::record;
 use crate::run::{self, CountSource, Measured, RunResult, RunSpec};
 use crate::subject::Subject;
-use crate::{conservation, sys};
 use loadgen::{Attribution, Stop};
 
 /// How long a server may take to start its workers.

@@ -14,8 +14,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 
-use crate::sys;
-
 /// Most of a server's stderr kept for error messages.
 const STDERR_KEEP: usize = 4096;
 
@@ -115,7 +113,10 @@ impl ServerProcess {
             }
             crate::interrupt::check(&format!("waiting for {} to print {what}", self.name))?;
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left.clamp(Duration::from_millis(1), crate::interrupt::POLL)) {
+            match self
+                .lines
+                .recv_timeout(left.clamp(Duration::from_millis(1), crate::interrupt::POLL))
+            {
                 Ok(line) => self.seen.push(line),
                 Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
                 Err(RecvTimeoutError::Timeout) => {
@@ -158,7 +159,9 @@ impl ServerProcess {
             sys::kill_group(self.pid(), libc::SIGKILL)?;
         }
         let interrupted = || crate::interrupt::interrupted().is_some();
-        let status = self.child.wait_timeout(deadline.saturating_duration_since(Instant::now()), interrupted)?;
+        let status = self
+            .child
+            .wait_timeout(deadline.saturating_duration_since(Instant::now()), interrupted)?;
         while !self.eof && !interrupted() {
             match self.lines.recv_timeout(
                 deadline

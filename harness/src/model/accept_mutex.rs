@@ -47,8 +47,8 @@ use std::time::Duration;
 use super::{shared_listener, transient_accept_error, Listeners, ModelOpts};
 use crate::counters::{Header, Slot};
 use crate::event_loop::EventLoop;
-use crate::sys::{self, Epoll};
 use crate::worker::WorkerCtx;
+use sys::Epoll;
 
 /// How long a worker that did not get the lock sleeps before trying again.
 ///
@@ -78,13 +78,13 @@ pub fn prepare(addr: SocketAddr, opts: &ModelOpts) -> io::Result<Listeners> {
 /// The process-shared accept lock, held; released on drop (also when the
 /// holder unwinds).
 struct Lock<'a> {
-    header: &'a Header,
+    header: Header<'a>,
     word: u64,
 }
 
 impl<'a> Lock<'a> {
     /// Takes the lock for worker `index` if it is free.
-    fn try_take(header: &'a Header, index: usize) -> Option<Lock<'a>> {
+    fn try_take(header: Header<'a>, index: usize) -> Option<Lock<'a>> {
         let word = index as u64 + 1;
         header
             .mutex
@@ -104,10 +104,10 @@ impl Drop for Lock<'_> {
 
 /// One worker counted in `Header.pollers` while it may poll the listener;
 /// entering when another is already there is an overlap.
-struct Polling<'a>(&'a Header);
+struct Polling<'a>(Header<'a>);
 
 impl<'a> Polling<'a> {
-    fn enter(header: &'a Header) -> Polling<'a> {
+    fn enter(header: Header<'a>) -> Polling<'a> {
         if header.pollers.fetch_add(1, AcqRel) != 0 {
             header.poll_overlaps.fetch_add(1, Relaxed);
         }
@@ -127,12 +127,12 @@ pub(crate) struct Acceptor<'a> {
     listener: BorrowedFd<'a>,
     epoll: Epoll,
     index: usize,
-    slot: &'a Slot,
-    header: &'a Header,
+    slot: Slot<'a>,
+    header: Header<'a>,
 }
 
 impl<'a> Acceptor<'a> {
-    pub(crate) fn new(listener: BorrowedFd<'a>, index: usize, slot: &'a Slot, header: &'a Header) -> io::Result<Self> {
+    pub(crate) fn new(listener: BorrowedFd<'a>, index: usize, slot: Slot<'a>, header: Header<'a>) -> io::Result<Self> {
         Ok(Acceptor {
             listener,
             epoll: Epoll::new()?,
@@ -149,7 +149,7 @@ impl<'a> Acceptor<'a> {
         let Some(_lock) = Lock::try_take(self.header, self.index) else {
             return Ok(false);
         };
-        Slot::bump(&self.slot.lock_acquisitions);
+        Slot::bump(self.slot.lock_acquisitions);
         // `hold` leaves `pollers` before `_lock` is released, on return.
         self.hold(batch)?;
         Ok(true)
@@ -172,13 +172,13 @@ impl<'a> Acceptor<'a> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(e),
         }
-        Slot::bump(&self.slot.wakeups);
+        Slot::bump(self.slot.wakeups);
         let before = batch.len();
         while batch.len() - before < MAX_BATCH {
             match sys::accept(self.listener) {
                 Ok(conn) => batch.push(conn),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    Slot::bump(&self.slot.empty_accepts);
+                    Slot::bump(self.slot.empty_accepts);
                     break;
                 }
                 Err(e) if transient_accept_error(&e) => continue,
@@ -186,7 +186,7 @@ impl<'a> Acceptor<'a> {
             }
         }
         if batch.len() == before {
-            Slot::bump(&self.slot.spurious_wakeups);
+            Slot::bump(self.slot.spurious_wakeups);
         }
         Ok(())
     }
@@ -201,8 +201,8 @@ pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
         Ok(a) => a,
         Err(e) => return e,
     };
-    Slot::set_fd(&slot.listen_fd, listener.as_raw_fd());
-    Slot::set_fd(&slot.epoll_fd, acceptor.epoll.raw());
+    Slot::set_fd(slot.listen_fd, listener.as_raw_fd());
+    Slot::set_fd(slot.epoll_fd, acceptor.epoll.raw());
     slot.ready.store(1, Release);
     let mut batch = Vec::new();
     loop {
@@ -234,8 +234,8 @@ fn event_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
         Ok(l) => l,
         Err(e) => return e,
     };
-    Slot::set_fd(&slot.listen_fd, listener.as_raw_fd());
-    Slot::set_fd(&slot.epoll_fd, lp.epoll_raw());
+    Slot::set_fd(slot.listen_fd, listener.as_raw_fd());
+    Slot::set_fd(slot.epoll_fd, lp.epoll_raw());
     slot.ready.store(1, Release);
     let mut batch = Vec::new();
     loop {
@@ -250,7 +250,7 @@ fn event_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
             }
             continue;
         };
-        Slot::bump(&slot.lock_acquisitions);
+        Slot::bump(slot.lock_acquisitions);
         let polling = Polling::enter(ctx.header);
         let room = lp.limit_left();
         let turn = lp
@@ -258,7 +258,7 @@ fn event_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
             .and_then(|()| lp.next_ready(Some(Duration::from_millis(HOLD_WAIT_MS as u64))))
             .and_then(|ready| {
                 if ready {
-                    Slot::bump(&slot.wakeups);
+                    Slot::bump(slot.wakeups);
                     accept_batch(listener.as_fd(), slot, room.min(MAX_BATCH), &mut batch)
                 } else {
                     Ok(())
@@ -280,13 +280,13 @@ fn event_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
 
 /// Accepts up to `max` connections from the non-blocking `listener` into
 /// `batch`, counting an empty accept and a spurious wakeup as `wait_and_accept` does.
-fn accept_batch(listener: BorrowedFd<'_>, slot: &Slot, max: usize, batch: &mut Vec<OwnedFd>) -> io::Result<()> {
+fn accept_batch(listener: BorrowedFd<'_>, slot: Slot<'_>, max: usize, batch: &mut Vec<OwnedFd>) -> io::Result<()> {
     let before = batch.len();
     while batch.len() - before < max {
         match sys::accept(listener) {
             Ok(conn) => batch.push(conn),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                Slot::bump(&slot.empty_accepts);
+                Slot::bump(slot.empty_accepts);
                 break;
             }
             Err(e) if transient_accept_error(&e) => continue,
@@ -294,7 +294,7 @@ fn accept_batch(listener: BorrowedFd<'_>, slot: &Slot, max: usize, batch: &mut V
         }
     }
     if batch.len() == before {
-        Slot::bump(&slot.spurious_wakeups);
+        Slot::bump(slot.spurious_wakeups);
     }
     Ok(())
 }
@@ -336,10 +336,10 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let counters = Counters::new(threads).unwrap();
         let header = counters.header();
-        let slots: Vec<&Slot> = (0..threads).map(|i| counters.slot(i)).collect();
+        let slots: Vec<Slot<'_>> = (0..threads).map(|i| counters.slot(i)).collect();
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
-            for (i, slot) in slots.iter().enumerate() {
+            for (i, &slot) in slots.iter().enumerate() {
                 let (listener, stop) = (&listener, &stop);
                 s.spawn(move || {
                     let a = Acceptor::new(listener.as_fd(), i, slot, header).unwrap();
@@ -352,7 +352,7 @@ mod tests {
                         };
                         if !batch.is_empty() {
                             for _ in batch.drain(..) {
-                                Slot::bump(&slot.accepted);
+                                Slot::bump(slot.accepted);
                             }
                             // "Serve" a little with the lock free, so the
                             // others get their chance at it.

@@ -28,7 +28,7 @@ use std::sync::atomic::Ordering;
 use super::{shared_listener, transient_accept_error, Listeners, Model, ModelOpts};
 use crate::counters::{Counters, Slot};
 use crate::event_loop::EventLoop;
-use crate::sys;
+
 use crate::worker::WorkerCtx;
 
 /// How the dispatcher picks the worker for each connection.
@@ -89,7 +89,7 @@ pub(crate) fn pick(n: usize, last: usize, load: impl Fn(usize) -> u64) -> usize 
 /// Connections handed to worker `slot` and not yet closed by it. Both
 /// counters only grow; the dispatcher is the only writer of `dispatched`, and
 /// a `finished` read slightly stale only overstates the load for a moment.
-fn outstanding(slot: &Slot) -> u64 {
+fn outstanding(slot: Slot<'_>) -> u64 {
     slot.dispatched
         .load(Ordering::Relaxed)
         .saturating_sub(slot.finished.load(Ordering::Relaxed))
@@ -104,7 +104,7 @@ pub fn dispatcher(listener: OwnedFd, channels: Vec<OwnedFd>, counters: &Counters
         return io::Error::other("a dispatcher needs at least one worker");
     }
     let me = counters.slot(n);
-    Slot::set_fd(&me.listen_fd, listener.as_raw_fd());
+    Slot::set_fd(me.listen_fd, listener.as_raw_fd());
     me.ready.store(1, Ordering::Release);
     // So that the first pick is worker 0.
     let mut last = n - 1;
@@ -115,8 +115,8 @@ pub fn dispatcher(listener: OwnedFd, channels: Vec<OwnedFd>, counters: &Counters
     loop {
         match sys::accept(listener.as_fd()) {
             Ok(conn) => {
-                Slot::bump(&me.wakeups);
-                Slot::bump(&me.accepted);
+                Slot::bump(me.wakeups);
+                Slot::bump(me.accepted);
                 // Who may get it: started (a replacement is not until it is
                 // activated), not retiring, channel intact. Retirements are
                 // acknowledged here, before any further hand-off.
@@ -146,11 +146,11 @@ pub fn dispatcher(listener: OwnedFd, channels: Vec<OwnedFd>, counters: &Counters
                     last = next;
                     match sys::send_fd(channels[next].as_fd(), conn.as_fd()) {
                         Ok(()) => {
-                            Slot::bump(&slot.dispatched);
+                            Slot::bump(slot.dispatched);
                             break;
                         }
                         Err(_) => {
-                            Slot::bump(&slot.dispatch_errors);
+                            Slot::bump(slot.dispatch_errors);
                             dead[next] = true;
                             live[next] = false;
                         }
@@ -169,7 +169,7 @@ pub fn run(channel: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
         return event_loop(channel, ctx);
     }
     let slot = ctx.slot;
-    Slot::set_fd(&slot.listen_fd, channel.as_raw_fd());
+    Slot::set_fd(slot.listen_fd, channel.as_raw_fd());
     slot.ready.store(1, Ordering::Release);
     loop {
         if slot.retire.load(Ordering::Acquire) != 0 {
@@ -177,7 +177,7 @@ pub fn run(channel: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
         }
         match sys::recv_fd(channel.as_fd()) {
             Ok(Some(conn)) => {
-                Slot::bump(&slot.wakeups);
+                Slot::bump(slot.wakeups);
                 ctx.take(conn);
             }
             Ok(None) => return io::Error::new(io::ErrorKind::UnexpectedEof, "the dispatcher closed the channel"),
@@ -198,7 +198,7 @@ fn retire(channel: &OwnedFd, ctx: &WorkerCtx<'_>) -> ! {
         loop {
             match sys::try_recv_fd(channel.as_fd()) {
                 Ok(Some(conn)) => {
-                    Slot::bump(&ctx.slot.wakeups);
+                    Slot::bump(ctx.slot.wakeups);
                     ctx.take(conn);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -229,8 +229,8 @@ fn event_loop(channel: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
     if let Err(e) = lp.watch(channel.as_fd(), libc::EPOLLIN as u32, ctx.index as u64) {
         return e;
     }
-    Slot::set_fd(&slot.listen_fd, channel.as_raw_fd());
-    Slot::set_fd(&slot.epoll_fd, lp.epoll_raw());
+    Slot::set_fd(slot.listen_fd, channel.as_raw_fd());
+    Slot::set_fd(slot.epoll_fd, lp.epoll_raw());
     slot.ready.store(1, Ordering::Release);
     loop {
         match lp.next_ready(None) {
@@ -240,7 +240,7 @@ fn event_loop(channel: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
         }
         match sys::recv_fd(channel.as_fd()) {
             Ok(Some(conn)) => {
-                Slot::bump(&slot.wakeups);
+                Slot::bump(slot.wakeups);
                 if let Err(e) = lp.take(conn) {
                     return e;
                 }
@@ -309,9 +309,9 @@ mod tests {
         let c = Counters::new(1).unwrap();
         let s = c.slot(0);
         for _ in 0..5 {
-            Slot::bump(&s.dispatched);
+            Slot::bump(s.dispatched);
         }
-        Slot::bump(&s.finished);
+        Slot::bump(s.finished);
         assert_eq!(outstanding(s), 4);
         assert_eq!(Policy::of(Model::DispatchLeast), Some(Policy::LeastOutstanding));
         assert_eq!(Policy::of(Model::DispatchRr), Some(Policy::RoundRobin));

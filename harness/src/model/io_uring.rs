@@ -33,8 +33,8 @@ use std::sync::atomic::Ordering;
 
 use super::{shared_listener, transient_accept_error, Listeners, ModelOpts};
 use crate::counters::Slot;
-use crate::sys::{self, AcceptRing, Accepted};
 use crate::worker::WorkerCtx;
+use sys::{AcceptRing, Accepted};
 
 /// Completion queue size of each worker's ring: room for every connection a
 /// busy worker may be handed before it next looks (one completion each),
@@ -106,10 +106,10 @@ pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
         Ok(early) => early,
         Err(e) => return e,
     };
-    Slot::set_fd(&slot.listen_fd, listener.as_raw_fd());
+    Slot::set_fd(slot.listen_fd, listener.as_raw_fd());
     slot.ready.store(1, Ordering::Release);
     for conn in early {
-        Slot::bump(&slot.wakeups);
+        Slot::bump(slot.wakeups);
         ctx.take(conn);
     }
     let mut batch = Vec::new();
@@ -121,7 +121,7 @@ pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
             retire(&mut ring, ctx);
         }
         // One wakeup per batch of completions the worker finds.
-        Slot::bump(&slot.wakeups);
+        Slot::bump(slot.wakeups);
         ring.drain(&mut batch);
         // Re-arm before serving, so the kernel can go on accepting meanwhile.
         if batch.iter().any(|c| !c.more) {
@@ -143,7 +143,7 @@ pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
             }
         }
         if got == 0 {
-            Slot::bump(&slot.spurious_wakeups);
+            Slot::bump(slot.spurious_wakeups);
         }
     }
 }
@@ -188,14 +188,6 @@ mod tests {
         }
     }
 
-    fn status_flags(fd: &OwnedFd) -> i32 {
-        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).unwrap()
-    }
-
-    fn fd_flags(fd: &OwnedFd) -> i32 {
-        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).unwrap()
-    }
-
     #[test]
     fn a_multishot_accept_gives_a_completion_per_connection() {
         if unavailable_here() {
@@ -207,7 +199,7 @@ mod tests {
             panic!("io-uring shares one listener");
         };
         // The shared listener itself is non-blocking.
-        assert_ne!(status_flags(&listener) & libc::O_NONBLOCK, 0);
+        assert!(sys::is_nonblocking(listener.as_fd()).unwrap());
         let mut ring = AcceptRing::new(64).unwrap();
         ring.arm(listener.as_fd()).unwrap();
         assert!(refused_at_once(&mut ring).unwrap().is_empty());
@@ -222,8 +214,8 @@ mod tests {
             assert!(c.more, "the multishot accept ended");
             let conn = c.conn.unwrap();
             // Blocking (the worker serves it with plain read/write) and CLOEXEC.
-            assert_eq!(status_flags(&conn) & libc::O_NONBLOCK, 0);
-            assert_ne!(fd_flags(&conn) & libc::FD_CLOEXEC, 0);
+            assert!(!sys::is_nonblocking(conn.as_fd()).unwrap());
+            assert!(sys::is_cloexec(conn.as_fd()).unwrap());
             TcpStream::from(conn).write_all(b"x").unwrap();
         }
         // Each is a real connection: every client reads what its server end wrote.

@@ -273,15 +273,15 @@ pub(crate) fn shared_listener(
     nonblocking: bool,
     opts: &ModelOpts,
 ) -> io::Result<(OwnedFd, SocketAddr)> {
-    let listener = crate::sys::tcp_listener(
+    let listener = sys::tcp_listener(
         &addr,
-        crate::sys::ListenOpts {
+        sys::ListenOpts {
             reuseport: false,
             nonblocking,
             backlog: opts.backlog,
         },
     )?;
-    let addr = crate::sys::local_addr(std::os::fd::AsFd::as_fd(&listener))?;
+    let addr = sys::local_addr(std::os::fd::AsFd::as_fd(&listener))?;
     Ok((listener, addr))
 }
 
@@ -290,16 +290,16 @@ pub(crate) fn shared_listener(
 pub(crate) fn blocking_accept_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
     use std::os::fd::{AsFd, AsRawFd};
     let slot = ctx.slot;
-    Slot::set_fd(&slot.listen_fd, listener.as_raw_fd());
+    Slot::set_fd(slot.listen_fd, listener.as_raw_fd());
     slot.ready.store(1, std::sync::atomic::Ordering::Release);
     loop {
         ctx.retire_if_asked();
-        match crate::sys::accept(listener.as_fd()) {
+        match sys::accept(listener.as_fd()) {
             Ok(conn) => {
-                Slot::bump(&slot.wakeups);
+                Slot::bump(slot.wakeups);
                 ctx.take(conn);
             }
-            Err(e) if transient_accept_error(&e) => Slot::bump(&slot.wakeups),
+            Err(e) if transient_accept_error(&e) => Slot::bump(slot.wakeups),
             Err(e) => return e,
         }
     }

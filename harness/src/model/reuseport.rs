@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 
 use super::{blocking_accept_loop, Listeners, ModelOpts};
-use crate::sys::{self, ListenOpts};
 use crate::worker::WorkerCtx;
+use sys::ListenOpts;
 
 pub fn prepare(addr: SocketAddr, workers: usize, opts: &ModelOpts) -> io::Result<Listeners> {
     let (listeners, addr) = group(addr, workers, opts)?;

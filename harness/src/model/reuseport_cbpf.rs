@@ -48,7 +48,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 
 use super::{blocking_accept_loop, Listeners, ModelOpts, Steer};
-use crate::sys;
+
 use crate::worker::WorkerCtx;
 
 pub fn prepare(addr: SocketAddr, workers: usize, opts: &ModelOpts) -> io::Result<Listeners> {

@@ -12,8 +12,8 @@ use std::sync::atomic::Ordering;
 use super::{shared_listener, transient_accept_error, Listeners, ModelOpts};
 use crate::counters::Slot;
 use crate::event_loop::EventLoop;
-use crate::sys::{self, Epoll};
 use crate::worker::WorkerCtx;
+use sys::Epoll;
 
 pub fn prepare(addr: SocketAddr, opts: &ModelOpts) -> io::Result<Listeners> {
     let (listener, addr) = shared_listener(addr, true, opts)?;
@@ -53,8 +53,8 @@ pub(super) fn epoll_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>, exclusive: bool
             &own
         }
     };
-    Slot::set_fd(&slot.listen_fd, listener.as_raw_fd());
-    Slot::set_fd(&slot.epoll_fd, epoll.raw());
+    Slot::set_fd(slot.listen_fd, listener.as_raw_fd());
+    Slot::set_fd(slot.epoll_fd, epoll.raw());
     slot.ready.store(1, Ordering::Release);
     loop {
         ctx.retire_if_asked();
@@ -64,7 +64,7 @@ pub(super) fn epoll_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>, exclusive: bool
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return e,
         }
-        Slot::bump(&slot.wakeups);
+        Slot::bump(slot.wakeups);
         let mut got = 0u64;
         loop {
             match sys::accept(listener.as_fd()) {
@@ -73,7 +73,7 @@ pub(super) fn epoll_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>, exclusive: bool
                     ctx.take(conn);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    Slot::bump(&slot.empty_accepts);
+                    Slot::bump(slot.empty_accepts);
                     break;
                 }
                 Err(e) if transient_accept_error(&e) => continue,
@@ -81,7 +81,7 @@ pub(super) fn epoll_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>, exclusive: bool
             }
         }
         if got == 0 {
-            Slot::bump(&slot.spurious_wakeups);
+            Slot::bump(slot.spurious_wakeups);
         }
     }
 }
@@ -99,8 +99,8 @@ fn event_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>, events: u32) -> io::Error 
     if let Err(e) = lp.watch(listener.as_fd(), events, ctx.index as u64) {
         return e;
     }
-    Slot::set_fd(&slot.listen_fd, listener.as_raw_fd());
-    Slot::set_fd(&slot.epoll_fd, lp.epoll_raw());
+    Slot::set_fd(slot.listen_fd, listener.as_raw_fd());
+    Slot::set_fd(slot.epoll_fd, lp.epoll_raw());
     slot.ready.store(1, Ordering::Release);
     loop {
         match lp.next_ready(None) {
@@ -108,9 +108,9 @@ fn event_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>, events: u32) -> io::Error 
             Ok(false) => continue,
             Err(e) => return e,
         }
-        Slot::bump(&slot.wakeups);
+        Slot::bump(slot.wakeups);
         match lp.accept_from(listener.as_fd(), usize::MAX) {
-            Ok(0) => Slot::bump(&slot.spurious_wakeups),
+            Ok(0) => Slot::bump(slot.spurious_wakeups),
             Ok(_) => {}
             Err(e) => return e,
         }

@@ -4,7 +4,7 @@
 //! SCM_RIGHTS, a cost the accept models without a dispatcher do not pay.
 //!
 //! One iteration of `scm_rights` is one hand-off as the dispatch models make
-//! it, with the same calls (`harness::sys::seqpacket_pair`, `send_fd`,
+//! it, with the same calls (`sys::seqpacket_pair`, `send_fd`,
 //! `recv_fd`): `send_fd` of an accepted loopback TCP socket over the pair,
 //! `recv_fd` of it on the other end, and dropping the received `OwnedFd`
 //! (close(2) of one reference to the socket, which stays open through the
@@ -28,7 +28,6 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use harness::sys;
 
 fn bench(c: &mut Criterion) {
     let (tx, rx) = sys::seqpacket_pair().expect("socketpair(SOCK_SEQPACKET)");
