@@ -23,7 +23,7 @@
 //! use loadgen::{Config, Stop};
 //! let cfg = Config::new("127.0.0.1:8080".parse().unwrap(), 64, Stop::Connections(10_000));
 //! let report = loadgen::run(&cfg)?;
-//! println!("{} conn/s, Jain {}", report.conn_per_s(), loadgen::fairness::show(loadgen::fairness::jain(&report.worker_counts()), 3));
+//! println!("{} conn/s, {} workers", report.conn_per_s(), report.worker_counts().len());
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
@@ -49,7 +49,6 @@
 
 pub mod config;
 pub mod engine;
-pub mod fairness;
 pub mod http;
 pub mod report;
 pub mod schedule;

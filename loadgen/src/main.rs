@@ -17,7 +17,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use loadgen::config::DEFAULT_MAX_INFLIGHT;
-use loadgen::{fairness, parse_duration, parse_sources, Arrivals, Attribution, Config, OpenLoop, Report, Stop};
+use loadgen::{parse_duration, parse_sources, Arrivals, Attribution, Config, OpenLoop, Report, Stop};
+use records::fairness;
 
 const AFTER_HELP: &str = "\
 Examples:

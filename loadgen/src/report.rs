@@ -410,7 +410,7 @@ impl Report {
 
     /// Completed count per named worker, in `per_worker` order, leaving out
     /// responses that named none ([`UNKNOWN_WORKER`]): the distribution
-    /// [`crate::fairness`] measures.
+    /// fairness figures (`records::fairness`) measure.
     pub fn worker_counts(&self) -> Vec<u64> {
         self.per_worker
             .iter()

@@ -1,0 +1,158 @@
+//! What a run measured and what it produced: the subject's account of its
+//! workers, the load generator's report beside it, and the result of the
+//! run (rows, conservation problems, whether a signal cut it short).
+
+use std::time::Duration;
+
+use fleet::counters::Snapshot;
+use fleet::introspect::{Endpoint, Usage};
+use loadgen::Report;
+use records::{SummaryRow, WorkerRow};
+
+/// Who counted the connections that the load generator's attribution is
+/// checked against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CountSource {
+    /// The harness's workers, in shared memory.
+    #[default]
+    Workers,
+    /// A real server's own count (Node's workers, nginx's access log).
+    Server,
+    /// Nobody but the load generator: a `--target` server's own counts are
+    /// unknown, so only the attribution itself can be checked.
+    Attribution,
+}
+
+/// What a subject counted of its workers over the measured load (between
+/// the end of the warm-up and the end of the load).
+#[derive(Debug, Clone, Default)]
+pub struct Account {
+    /// Each worker's id as its responses name it (`x-worker`): the index for
+    /// the harness's fleets, the pid for real servers.
+    pub ids: Vec<String>,
+    /// Counters gained over the measured load, per worker.
+    pub counts: Vec<Snapshot>,
+    pub usage: Vec<Usage>,
+    pub dispatcher_usage: Option<Usage>,
+    /// Each worker's pid (its thread id in a thread fleet), and the process
+    /// it runs in.
+    pub pids: Vec<i32>,
+    pub processes: Vec<i32>,
+    pub endpoints: Vec<Endpoint>,
+    /// (from, to) of the injected stall, since the measured load began.
+    pub stalls: Vec<Option<(Duration, Duration)>>,
+    pub early_exits: Vec<String>,
+    /// Workers SIGKILLed on purpose (`--kill-worker`): each may have taken
+    /// up to `inflight` connections it never answered.
+    pub killed: Vec<usize>,
+    /// Connections a worker may have open at once.
+    pub inflight: usize,
+    /// Faults were injected: failed connections are what is measured, not a
+    /// broken run.
+    pub faulted: bool,
+    /// accept-mutex: times a worker took the lock while another was polling.
+    pub poll_overlaps: u64,
+    pub source: CountSource,
+    /// The signal that cut the subject's own stop short (a real server's
+    /// counts are then lost); `None` normally.
+    pub interrupted: Option<i32>,
+}
+
+impl Account {
+    /// The account of workers known by the ids their responses carry: the
+    /// pid where the id is one (a real server's), nothing else known yet.
+    pub fn attributed(ids: Vec<String>, counts: Vec<Snapshot>, source: CountSource) -> Account {
+        let pids: Vec<i32> = ids.iter().map(|id| id.parse().unwrap_or(0)).collect();
+        let n = ids.len();
+        Account {
+            ids,
+            counts,
+            usage: vec![Usage::default(); n],
+            processes: pids.clone(),
+            endpoints: vec![Endpoint::default(); n],
+            stalls: vec![None; n],
+            pids,
+            inflight: 1,
+            source,
+            ..Account::default()
+        }
+    }
+}
+
+/// What was measured between the end of the warm-up and the end of the load.
+pub struct Measured {
+    pub report: Report,
+    /// CPU time of the harness process (the load generator) over the load.
+    pub loadgen_cpu: Duration,
+    /// Each worker's id as its responses name it (`x-worker`): the index for
+    /// the harness's fleets, the pid for real servers.
+    pub ids: Vec<String>,
+    /// Counters gained over the measured load, per worker.
+    pub counts: Vec<Snapshot>,
+    pub usage: Vec<Usage>,
+    pub dispatcher_usage: Option<Usage>,
+    /// Each worker's pid (its thread id in a thread fleet), and the process
+    /// it runs in.
+    pub pids: Vec<i32>,
+    pub processes: Vec<i32>,
+    pub endpoints: Vec<Endpoint>,
+    /// (from, to) of the injected stall, since the measured load began.
+    pub stalls: Vec<Option<(Duration, Duration)>>,
+    pub early_exits: Vec<String>,
+    /// Workers SIGKILLed on purpose (`--kill-worker`): each may have taken
+    /// up to `inflight` connections it never answered.
+    pub killed: Vec<usize>,
+    /// Connections a worker may have open at once.
+    pub inflight: usize,
+    /// Faults were injected: failed connections are what is measured, not a
+    /// broken run.
+    pub faulted: bool,
+    /// accept-mutex: times a worker took the lock while another was polling.
+    pub poll_overlaps: u64,
+    pub source: CountSource,
+}
+
+impl Measured {
+    /// The load generator's `report` beside the subject's `account`.
+    pub fn new(report: Report, loadgen_cpu: Duration, a: Account) -> Measured {
+        Measured {
+            report,
+            loadgen_cpu,
+            ids: a.ids,
+            counts: a.counts,
+            usage: a.usage,
+            dispatcher_usage: a.dispatcher_usage,
+            pids: a.pids,
+            processes: a.processes,
+            endpoints: a.endpoints,
+            stalls: a.stalls,
+            early_exits: a.early_exits,
+            killed: a.killed,
+            inflight: a.inflight,
+            faulted: a.faulted,
+            poll_overlaps: a.poll_overlaps,
+            source: a.source,
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub summary: SummaryRow,
+    pub workers: Vec<WorkerRow>,
+    /// Conservation failures, each with its figures; empty when it holds.
+    pub problems: Vec<String>,
+    /// Whose counts the attribution was checked against.
+    pub source: CountSource,
+    /// The signal (SIGINT, SIGTERM) that cut the load short; `None` for a
+    /// complete run. See `interrupt.rs`.
+    pub interrupted: Option<i32>,
+}
+
+impl RunResult {
+    /// Conservation held and the run was not cut short.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty() && self.interrupted.is_none()
+    }
+}

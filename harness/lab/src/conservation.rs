@@ -1,0 +1,276 @@
+//! Conservation: no connection is silently lost.
+//!
+//! Every run reconciles what the load generator saw with what the workers
+//! counted: connections completed = connections the workers accepted; each
+//! worker's accepted count = the connections whose first response named it;
+//! its requests = the responses that named it; the dispatcher's hand-offs =
+//! what each worker took; no response from an unknown worker; no failed
+//! connection; no worker that died during the run. Each failure is reported
+//! with its figures.
+//!
+//! For a real server the workers' counts are the server's own (Node's
+//! workers' report, nginx's access log), so the same checks compare the
+//! attribution with what the server counted. A `--target` server's counts
+//! are unknown: only the attribution itself is checked (every response names
+//! a worker, no connection failed), and the line says so.
+
+use crate::account::{CountSource, Measured, RunResult};
+use records::WorkerRow;
+
+pub fn check(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
+    let report = &m.report;
+    let mut problems = Vec::new();
+    if report.started != report.completed + report.errors.total() {
+        problems.push(format!(
+            "the load generator started {} connections but completed {} and saw {} fail",
+            report.started,
+            report.completed,
+            report.errors.total()
+        ));
+    }
+    // A worker killed on purpose may have taken connections it never
+    // answered (its last `inflight`): they are among the failures.
+    let killed = |w: &WorkerRow| m.killed.contains(&w.worker);
+    let mut cut = 0;
+    // Handed to a killed worker but still in its channel when it died.
+    let mut undelivered = 0;
+    for w in workers.iter().filter(|w| killed(w)) {
+        undelivered += w.dispatched.unwrap_or(0).saturating_sub(w.accepted);
+        let unanswered = w.accepted.saturating_sub(w.attributed);
+        if w.accepted < w.attributed || unanswered > m.inflight as u64 {
+            problems.push(format!(
+                "killed worker {} accepted {} connections and {} name it: more than the {} it may have been serving",
+                w.worker, w.accepted, w.attributed, m.inflight
+            ));
+        }
+        cut += unanswered;
+    }
+    if cut + undelivered > report.errors.total() {
+        problems.push(format!(
+            "killed workers left {} connections unanswered but only {} failed",
+            cut + undelivered,
+            report.errors.total()
+        ));
+    }
+    // Connections a signal's cancel closed (loadgen's CANCEL_GRACE ran out)
+    // may have been accepted, and even answered, without being completed:
+    // each is allowed once, across all workers.
+    let cancelled = report.errors.cancelled;
+    let unfinished: u64 = workers
+        .iter()
+        .filter(|w| !killed(w))
+        .map(|w| w.accepted.saturating_sub(w.attributed))
+        .sum();
+    let accepted: u64 = workers.iter().map(|w| w.accepted).sum();
+    let within = |got: u64, want: u64, slack: u64| got >= want && got - want <= slack;
+    if !within(accepted, report.completed + cut, cancelled) {
+        problems.push(format!(
+            "the load generator completed {} connections but the workers accepted {accepted}",
+            report.completed
+        ));
+    }
+    let requests: u64 = workers.iter().map(|w| w.requests).sum();
+    // A killed worker may also have sent a response and died before
+    // counting it: up to `inflight` each.
+    let uncounted = cut + (m.killed.len() * m.inflight) as u64;
+    // (0 without kills: then the counts must be equal.)
+    let cut_short = report.requests >= requests && report.requests - requests <= uncounted;
+    let cancelled_short = within(requests, report.requests, cancelled);
+    if !cut_short && !cancelled_short {
+        problems.push(format!(
+            "the load generator completed {} requests but the workers answered {requests}",
+            report.requests
+        ));
+    }
+    // With cancelled connections, what each worker accepted beyond what
+    // names it must fit in the cancelled count, in all.
+    let lenient = cancelled > 0 && unfinished <= cancelled;
+    for w in workers {
+        if killed(w) {
+            continue;
+        }
+        if w.attributed != w.accepted && !(lenient && w.accepted > w.attributed) {
+            problems.push(format!(
+                "worker {} accepted {} connections but {} name it",
+                w.worker, w.accepted, w.attributed
+            ));
+        }
+        if w.attributed_requests != w.requests && !(lenient && w.requests > w.attributed_requests) {
+            problems.push(format!(
+                "worker {} answered {} requests but {} responses name it",
+                w.worker, w.requests, w.attributed_requests
+            ));
+        }
+        if let Some(d) = w.dispatched {
+            if d != w.accepted {
+                problems.push(format!("worker {} was handed {d} but took {}", w.worker, w.accepted));
+            }
+        }
+    }
+    for w in &report.per_worker {
+        if !m.ids.contains(&w.id) {
+            problems.push(format!("{} responses from unknown worker '{}'", w.requests, w.id));
+        }
+    }
+    // Under injected faults failed connections are the measurement (the
+    // conservation line states them by class), not a broken run.
+    // Connections a signal cut short are the interruption's, which the
+    // line states, not a loss.
+    if !m.faulted {
+        let errors = loadgen::ErrorCounts {
+            cancelled: 0,
+            ..report.errors
+        };
+        problems.extend(failed(&errors));
+    }
+    // A hand-off to a killed worker fails once, and the connection goes to
+    // the next worker: under faults that is no loss.
+    let dispatch_errors: u64 = m.counts.iter().map(|c| c.dispatch_errors).sum();
+    if dispatch_errors > 0 && !m.faulted {
+        problems.push(format!("{dispatch_errors} hand-offs from the dispatcher failed"));
+    }
+    for gone in &m.early_exits {
+        problems.push(format!("{gone} during the run"));
+    }
+    problems
+}
+
+/// One line saying whether conservation held, with the figures; for a run
+/// a signal cut short, first that it was interrupted.
+pub fn line(r: &RunResult) -> String {
+    let mut text = match r.interrupted {
+        Some(sig) => format!(
+            "interrupted by {}: the load was cut short after {} connections (complete=false); {}",
+            crate::interrupt::name(sig),
+            r.summary.connections,
+            held(r)
+        ),
+        None => held(r),
+    };
+    // Also where failures are not problems (injected faults).
+    if r.summary.err_addr_not_available > 0 && !text.contains(SOURCES_HINT) {
+        text.push_str(&format!(
+            "; {} connections found no free local port (EADDRNOTAVAIL): {SOURCES_HINT}",
+            r.summary.err_addr_not_available
+        ));
+    }
+    text
+}
+
+/// Reports "N connections failed (class n, ...)"; when some found no free
+/// local address (EADDRNOTAVAIL: the client's ephemeral ports ran out), with
+/// the hint to spread the load over more source addresses. `None`: none
+/// failed.
+fn failed(errors: &loadgen::ErrorCounts) -> Option<String> {
+    let lost = errors.total();
+    if lost == 0 {
+        return None;
+    }
+    let classes: Vec<String> = errors
+        .iter()
+        .filter(|(_, c)| *c > 0)
+        .map(|(k, c)| format!("{k} {c}"))
+        .collect();
+    let mut text = format!("{lost} connections failed ({})", classes.join(", "));
+    if errors.addr_not_available > 0 {
+        text.push_str(&format!(
+            "; {} found no free local port (EADDRNOTAVAIL): {SOURCES_HINT}",
+            errors.addr_not_available
+        ));
+    }
+    Some(text)
+}
+
+/// What to do when connections fail with EADDRNOTAVAIL.
+pub const SOURCES_HINT: &str = "widen --sources (e.g. --sources 127.0.0.1-127.0.0.32)";
+
+/// Whether conservation held, with the figures.
+fn held(r: &RunResult) -> String {
+    let ok = r.problems.is_empty();
+    if ok && r.source == CountSource::Attribution {
+        format!(
+            "conservation: ok as far as it can be checked ({} completed, every response named one of {} workers, none failed; the server's own counts are unknown)",
+            r.summary.completed,
+            r.workers.len()
+        )
+    } else if ok && r.summary.errors > 0 {
+        format!(
+            "conservation: ok ({} started = {} completed + {} failed {}: {}; every surviving worker's count equals the responses attributed to it)",
+            r.summary.completed + r.summary.errors,
+            r.summary.completed,
+            r.summary.errors,
+            if r.summary.errors == r.summary.err_cancelled {
+                "when the signal cut the connections in flight"
+            } else {
+                "during the injected faults or the interruption"
+            },
+            failure_classes(r)
+        )
+    } else if ok {
+        let requests = if r.summary.requests != r.summary.completed {
+            let answered: u64 = r.workers.iter().map(|w| w.requests).sum();
+            format!(", {} requests = {answered} answered", r.summary.requests)
+        } else {
+            String::new()
+        };
+        let whose = if r.source == CountSource::Server {
+            "the server's own count of every worker equals"
+        } else {
+            "every worker's count equals"
+        };
+        format!(
+            "conservation: ok ({} completed = {} accepted{requests}; {whose} the responses attributed to it)",
+            r.summary.completed, r.summary.accepted
+        )
+    } else {
+        format!("conservation: FAILED: {}", r.problems.join("; "))
+    }
+}
+
+/// "reset 3, timeout 1": the failure classes that occurred.
+fn failure_classes(r: &RunResult) -> String {
+    let s = &r.summary;
+    let classes = [
+        ("refused", s.err_refused),
+        ("reset", s.err_reset),
+        ("timeout", s.err_timeout),
+        ("address not available", s.err_addr_not_available),
+        ("malformed", s.err_malformed),
+        ("other", s.err_other),
+        ("cancelled", s.err_cancelled),
+    ];
+    let named: Vec<String> = classes
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    named.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_exhaustion_names_the_remedy() {
+        assert_eq!(failed(&loadgen::ErrorCounts::default()), None);
+        let refused = loadgen::ErrorCounts {
+            refused: 2,
+            ..Default::default()
+        };
+        let text = failed(&refused).unwrap();
+        assert_eq!(text, "2 connections failed (refused 2)");
+        let ports = loadgen::ErrorCounts {
+            addr_not_available: 5,
+            reset: 1,
+            ..Default::default()
+        };
+        let text = failed(&ports).unwrap();
+        assert!(text.starts_with("6 connections failed ("), "{text}");
+        assert!(text.contains("addr_not_available 5"), "{text}");
+        assert!(
+            text.contains("widen --sources (e.g. --sources 127.0.0.1-127.0.0.32)"),
+            "{text}"
+        );
+    }
+}

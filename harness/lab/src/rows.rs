@@ -1,0 +1,193 @@
+//! How a run's rows (one per worker, one summary; their types are the
+//! on-disk contract in `records::rows`) are built from what was measured.
+//! Latency
+//! columns are microseconds from the load generator's HdrHistograms:
+//! `p50_us`..`max_us` are the corrected total (from each connection's
+//! intended start; the same as the uncorrected one in a closed loop), then
+//! each phase has its own `<phase>_p50_us`, `_p99_us`, `_p999_us`.
+
+use crate::account::Measured;
+use crate::spec::RunSpec;
+
+use loadgen::Phases;
+use records::stats::{self, Fairness, Quantiles};
+use records::{round, SummaryRow, WorkerRow};
+
+fn ms(ns: u64) -> f64 {
+    round(ns as f64 / 1e6, 3)
+}
+
+/// p50/p99/p999 of each phase.
+struct PhaseQuantiles {
+    connect: Quantiles,
+    ttfb: Quantiles,
+    total: Quantiles,
+    uncorrected: Quantiles,
+}
+
+impl PhaseQuantiles {
+    fn of(p: &Phases) -> PhaseQuantiles {
+        PhaseQuantiles {
+            connect: Quantiles::of(&p.connect),
+            ttfb: Quantiles::of(&p.ttfb),
+            total: Quantiles::of(&p.total),
+            uncorrected: Quantiles::of(&p.total_uncorrected),
+        }
+    }
+
+    fn empty() -> PhaseQuantiles {
+        let q = Quantiles::default();
+        PhaseQuantiles {
+            connect: q,
+            ttfb: q,
+            total: q,
+            uncorrected: q,
+        }
+    }
+}
+
+/// Builds the summary row (with `conserved` left true: the caller sets it
+/// from the conservation check) and the worker rows.
+pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
+    let n = m.ids.len();
+    let report = &m.report;
+    let accepted: Vec<u64> = m.counts.iter().take(n).map(|c| c.accepted).collect();
+    let requests: Vec<u64> = m.counts.iter().take(n).map(|c| c.requests).collect();
+    let shares = stats::shares(&accepted);
+    let request_shares = stats::shares(&requests);
+    let has_dispatcher = spec.subject.model().is_some_and(|m| m.has_dispatcher());
+    let workers: Vec<WorkerRow> = (0..n)
+        .map(|i| {
+            let c = &m.counts[i];
+            let attributed = report.worker(&m.ids[i]);
+            let q = attributed.map_or_else(PhaseQuantiles::empty, |w| PhaseQuantiles::of(&w.phases));
+            let usage = m.usage[i];
+            WorkerRow {
+                model: spec.subject.name().into(),
+                workers: n,
+                worker: i,
+                pid: m.pids[i],
+                accepted: c.accepted,
+                share: round(shares[i], 6),
+                spurious_wakeups: c.spurious_wakeups,
+                cpu_ms: ms(usage.cpu_ns),
+                p50_us: q.total.p50,
+                p99_us: q.total.p99,
+                p999_us: q.total.p999,
+                max_us: q.total.max,
+                wakeups: c.wakeups,
+                empty_accepts: c.empty_accepts,
+                voluntary_switches: usage.voluntary_switches,
+                worker_errors: c.errors,
+                attributed: attributed.map_or(0, |w| w.completed),
+                requests: c.requests,
+                request_share: round(request_shares[i], 6),
+                attributed_requests: attributed.map_or(0, |w| w.requests),
+                connect_p50_us: q.connect.p50,
+                connect_p99_us: q.connect.p99,
+                connect_p999_us: q.connect.p999,
+                ttfb_p50_us: q.ttfb.p50,
+                ttfb_p99_us: q.ttfb.p99,
+                ttfb_p999_us: q.ttfb.p999,
+                total_p50_us: q.total.p50,
+                total_p99_us: q.total.p99,
+                total_p999_us: q.total.p999,
+                uncorrected_p50_us: q.uncorrected.p50,
+                uncorrected_p99_us: q.uncorrected.p99,
+                uncorrected_p999_us: q.uncorrected.p999,
+                dispatched: has_dispatcher.then_some(c.dispatched),
+                listen_inode: m.endpoints[i].listen_inode,
+                epoll_owner: m.endpoints[i].epoll_owner,
+                stall_from_ms: m.stalls[i].map(|(f, _)| round(f.as_secs_f64() * 1000.0, 3)),
+                stall_to_ms: m.stalls[i].map(|(_, t)| round(t.as_secs_f64() * 1000.0, 3)),
+                lock_acquisitions: c.lock_acquisitions,
+                slowdown: spec.slow.filter(|(w, _)| *w == i).map_or(1.0, |(_, f)| f),
+                process: m.processes[i],
+                worker_id: m.ids[i].clone(),
+            }
+        })
+        .collect();
+
+    let conn = Fairness::of(&accepted);
+    let req = Fairness::of(&requests);
+    let q = PhaseQuantiles::of(&report.phases);
+    let e = &report.errors;
+    let secs = report.elapsed.as_secs_f64();
+    let (concurrency, rate, arrivals, max_inflight) = spec.load.columns();
+    let switches: u64 = m.usage.iter().map(|u| u.voluntary_switches).sum();
+    let summary = SummaryRow {
+        model: spec.subject.name().into(),
+        workers: n,
+        concurrency,
+        connections: report.started,
+        completed: report.completed,
+        errors: e.total(),
+        duration_s: round(secs, 4),
+        conn_per_s: round(report.conn_per_s(), 1),
+        jain: conn.map(|f| round(f.jain, 6)),
+        cov: conn.map(|f| round(f.cov, 6)),
+        max_min_ratio: conn.map(|f| round(f.max_min, 4)),
+        p50_us: q.total.p50,
+        p99_us: q.total.p99,
+        p999_us: q.total.p999,
+        max_us: q.total.max,
+        load_loop: if rate.is_some() { "open" } else { "closed" }.to_string(),
+        rate,
+        arrivals: arrivals.map(str::to_string),
+        seed: spec.seed,
+        max_inflight,
+        requests_per_conn: spec.requests_per_conn,
+        warmup_s: spec.warmup.as_secs_f64(),
+        threads: spec.threads,
+        gap_us: spec.gap.as_micros() as u64,
+        requests: report.requests,
+        req_per_s: round(report.req_per_s(), 1),
+        late: report.late,
+        dropped: report.dropped,
+        accepted: accepted.iter().sum(),
+        max_mean_ratio: conn.map(|f| round(f.max_mean, 4)),
+        gini: conn.map(|f| round(f.gini, 6)),
+        top1_share: conn.map(|f| round(f.top1_share, 6)),
+        idle_workers: conn.map(|f| f.idle_workers),
+        req_jain: req.map(|f| round(f.jain, 6)),
+        req_cov: req.map(|f| round(f.cov, 6)),
+        req_max_min_ratio: req.map(|f| round(f.max_min, 4)),
+        req_gini: req.map(|f| round(f.gini, 6)),
+        connect_p50_us: q.connect.p50,
+        connect_p99_us: q.connect.p99,
+        connect_p999_us: q.connect.p999,
+        ttfb_p50_us: q.ttfb.p50,
+        ttfb_p99_us: q.ttfb.p99,
+        ttfb_p999_us: q.ttfb.p999,
+        total_p50_us: q.total.p50,
+        total_p99_us: q.total.p99,
+        total_p999_us: q.total.p999,
+        uncorrected_p50_us: q.uncorrected.p50,
+        uncorrected_p99_us: q.uncorrected.p99,
+        uncorrected_p999_us: q.uncorrected.p999,
+        spurious_wakeups: m.counts.iter().take(n).map(|c| c.spurious_wakeups).sum(),
+        empty_accepts: m.counts.iter().take(n).map(|c| c.empty_accepts).sum(),
+        switches_per_conn: round(switches as f64 / report.completed.max(1) as f64, 3),
+        worker_cpu_ms: ms(m.usage.iter().map(|u| u.cpu_ns).sum()),
+        dispatcher_cpu_ms: m.dispatcher_usage.map(|u| ms(u.cpu_ns)),
+        service: spec.service.to_string(),
+        slow_worker: spec.slow.map(|(w, _)| w),
+        slow_factor: spec.slow.map(|(_, f)| f),
+        slow_share: spec.slow.and_then(|(w, _)| shares.get(w)).map(|s| round(*s, 6)),
+        poll_overlaps: m.poll_overlaps,
+        backlog: spec.model_opts.backlog,
+        fleet: spec.fleet.name().to_string(),
+        worker_concurrency: spec.worker_concurrency,
+        loadgen_cpu_ms: round(m.loadgen_cpu.as_secs_f64() * 1000.0, 3),
+        err_refused: e.refused,
+        err_reset: e.reset,
+        err_timeout: e.timeout,
+        err_addr_not_available: e.addr_not_available,
+        err_malformed: e.malformed,
+        err_other: e.other,
+        err_cancelled: e.cancelled,
+        conserved: true,
+        complete: true,
+    };
+    (summary, workers)
+}

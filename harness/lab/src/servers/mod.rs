@@ -1,0 +1,248 @@
+//! Real servers under the same load generator: the seed's Node.js demo, Node's
+//! `cluster` module under both scheduling policies, and nginx in its three
+//! accept configurations: how each is started, stopped and asked for its
+//! own counts (the runner measures them as [`crate::running::server`]).
+//!
+//! A harness that only measures its own workers can be right about the kernel
+//! and still miss what users run. Here the load generator attributes every
+//! connection to a worker by a response header (or the body), and for the
+//! servers the harness starts itself the attribution is checked against the
+//! servers' own counts: Node's workers print theirs when they stop, nginx
+//! writes `$pid $connection_requests` for every request to its access log.
+//! Any difference fails the run's conservation check, so a wrong attribution
+//! cannot pass unnoticed. The records are the same as for the harness's own
+//! fleets, with one row per server worker (its pid in `pid`).
+
+pub mod install;
+pub mod nginx;
+pub mod node;
+pub mod process;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+
+use fleet::model::Model;
+
+/// How long a server may take to start its workers.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a server may take to stop after it is asked to.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A real server the harness can start, measure and cross-check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Server {
+    NodeSeed,
+    NodeNone,
+    NodeRr,
+    NginxExclusive,
+    NginxMutex,
+    NginxReuseport,
+}
+
+impl Server {
+    pub const ALL: [Server; 6] = [
+        Server::NodeSeed,
+        Server::NodeNone,
+        Server::NodeRr,
+        Server::NginxExclusive,
+        Server::NginxMutex,
+        Server::NginxReuseport,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::NodeSeed => "node-seed",
+            Server::NodeNone => "node-none",
+            Server::NodeRr => "node-rr",
+            Server::NginxExclusive => "nginx-exclusive",
+            Server::NginxMutex => "nginx-mutex",
+            Server::NginxReuseport => "nginx-reuseport",
+        }
+    }
+
+    /// One line: what runs, and which of the harness's models does the same.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Server::NodeSeed => "the seed's demo: the master makes the handle and sends it to 4 forked workers, each listens and accepts itself (libuv epoll: like shared-epoll)",
+            Server::NodeNone => "Node's cluster module with NODE_CLUSTER_SCHED_POLICY=none: the master's socket shared, each worker accepts (like shared-epoll)",
+            Server::NodeRr => "Node's cluster module with NODE_CLUSTER_SCHED_POLICY=rr: the master accepts and hands each connection to the next worker (like dispatch-rr)",
+            Server::NginxExclusive => "nginx, 4 workers, accept_mutex off: one shared socket in every worker's epoll set with EPOLLEXCLUSIVE (like epoll-exclusive)",
+            Server::NginxMutex => "nginx, 4 workers, accept_mutex on: only the lock holder polls the shared socket (like accept-mutex, with a 500 ms retry)",
+            Server::NginxReuseport => "nginx, 4 workers, listen ... reuseport: a socket per worker, the kernel hashes (like reuseport)",
+        }
+    }
+
+    /// The harness model that works the same way.
+    pub fn counterpart(self) -> Model {
+        match self {
+            Server::NodeSeed | Server::NodeNone => Model::SharedEpoll,
+            Server::NodeRr => Model::DispatchRr,
+            Server::NginxExclusive => Model::EpollExclusive,
+            Server::NginxMutex => Model::AcceptMutex,
+            Server::NginxReuseport => Model::Reuseport,
+        }
+    }
+
+    pub fn is_nginx(self) -> bool {
+        matches!(
+            self,
+            Server::NginxExclusive | Server::NginxMutex | Server::NginxReuseport
+        )
+    }
+
+    pub fn names() -> String {
+        Server::ALL.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Finds (or installs) the server's binary and starts it with `workers`
+    /// workers on 127.0.0.1:`port` (0: any free port).
+    pub fn start(self, workers: usize, port: u16) -> anyhow::Result<Box<dyn Started>> {
+        Ok(if self.is_nginx() {
+            Box::new(nginx::Nginx::start(self, workers, port)?)
+        } else {
+            Box::new(node::Node::start(self, workers, port)?)
+        })
+    }
+}
+
+impl fmt::Display for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Server {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Server, String> {
+        Server::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("unknown server '{s}' (valid: {})", Server::names()))
+    }
+}
+
+/// What one of the server's workers counted itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Own {
+    pub connections: u64,
+    pub requests: u64,
+}
+
+/// A server the harness started and must stop.
+pub trait Started {
+    fn addr(&self) -> SocketAddr;
+    /// The workers' pids, in ascending order.
+    fn workers(&self) -> Vec<i32>;
+    /// An error if the server died.
+    fn check_alive(&mut self) -> anyhow::Result<()>;
+    /// Stops the server and returns each worker's own counts, by pid.
+    fn stop(self: Box<Self>) -> anyhow::Result<BTreeMap<i32, Own>>;
+}
+
+/// Numeric ids (pids) in numeric order, others after them by name.
+pub(crate) fn sort_ids(ids: &mut [String]) {
+    ids.sort_by_key(|id| (id.parse::<u64>().map_err(|_| id.clone()), id.len()));
+}
+
+/// `server-counts.csv`: what each worker of the server counted itself.
+pub(crate) fn write_server_counts(dir: &Path, own: &BTreeMap<i32, Own>) -> anyhow::Result<()> {
+    let mut text = String::from("pid,connections,requests\n");
+    for (pid, o) in own {
+        text.push_str(&format!("{pid},{},{}\n", o.connections, o.requests));
+    }
+    records::write_atomic(dir, records::names::SERVER_COUNTS, text.as_bytes())?;
+    Ok(())
+}
+
+/// A free port on 127.0.0.1 for a server that needs one in its
+/// configuration (another process could take it before the server binds;
+/// the server's start then fails and says so).
+pub fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// A fresh private directory for a server's files, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(what: &str) -> anyhow::Result<TempDir> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("harness-{what}-{}-{n}", sys::getpid()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Parses `worker <pid> got <C> connections <R> requests`, the seed's own
+/// line with the requests added.
+pub fn parse_count_line(line: &str) -> Option<(i32, Own)> {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    match w.as_slice() {
+        ["worker", pid, "got", c, "connections", r, "requests"] => Some((
+            pid.parse().ok()?,
+            Own {
+                connections: c.parse().ok()?,
+                requests: r.parse().ok()?,
+            },
+        )),
+        _ => None,
+    }
+}
+
+/// Errors for a server line that says something unexpected.
+pub fn unexpected(server: Server, what: &str) -> anyhow::Error {
+    anyhow!("{server}: {what}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_round_trip_and_have_counterparts() {
+        for s in Server::ALL {
+            assert_eq!(s.name().parse::<Server>().unwrap(), s);
+            assert!(Model::ALL.contains(&s.counterpart()));
+        }
+        assert!("nginx".parse::<Server>().unwrap_err().contains("node-seed"));
+    }
+
+    #[test]
+    fn count_lines_parse() {
+        assert_eq!(
+            parse_count_line("worker 63999 got 14561 connections 14561 requests"),
+            Some((
+                63999,
+                Own {
+                    connections: 14561,
+                    requests: 14561
+                }
+            ))
+        );
+        assert_eq!(parse_count_line("worker 63999 got 14561 connections"), None);
+        assert_eq!(parse_count_line("worker x got 1 connections 1 requests"), None);
+    }
+
+    #[test]
+    fn ids_sort_numerically_then_by_name() {
+        let mut ids: Vec<String> = ["900", "1000", "b", "a", "20"].iter().map(|s| s.to_string()).collect();
+        sort_ids(&mut ids);
+        assert_eq!(ids, ["20", "900", "1000", "a", "b"]);
+    }
+}

@@ -1,0 +1,33 @@
+//! The names of the files a run and a sweep write, in one place.
+
+/// One row per worker ([`crate::rows::WorkerRow`]).
+pub const WORKERS: &str = "workers.csv";
+/// One row per run ([`crate::rows::SummaryRow`]).
+pub const SUMMARY: &str = "summary.csv";
+/// Per-worker counts per interval ([`crate::timeseries`]).
+pub const TIMESERIES: &str = "timeseries.csv";
+/// One corrected-latency histogram per interval ([`crate::hlog`]).
+pub const LATENCY_HLOG: &str = "latency.hlog";
+/// The whole run's histograms, tagged ([`crate::hlog`]).
+pub const HISTOGRAMS_HLOG: &str = "histograms.hlog";
+/// The machine, the command and the parameters ([`crate::meta`]).
+pub const META: &str = "meta.json";
+/// Workers killed, retired and started during a run.
+pub const FAULTS: &str = "faults.csv";
+/// A real server's own per-worker counts.
+pub const SERVER_COUNTS: &str = "server-counts.csv";
+/// A sweep: one row per run.
+pub const RUNS: &str = "runs.csv";
+/// A sweep: one row per grid point, with estimates over repetitions.
+pub const AGGREGATE: &str = "aggregate.csv";
+/// A sweep: its identity, order and capacities, for `--resume`.
+pub const SWEEP: &str = "sweep.json";
+/// A sweep: the scenario file it ran.
+pub const SCENARIO: &str = "scenario.toml";
+/// A sweep: one folder per run, `runs/<run_id>/`.
+pub const RUNS_DIR: &str = "runs";
+/// Charts, under a run or a sweep.
+pub const CHARTS_DIR: &str = "charts";
+/// The report of a run or a sweep.
+pub const REPORT_MD: &str = "REPORT.md";
+pub const REPORT_HTML: &str = "report.html";

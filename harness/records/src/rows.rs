@@ -1,0 +1,205 @@
+//! The rows of a run: one per worker (`workers.csv`), one per run
+//! (`summary.csv`).
+//!
+//! These types are the schema of both files (field order is column order),
+//! written by the runner and read back by the reports: Serialize and
+//! Deserialize by column name, so a reader of an older file with fewer
+//! columns fails by name, not by position. Latency
+//! columns are microseconds from the load generator's HdrHistograms:
+//! `p50_us`..`max_us` are the corrected total (from each connection's
+//! intended start; the same as the uncorrected one in a closed loop), then
+//! each phase has its own `<phase>_p50_us`, `_p99_us`, `_p999_us`.
+
+use serde::{Deserialize, Serialize};
+
+/// One worker in one run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WorkerRow {
+    pub model: String,
+    pub workers: usize,
+    pub worker: usize,
+    pub pid: i32,
+    /// Connections the worker took.
+    pub accepted: u64,
+    /// accepted / sum of accepted over the fleet.
+    pub share: f64,
+    pub spurious_wakeups: u64,
+    /// CPU time, user + system, over the measured load.
+    pub cpu_ms: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    pub wakeups: u64,
+    pub empty_accepts: u64,
+    /// Voluntary context switches of the worker over the measured load.
+    pub voluntary_switches: u64,
+    /// Connections the worker took but could not answer.
+    pub worker_errors: u64,
+    /// Connections the load generator attributed to this worker (x-worker of
+    /// the connection's first response).
+    pub attributed: u64,
+    /// Requests the worker answered, and their share (differs from the
+    /// connection share with keep-alive).
+    pub requests: u64,
+    pub request_share: f64,
+    /// Responses the load generator attributed to this worker.
+    pub attributed_requests: u64,
+    pub connect_p50_us: u64,
+    pub connect_p99_us: u64,
+    pub connect_p999_us: u64,
+    pub ttfb_p50_us: u64,
+    pub ttfb_p99_us: u64,
+    pub ttfb_p999_us: u64,
+    pub total_p50_us: u64,
+    pub total_p99_us: u64,
+    pub total_p999_us: u64,
+    pub uncorrected_p50_us: u64,
+    pub uncorrected_p99_us: u64,
+    pub uncorrected_p999_us: u64,
+    /// Descriptors handed to this worker by the dispatcher (dispatch models).
+    pub dispatched: Option<u64>,
+    /// Socket inode the worker takes connections from, as /proc shows it.
+    pub listen_inode: Option<u64>,
+    /// Tag on the listener in the worker's own epoll set (epoll models).
+    pub epoll_owner: Option<u64>,
+    /// When the worker's injected stall began and ended, ms since the
+    /// measured load began.
+    pub stall_from_ms: Option<f64>,
+    pub stall_to_ms: Option<f64>,
+    /// accept-mutex: times the worker took the lock.
+    pub lock_acquisitions: u64,
+    /// How many times longer this worker's service time is (1 unless slowed).
+    pub slowdown: f64,
+    /// The process the worker runs in: its own pid in a process fleet (then
+    /// equal to `pid`), the one fleet process in a thread fleet (where `pid`
+    /// is the worker's thread id).
+    pub process: i32,
+    /// The id the worker's responses carry (`x-worker`, or the header or
+    /// body `--attribute` names): its index in the harness's own fleets, its
+    /// pid for Node.js and nginx, whatever a `--target` server sends.
+    pub worker_id: String,
+}
+
+/// One run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SummaryRow {
+    pub model: String,
+    pub workers: usize,
+    /// Connections in flight (closed loop only).
+    pub concurrency: Option<usize>,
+    /// Connections the load generator attempted.
+    pub connections: u64,
+    pub completed: u64,
+    pub errors: u64,
+    pub duration_s: f64,
+    pub conn_per_s: f64,
+    pub jain: Option<f64>,
+    pub cov: Option<f64>,
+    /// Fairness figures (loadgen::fairness): empty when no connection was
+    /// attributed to a worker, where they are undefined.
+    pub max_min_ratio: Option<f64>,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    /// `closed` or `open`.
+    #[serde(rename = "loop")]
+    pub load_loop: String,
+    pub rate: Option<f64>,
+    pub arrivals: Option<String>,
+    pub seed: u64,
+    pub max_inflight: Option<usize>,
+    pub requests_per_conn: u32,
+    pub warmup_s: f64,
+    pub threads: usize,
+    pub gap_us: u64,
+    /// Requests completed, and per second.
+    pub requests: u64,
+    pub req_per_s: f64,
+    /// Open loop: arrivals started late because of --max-inflight, and
+    /// arrivals never started.
+    pub late: u64,
+    pub dropped: u64,
+    pub accepted: u64,
+    pub max_mean_ratio: Option<f64>,
+    pub gini: Option<f64>,
+    pub top1_share: Option<f64>,
+    pub idle_workers: Option<usize>,
+    /// The same figures over the workers' request counts.
+    pub req_jain: Option<f64>,
+    pub req_cov: Option<f64>,
+    pub req_max_min_ratio: Option<f64>,
+    pub req_gini: Option<f64>,
+    pub connect_p50_us: u64,
+    pub connect_p99_us: u64,
+    pub connect_p999_us: u64,
+    pub ttfb_p50_us: u64,
+    pub ttfb_p99_us: u64,
+    pub ttfb_p999_us: u64,
+    pub total_p50_us: u64,
+    pub total_p99_us: u64,
+    pub total_p999_us: u64,
+    pub uncorrected_p50_us: u64,
+    pub uncorrected_p99_us: u64,
+    pub uncorrected_p999_us: u64,
+    pub spurious_wakeups: u64,
+    pub empty_accepts: u64,
+    /// Workers' voluntary context switches per completed connection: about
+    /// 1-2 when one worker is woken per connection, about the fleet size
+    /// under a thundering herd.
+    pub switches_per_conn: f64,
+    pub worker_cpu_ms: f64,
+    pub dispatcher_cpu_ms: Option<f64>,
+    /// Service time per request, e.g. `sleep:1000us`, and the slowed worker.
+    pub service: String,
+    pub slow_worker: Option<usize>,
+    pub slow_factor: Option<f64>,
+    /// The slowed worker's share of the connections (its fair share is 1/N).
+    pub slow_share: Option<f64>,
+    /// accept-mutex: times a worker took the lock while another was polling
+    /// (0 when the lock excludes).
+    pub poll_overlaps: u64,
+    pub backlog: i32,
+    /// `processes` or `threads`.
+    pub fleet: String,
+    /// Connections a worker may have open at once (1: one at a time).
+    pub worker_concurrency: usize,
+    pub loadgen_cpu_ms: f64,
+    pub err_refused: u64,
+    pub err_reset: u64,
+    pub err_timeout: u64,
+    pub err_addr_not_available: u64,
+    pub err_malformed: u64,
+    pub err_other: u64,
+    /// Still in flight when a signal cut the run short and the short grace
+    /// after it ran out.
+    pub err_cancelled: u64,
+    /// Whether every completed connection was counted by exactly one worker.
+    pub conserved: bool,
+    /// False when a signal (SIGINT, SIGTERM) cut the load short: the figures
+    /// cover only part of the run, and `sweep --resume` runs it again.
+    pub complete: bool,
+}
+
+/// Rounds for the CSVs: enough digits to be exact at the scale measured.
+pub fn round(x: f64, digits: i32) -> f64 {
+    if !x.is_finite() {
+        return x;
+    }
+    let k = 10f64.powi(digits);
+    (x * k).round() / k
+}
+
+/// One row of `faults.csv`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FaultRow {
+    /// Since the measured load began.
+    pub t_ms: f64,
+    pub worker: usize,
+    pub pid: i32,
+    /// `killed`, `started` (a replacement) or `retired`.
+    pub event: String,
+    /// For `started`: the worker it replaces.
+    pub replaces: Option<usize>,
+}
