@@ -25,6 +25,7 @@
 #![deny(unsafe_code)]
 
 mod cli;
+mod run_args;
 
 use std::process::ExitCode;
 

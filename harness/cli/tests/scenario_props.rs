@@ -232,7 +232,7 @@ fn toml_string(s: &str) -> String {
 /// The keys a scenario knows, keys that would run something, and others.
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
-        prop::sample::select(&lab::scenario::PARAMETERS[..]).prop_map(str::to_string),
+        prop::sample::select(lab::params::scenario_keys().collect::<Vec<_>>()).prop_map(str::to_string),
         prop::sample::select(
             &[
                 "name",

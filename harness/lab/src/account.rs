@@ -140,6 +140,8 @@ impl Measured {
 #[derive(Debug, Clone)]
 pub struct RunResult {
     pub summary: SummaryRow,
+    /// The run's parameter columns of summary.csv (the parameter table's).
+    pub params: Vec<(&'static str, String)>,
     pub workers: Vec<WorkerRow>,
     /// Conservation failures, each with its figures; empty when it holds.
     pub problems: Vec<String>,
@@ -151,6 +153,15 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    /// The parameter column `name`, if it has a value.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(c, _)| *c == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
     /// Conservation held and the run was not cut short.
     pub fn ok(&self) -> bool {
         self.problems.is_empty() && self.interrupted.is_none()

@@ -32,7 +32,7 @@ pub fn write_run(dir: &Path, result: &RunResult, meta: &Meta) -> anyhow::Result<
     records::write_atomic(
         dir,
         names::SUMMARY,
-        &records::csv::summary(std::slice::from_ref(&result.summary))?,
+        &records::csv::summary(std::slice::from_ref(&result.summary), &result.params)?,
     )?;
     records::write_atomic(dir, names::META, &meta.to_json()?).context("writing meta.json")?;
     Ok(())

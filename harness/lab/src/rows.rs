@@ -113,12 +113,10 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
     let q = PhaseQuantiles::of(&report.phases);
     let e = &report.errors;
     let secs = report.elapsed.as_secs_f64();
-    let (concurrency, rate, arrivals, max_inflight) = spec.load.columns();
     let switches: u64 = m.usage.iter().map(|u| u.voluntary_switches).sum();
     let summary = SummaryRow {
         model: spec.subject.name().into(),
         workers: n,
-        concurrency,
         connections: report.started,
         completed: report.completed,
         errors: e.total(),
@@ -131,15 +129,6 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
         p99_us: q.total.p99,
         p999_us: q.total.p999,
         max_us: q.total.max,
-        load_loop: if rate.is_some() { "open" } else { "closed" }.to_string(),
-        rate,
-        arrivals: arrivals.map(str::to_string),
-        seed: spec.seed,
-        max_inflight,
-        requests_per_conn: spec.requests_per_conn,
-        warmup_s: spec.warmup.as_secs_f64(),
-        threads: spec.threads,
-        gap_us: spec.gap.as_micros() as u64,
         requests: report.requests,
         req_per_s: round(report.req_per_s(), 1),
         late: report.late,
@@ -170,14 +159,8 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
         switches_per_conn: round(switches as f64 / report.completed.max(1) as f64, 3),
         worker_cpu_ms: ms(m.usage.iter().map(|u| u.cpu_ns).sum()),
         dispatcher_cpu_ms: m.dispatcher_usage.map(|u| ms(u.cpu_ns)),
-        service: spec.service.to_string(),
-        slow_worker: spec.slow.map(|(w, _)| w),
-        slow_factor: spec.slow.map(|(_, f)| f),
         slow_share: spec.slow.and_then(|(w, _)| shares.get(w)).map(|s| round(*s, 6)),
         poll_overlaps: m.poll_overlaps,
-        backlog: spec.model_opts.backlog,
-        fleet: spec.fleet.name().to_string(),
-        worker_concurrency: spec.worker_concurrency,
         loadgen_cpu_ms: round(m.loadgen_cpu.as_secs_f64() * 1000.0, 3),
         err_refused: e.refused,
         err_reset: e.reset,

@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use anyhow::Context;
+
 use crate::account::{Measured, RunResult};
 use crate::load::{drive, warm_up, Driven};
 use crate::spec::RunSpec;
@@ -15,6 +17,7 @@ use loadgen::Stop;
 /// and returns its records. The fleet (or server) is gone when this returns,
 /// whatever happened.
 pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
+    spec.prepare_process().context("raising the open-file limit")?;
     let signalled = || crate::interrupt::interrupted().is_some();
     let mut subject = crate::running::start(&spec.subject, spec, &signalled)?;
     let addr = subject.addr();
@@ -55,6 +58,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
             complete: interrupted.is_none(),
             ..summary
         },
+        params: crate::params::columns(spec),
         workers,
         problems,
         source: measured.source,

@@ -4,8 +4,6 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::subject::Subject;
 use crate::UsageError;
 use fleet::faults::Faults;
@@ -16,6 +14,23 @@ use loadgen::{OpenLoop, Stop};
 
 /// Most connections a worker may hold open (`--worker-concurrency`).
 pub const MAX_WORKER_CONCURRENCY: usize = 4096;
+
+/// An offered rate as written: per second, or a fraction of the capacity a
+/// sweep measures first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    PerSecond(f64),
+    OfCapacity(f64),
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rate::PerSecond(r) => write!(f, "{r}"),
+            Rate::OfCapacity(x) => write!(f, "{}%", x * 100.0),
+        }
+    }
+}
 
 /// How the load generator offers load.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,6 +67,9 @@ pub struct RunSpec {
     pub subject: Subject,
     pub workers: usize,
     pub load: Load,
+    /// The rate as written (a scenario may give a percentage of the
+    /// capacity, resolved by [`RunSpec::at_capacity`]); `None` in a closed loop.
+    pub rate_spec: Option<Rate>,
     pub stop: Stop,
     pub threads: usize,
     pub port: u16,
@@ -93,14 +111,16 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
-    /// A closed-loop run with every other setting at its default.
-    pub fn closed(subject: impl Into<Subject>, workers: usize, concurrency: usize, stop: Stop) -> RunSpec {
+    /// Every field at its zero; [`crate::params::defaults`] gives the
+    /// defaults, from the parameter table.
+    pub(crate) fn blank(subject: Subject) -> RunSpec {
         RunSpec {
-            subject: subject.into(),
-            workers,
-            load: Load::Closed { concurrency },
-            stop,
-            threads: loadgen::config::default_threads(concurrency),
+            subject,
+            workers: 1,
+            load: Load::Closed { concurrency: 32 },
+            rate_spec: None,
+            stop: Stop::Connections(20_000),
+            threads: 1,
             port: 0,
             gap: Duration::ZERO,
             timeout: loadgen::config::DEFAULT_TIMEOUT,
@@ -125,65 +145,76 @@ impl RunSpec {
         }
     }
 
-    pub fn parameters(&self) -> serde_json::Value {
-        let (connections, duration_s) = match self.stop {
-            Stop::Connections(n) => (Some(n), None),
-            Stop::Duration(d) => (None, Some(d.as_secs_f64())),
-        };
-        let (concurrency, rate, arrivals, max_inflight) = self.load.columns();
-        json!({
-            "model": self.subject.name(),
-            "target": match &self.subject {
-                Subject::Target(t) => Some(json!({
-                    "address": t.addr.to_string(),
-                    "attribute": t.attribution.to_string(),
-                })),
-                _ => None,
-            },
-            "workers": self.workers,
-            "loop": if rate.is_some() { "open" } else { "closed" },
-            "concurrency": concurrency,
-            "rate_per_s": rate,
-            "arrivals": arrivals,
-            "max_inflight": max_inflight,
-            "seed": self.seed,
-            "connections": connections,
-            "duration_s": duration_s,
-            "requests_per_conn": self.requests_per_conn,
-            "warmup_s": self.warmup.as_secs_f64(),
-            "interval_ms": self.interval.as_secs_f64() * 1000.0,
-            "threads": self.threads,
-            "port": self.port,
-            "gap_us": self.gap.as_micros() as u64,
-            "timeout_ms": self.timeout.as_millis() as u64,
-            "sources": self.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            "stall": self.stall.map(|(w, s)| json!({
-                "worker": w,
-                "at_ms": s.at.as_secs_f64() * 1000.0,
-                "for_ms": s.length.as_secs_f64() * 1000.0,
-            })),
-            "record_latency": self.record,
-            "backlog": self.model_opts.backlog,
-            "steer": self.model_opts.steer.name(),
-            "service": self.service.to_string(),
-            "slow_worker": self.slow.map(|(w, f)| json!({"worker": w, "factor": f})),
-            "pin_workers": self.pin_workers,
-            "pin_loadgen": self.pin_loadgen,
-            "fleet": self.fleet.name(),
-            "shared_epoll_set": self.shared_epoll_set,
-            "worker_concurrency": self.worker_concurrency,
-            "kill_worker": self.faults.kills.iter()
-                .map(|k| json!({"worker": k.worker, "at_ms": k.at.as_secs_f64() * 1000.0}))
-                .collect::<Vec<_>>(),
-            "respawn": self.faults.respawn,
-            "rolling_restart_ms": self.faults.rolling_restart.map(|d| d.as_secs_f64() * 1000.0),
-            // The run's value (null: the machine's, in meta.json's sysctls).
-            "tcp_migrate_req": self.tcp_migrate_req,
-            "bind": self.bind.to_string(),
-        })
+    /// A closed-loop run with every other setting at its default.
+    pub fn closed(subject: impl Into<Subject>, workers: usize, concurrency: usize, stop: Stop) -> RunSpec {
+        let mut spec = crate::params::defaults(subject.into());
+        spec.workers = workers;
+        spec.load = Load::Closed { concurrency };
+        spec.stop = stop;
+        spec.threads = loadgen::config::default_threads(concurrency);
+        spec
     }
 
-    /// Checks what can be checked before anything starts; usage errors.
+    /// The spec with a rate given as a fraction of the capacity resolved
+    /// against `capacity` (conn/s, measured by the sweep).
+    pub fn at_capacity(mut self, capacity: Option<f64>) -> RunSpec {
+        if let (Some(Rate::OfCapacity(x)), Load::Open(o)) = (self.rate_spec, &mut self.load) {
+            o.rate = (x * capacity.unwrap_or(0.0)).max(1.0);
+        }
+        self
+    }
+
+    /// meta.json's `parameters`: every parameter in force (the table's).
+    pub fn parameters(&self) -> serde_json::Value {
+        crate::params::meta(self)
+    }
+
+    /// The open files a run needs: its connections, two per worker, and some.
+    fn files_needed(&self) -> u64 {
+        self.load.max_open() as u64 + 2 * self.workers as u64 + 64
+    }
+
+    /// What the machine must allow for this run, checked before it starts
+    /// (and not for `--dry-run`): root and a kernel with the sysctl for
+    /// `--tcp-migrate-req`, a hard open-file limit high enough. Reads, never
+    /// changes anything; [`RunSpec::prepare_process`] raises the limit.
+    pub fn check_machine(&self) -> Result<(), UsageError> {
+        if let Some(on) = self.tcp_migrate_req {
+            if sys::geteuid() != 0 {
+                return Err(UsageError(format!(
+                    "--tcp-migrate-req {}: setting net.ipv4.tcp_migrate_req needs root",
+                    if on { "on" } else { "off" }
+                )));
+            }
+            if crate::machine::migrate_req().is_none() {
+                return Err(UsageError(
+                    "--tcp-migrate-req: this kernel has no net.ipv4.tcp_migrate_req (Linux 5.14 or later)".into(),
+                ));
+            }
+        }
+        let need = self.files_needed();
+        let hard = sys::nofile_hard_limit().map_err(|e| UsageError(format!("cannot read the open-file limit: {e}")))?;
+        if hard < need {
+            let what = match self.load {
+                Load::Closed { concurrency } => format!("--concurrency {concurrency}"),
+                Load::Open(o) => format!("--max-inflight {}", o.max_inflight),
+            };
+            return Err(UsageError(format!(
+                "{what} needs about {need} open files but RLIMIT_NOFILE allows at most {hard} (its hard \
+                 limit): raise it (e.g. `ulimit -Hn {need}` as root) or open fewer connections at once"
+            )));
+        }
+        Ok(())
+    }
+
+    /// What the run changes in the harness process when it starts: the soft
+    /// open-file limit, raised towards what it needs (never above the hard one).
+    pub fn prepare_process(&self) -> std::io::Result<()> {
+        sys::raise_nofile(self.files_needed()).map(|_| ())
+    }
+
+    /// Checks what the spec alone says, before anything starts; usage
+    /// errors. Pure: nothing on the machine is read or changed.
     pub fn validate(&self) -> Result<(), UsageError> {
         let model = match &self.subject {
             Subject::Model(m) => Some(*m),
@@ -199,23 +230,10 @@ impl RunSpec {
                 self.bind
             )));
         }
-        if let Some(on) = self.tcp_migrate_req {
-            if model.is_none() {
-                return Err(UsageError(
-                    "--tcp-migrate-req works on the harness's own fleets (--model)".into(),
-                ));
-            }
-            if sys::geteuid() != 0 {
-                return Err(UsageError(format!(
-                    "--tcp-migrate-req {}: setting net.ipv4.tcp_migrate_req needs root",
-                    if on { "on" } else { "off" }
-                )));
-            }
-            if crate::machine::migrate_req().is_none() {
-                return Err(UsageError(
-                    "--tcp-migrate-req: this kernel has no net.ipv4.tcp_migrate_req (Linux 5.14 or later)".into(),
-                ));
-            }
+        if self.tcp_migrate_req.is_some() && model.is_none() {
+            return Err(UsageError(
+                "--tcp-migrate-req works on the harness's own fleets (--model)".into(),
+            ));
         }
         if self.faults.rolling_restart.is_some() && self.worker_concurrency > 1 {
             return Err(UsageError(format!(
@@ -288,18 +306,6 @@ impl RunSpec {
                 "--interval 0: the sampling interval must be positive".into(),
             ));
         }
-        let need = open as u64 + 2 * self.workers as u64 + 64;
-        let have = sys::raise_nofile(need).map_err(|e| UsageError(format!("cannot raise the open-file limit: {e}")))?;
-        if have < need {
-            let what = match self.load {
-                Load::Closed { concurrency } => format!("--concurrency {concurrency}"),
-                Load::Open(o) => format!("--max-inflight {}", o.max_inflight),
-            };
-            return Err(UsageError(format!(
-                "{what} needs about {need} open files but RLIMIT_NOFILE allows at most {have} (its hard \
-                 limit): raise it (e.g. `ulimit -Hn {need}` as root) or open fewer connections at once"
-            )));
-        }
         let mut cfg = self.loadgen_config(SocketAddr::from((Ipv4Addr::LOCALHOST, 1)), self.stop);
         if let Subject::Target(t) = &self.subject {
             cfg.target = t.addr;
@@ -340,7 +346,7 @@ impl RunSpec {
         Ok(())
     }
 
-    pub(crate) fn loadgen_config(&self, addr: SocketAddr, stop: Stop) -> loadgen::Config {
+    pub fn loadgen_config(&self, addr: SocketAddr, stop: Stop) -> loadgen::Config {
         let mut cfg = match self.load {
             Load::Closed { concurrency } => loadgen::Config::new(addr, concurrency, stop),
             Load::Open(o) => loadgen::Config::new_open(addr, o, stop),

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use csv::StringRecord;
+use records::Table;
 use serde::{Deserialize, Serialize};
 
 use crate::output::write_run;
@@ -191,113 +192,6 @@ fn fnv1a(text: &str) -> String {
     format!("{h:016x}")
 }
 
-/// A CSV kept as records, so rows of earlier (resumed) runs carry over as
-/// they were.
-#[derive(Default)]
-struct Table {
-    header: Option<StringRecord>,
-    rows: Vec<StringRecord>,
-}
-
-impl Table {
-    fn read(path: &Path) -> anyhow::Result<Table> {
-        if !path.exists() {
-            return Ok(Table::default());
-        }
-        let mut r = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-        let header = r.headers()?.clone();
-        let rows = r.records().collect::<Result<Vec<_>, _>>()?;
-        Ok(Table {
-            header: Some(header),
-            rows,
-        })
-    }
-
-    /// Appends serialized rows; their columns must match what is there.
-    fn extend<T: Serialize>(&mut self, rows: impl IntoIterator<Item = T>) -> anyhow::Result<()> {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        for row in rows {
-            w.serialize(row)?;
-        }
-        let bytes = w.into_inner().map_err(|e| anyhow!("csv: {e}"))?;
-        self.extend_csv(&bytes, &[])
-    }
-
-    /// Appends the rows of a CSV text, each prefixed with `prefix` (whose
-    /// column names must already be in the header this table has, or will
-    /// be taken as `run_id,point,repetition`).
-    fn extend_csv(&mut self, bytes: &[u8], prefix: &[(&str, String)]) -> anyhow::Result<()> {
-        let mut r = csv::Reader::from_reader(bytes);
-        let mut header: StringRecord = prefix.iter().map(|(k, _)| *k).collect();
-        header.extend(r.headers()?.iter());
-        match &self.header {
-            Some(h) if *h != header => bail!("columns changed: {:?} vs {:?}", h, header),
-            Some(_) => {}
-            None => self.header = Some(header),
-        }
-        for rec in r.records() {
-            let mut row: StringRecord = prefix.iter().map(|(_, v)| v.as_str()).collect();
-            row.extend(rec?.iter());
-            self.rows.push(row);
-        }
-        Ok(())
-    }
-
-    fn column(&self, name: &str) -> Option<usize> {
-        self.header.as_ref()?.iter().position(|h| h == name)
-    }
-
-    fn to_bytes(&self) -> anyhow::Result<Vec<u8>> {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        if let Some(h) = &self.header {
-            w.write_record(h)?;
-        }
-        for r in &self.rows {
-            w.write_record(r)?;
-        }
-        w.into_inner().map_err(|e| anyhow!("csv: {e}"))
-    }
-}
-
-/// Runs a signal cut short (`complete=false`, see interrupt.rs): found, and
-/// dropped on resume so that they run again.
-impl Table {
-    /// The run ids whose row says `complete=false`.
-    fn incomplete_runs(&self) -> BTreeSet<String> {
-        match (self.column("run_id"), self.column("complete")) {
-            (Some(id), Some(c)) => self
-                .rows
-                .iter()
-                .filter(|r| &r[c] == "false")
-                .map(|r| r[id].to_string())
-                .collect(),
-            _ => BTreeSet::new(),
-        }
-    }
-
-    /// Removes every row of the runs `ids`.
-    fn drop_runs(&mut self, ids: &BTreeSet<String>) {
-        if let Some(c) = self.column("run_id") {
-            self.rows.retain(|r| !ids.contains(&r[c]));
-        }
-    }
-
-    /// Adds column `name` right after `after`, with `value` in every row,
-    /// unless it is there already (or `after` is not).
-    fn add_column_after(&mut self, name: &str, after: &str, value: &str) {
-        let (None, Some(at)) = (self.column(name), self.column(after)) else {
-            return;
-        };
-        let insert = |r: &StringRecord, v: &str| {
-            let mut cells: Vec<&str> = r.iter().collect();
-            cells.insert(at + 1, v);
-            StringRecord::from(cells)
-        };
-        self.header = self.header.as_ref().map(|h| insert(h, name));
-        self.rows = self.rows.iter().map(|r| insert(r, value)).collect();
-    }
-}
-
 /// The error that ends a sweep a signal stopped: what happened, and how to
 /// finish it.
 fn stopped(sig: i32, dir: &Path, what: &str) -> anyhow::Error {
@@ -309,18 +203,6 @@ fn stopped(sig: i32, dir: &Path, what: &str) -> anyhow::Error {
         ),
     )
     .into()
-}
-
-/// The identity of a run in `runs.csv`, before its summary columns.
-#[derive(Serialize)]
-struct RunInfo<'a> {
-    run_id: &'a str,
-    point: usize,
-    repetition: u32,
-    order: usize,
-    label: &'a str,
-    rate_spec: Option<String>,
-    capacity_conn_per_s: Option<f64>,
 }
 
 /// What a sweep did in this invocation.
@@ -418,7 +300,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
             Stop::Duration(CAPACITY_RUN),
         );
         spec.requests_per_conn = p.requests_per_conn();
-        spec.validate()?;
+        spec.check_machine()?;
         if let Some(sig) = interrupt::interrupted() {
             return Err(stopped(
                 sig,
@@ -454,9 +336,9 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         save(&record)?;
     }
 
-    let mut runs = Table::read(&dir.join("runs.csv"))?;
-    let mut workers = Table::read(&dir.join("workers.csv"))?;
-    let mut series = Table::read(&dir.join("timeseries.csv"))?;
+    let mut runs = Table::read_or_empty(&dir.join("runs.csv"))?;
+    let mut workers = Table::read_or_empty(&dir.join("workers.csv"))?;
+    let mut series = Table::read_or_empty(&dir.join("timeseries.csv"))?;
     // Resuming: a run a signal cut short (complete=false) runs again, so its
     // rows go; a sweep from before the `complete` column had only complete
     // runs; temporary files a SIGKILL left are removed.
@@ -470,8 +352,8 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         progress.line(&format!("running again, as it was cut short: {}", ids.join(", ")));
     }
     records::remove_temporaries(dir);
-    let done: BTreeSet<String> = match runs.column("run_id") {
-        Some(c) => runs.rows.iter().map(|r| r[c].to_string()).collect(),
+    let done: BTreeSet<String> = match runs.col("run_id") {
+        Some(c) => runs.rows().iter().map(|r| r[c].to_string()).collect(),
         None => BTreeSet::new(),
     };
     let skipped = planned.iter().filter(|p| done.contains(&p.id)).count();
@@ -483,7 +365,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         }
         if let Some(sig) = interrupt::interrupted() {
             progress.finish();
-            let what = format!("stopped before run {} (complete runs: {})", run.id, runs.rows.len());
+            let what = format!("stopped before run {} (complete runs: {})", run.id, runs.rows().len());
             return Err(stopped(sig, dir, &what));
         }
         let point = &scn.points[run.point];
@@ -497,8 +379,8 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
             ));
             continue;
         }
-        // Raises the open-file limit, and refuses what `harness run` would.
-        spec.validate()?;
+        // What the machine must allow (the point itself was checked with the file).
+        spec.check_machine()?;
         progress.start(&run.id, &point.label);
         let run_dir = dir.join("runs").join(&run.id);
         // What an earlier, interrupted or killed attempt at this run left.
@@ -520,16 +402,18 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         meta.loadgen_cpu_ms = Some(result.summary.loadgen_cpu_ms);
         write_run(&run_dir, &result, &meta)?;
 
-        let info = RunInfo {
-            run_id: &run.id,
-            point: run.point,
-            repetition: run.repetition,
-            order,
-            label: &point.label,
-            rate_spec: point.rate().map(|r| r.to_string()),
-            capacity_conn_per_s: capacity,
-        };
-        runs.extend([(&info, &result.summary)])?;
+        // The identity of the run, then its summary.csv row.
+        let info = [
+            ("run_id", run.id.clone()),
+            ("point", run.point.to_string()),
+            ("repetition", run.repetition.to_string()),
+            ("order", order.to_string()),
+            ("label", point.label.clone()),
+            ("rate_spec", point.rate().map_or(String::new(), |r| r.to_string())),
+            ("capacity_conn_per_s", capacity.map_or(String::new(), |c| c.to_string())),
+        ];
+        let row = records::csv::summary(std::slice::from_ref(&result.summary), &result.params)?;
+        runs.extend_csv(&row, &info)?;
         let prefix = [
             ("run_id", run.id.clone()),
             ("point", run.point.to_string()),
@@ -567,7 +451,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
                 } else {
                     format!(" ({})", point.label)
                 },
-                runs.rows.len() - 1
+                runs.rows().len() - 1
             );
             return Err(stopped(sig, dir, &what));
         }
@@ -581,7 +465,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         );
         return Err(interrupt::Interrupted::new(sig, what).into());
     }
-    if runs.rows.is_empty() {
+    if runs.rows().is_empty() {
         bail!("no run finished");
     }
     records::write_atomic(dir, "aggregate.csv", &aggregate(scn, &runs)?)?;
@@ -607,17 +491,15 @@ const FIGURES: [&str; 7] = [
 /// repetitions, and mean, sd and 95% CI of each figure.
 fn aggregate(scn: &Scenario, runs: &Table) -> anyhow::Result<Vec<u8>> {
     let point_col = runs
-        .column("point")
+        .col("point")
         .ok_or_else(|| anyhow!("runs.csv has no point column"))?;
     // A run a signal cut short is left out of every figure.
-    let complete_col = runs.column("complete");
+    let complete_col = runs.col("complete");
     let cols: Vec<usize> = FIGURES
         .iter()
-        .map(|f| runs.column(f).ok_or_else(|| anyhow!("runs.csv has no {f} column")))
+        .map(|f| runs.col(f).ok_or_else(|| anyhow!("runs.csv has no {f} column")))
         .collect::<anyhow::Result<_>>()?;
-    let keys: Vec<&str> = crate::scenario::PARAMETERS
-        .iter()
-        .copied()
+    let keys: Vec<&str> = crate::params::scenario_keys()
         .filter(|k| scn.points.iter().any(|p| p.values.contains_key(k)))
         .collect();
     let mut header: Vec<String> = vec!["point".into(), "label".into()];
@@ -633,7 +515,7 @@ fn aggregate(scn: &Scenario, runs: &Table) -> anyhow::Result<Vec<u8>> {
     let cell = |x: Option<f64>| x.map_or(String::new(), |v| format!("{}", records::round(v, 4)));
     for p in &scn.points {
         let rows: Vec<&StringRecord> = runs
-            .rows
+            .rows()
             .iter()
             .filter(|r| r[point_col].parse::<usize>().ok() == Some(p.index))
             .filter(|r| !matches!(complete_col, Some(c) if &r[c] == "false"))
@@ -767,56 +649,11 @@ mod tests {
     }
 
     #[test]
-    fn tables_keep_columns_consistent() {
-        let mut t = Table::default();
-        t.extend_csv(b"a,b\n1,2\n", &[("run_id", "r1".into())]).unwrap();
-        t.extend_csv(b"a,b\n3,4\n", &[("run_id", "r2".into())]).unwrap();
-        assert_eq!(
-            String::from_utf8(t.to_bytes().unwrap()).unwrap(),
-            "run_id,a,b\nr1,1,2\nr2,3,4\n"
-        );
-        assert!(t.extend_csv(b"a,c\n5,6\n", &[("run_id", "r3".into())]).is_err());
-    }
-
-    #[test]
     fn dry_run_counts_and_estimates() {
         let s = scenario("name = \"x\"\ndescription = \"d\"\nrepetitions = 2\nmodel = \"reuseport\"\nrate = [\"10%\", \"50%\"]\nduration = \"2s\"\n");
         let text = dry_run(&s);
         assert!(text.contains("2 points x 2 repetitions = 4 runs"), "{text}");
         assert!(text.contains("1 capacity measurements first"), "{text}");
         assert!(text.contains("estimated time: 12 s"), "{text}");
-    }
-}
-
-#[cfg(test)]
-mod resume_tests {
-    use super::*;
-
-    #[test]
-    fn an_incomplete_run_is_dropped_and_an_old_table_gains_the_column() {
-        let mut t = Table::default();
-        t.extend_csv(b"conserved,complete\ntrue,true\n", &[("run_id", "r1".into())])
-            .unwrap();
-        t.extend_csv(b"conserved,complete\ntrue,false\n", &[("run_id", "r2".into())])
-            .unwrap();
-        let cut = t.incomplete_runs();
-        assert_eq!(cut.iter().collect::<Vec<_>>(), ["r2"]);
-        t.drop_runs(&cut);
-        assert_eq!(
-            String::from_utf8(t.to_bytes().unwrap()).unwrap(),
-            "run_id,conserved,complete\nr1,true,true\n"
-        );
-
-        // A sweep written before the column: every row was complete.
-        let mut old = Table::default();
-        old.extend_csv(b"conserved,err\ntrue,0\n", &[("run_id", "r1".into())])
-            .unwrap();
-        old.add_column_after("complete", "conserved", "true");
-        old.add_column_after("complete", "conserved", "true");
-        assert_eq!(
-            String::from_utf8(old.to_bytes().unwrap()).unwrap(),
-            "run_id,conserved,complete,err\nr1,true,true,0\n"
-        );
-        assert!(old.incomplete_runs().is_empty());
     }
 }

@@ -22,8 +22,26 @@ pub fn workers(rows: &[WorkerRow]) -> anyhow::Result<Vec<u8>> {
     to_csv(rows)
 }
 
-pub fn summary(rows: &[SummaryRow]) -> anyhow::Result<Vec<u8>> {
-    to_csv(rows)
+/// summary.csv: each run's row with its parameter columns (`params`, the
+/// same columns for every row) placed after `model` and `workers`.
+pub fn summary(rows: &[SummaryRow], params: &[(&str, String)]) -> anyhow::Result<Vec<u8>> {
+    let plain = to_csv(rows)?;
+    let mut r = ::csv::Reader::from_reader(plain.as_slice());
+    let header = r.headers()?.clone();
+    let at = header.iter().position(|h| h == "workers").map_or(0, |i| i + 1);
+    let splice = |rec: &::csv::StringRecord, extra: Vec<&str>| -> ::csv::StringRecord {
+        let mut cells: Vec<&str> = rec.iter().collect();
+        let tail = cells.split_off(at);
+        cells.extend(extra);
+        cells.extend(tail);
+        cells.into_iter().collect()
+    };
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    w.write_record(&splice(&header, params.iter().map(|(k, _)| *k).collect()))?;
+    for rec in r.records() {
+        w.write_record(&splice(&rec?, params.iter().map(|(_, v)| v.as_str()).collect()))?;
+    }
+    w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))
 }
 
 /// Every row of the CSV file `path`, by column name.
@@ -103,11 +121,21 @@ mod tests {
             model: "reuseport".into(),
             jain: None,
             max_min_ratio: Some(f64::INFINITY),
-            load_loop: "closed".into(),
             conserved: true,
             ..SummaryRow::default()
         };
-        std::fs::write(dir.join("summary.csv"), summary(std::slice::from_ref(&s)).unwrap()).unwrap();
+        let params = [("concurrency", "32".to_string()), ("loop", "closed".to_string())];
+        std::fs::write(
+            dir.join("summary.csv"),
+            summary(std::slice::from_ref(&s), &params).unwrap(),
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+        assert!(
+            text.starts_with("model,workers,concurrency,loop,connections,"),
+            "{text}"
+        );
+        // The parameter columns are there by name; the row reads back whole.
         assert_eq!(read::<SummaryRow>(&dir.join("summary.csv")).unwrap(), [s]);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -4,7 +4,10 @@
 //! These types are the schema of both files (field order is column order),
 //! written by the runner and read back by the reports: Serialize and
 //! Deserialize by column name, so a reader of an older file with fewer
-//! columns fails by name, not by position. Latency
+//! columns fails by name, not by position. summary.csv also holds a column
+//! for every run parameter that records one (the parameter table of the
+//! runner decides which), between `workers` and the measured figures; see
+//! [`crate::csv::summary`]. Latency
 //! columns are microseconds from the load generator's HdrHistograms:
 //! `p50_us`..`max_us` are the corrected total (from each connection's
 //! intended start; the same as the uncorrected one in a closed loop), then
@@ -86,34 +89,24 @@ pub struct WorkerRow {
 pub struct SummaryRow {
     pub model: String,
     pub workers: usize,
-    /// Connections in flight (closed loop only).
-    pub concurrency: Option<usize>,
     /// Connections the load generator attempted.
     pub connections: u64,
     pub completed: u64,
     pub errors: u64,
     pub duration_s: f64,
     pub conn_per_s: f64,
+    /// Fairness figures ([`crate::fairness`]): empty when no connection was
+    /// attributed to a worker, where they are undefined.
     pub jain: Option<f64>,
     pub cov: Option<f64>,
-    /// Fairness figures (loadgen::fairness): empty when no connection was
-    /// attributed to a worker, where they are undefined.
     pub max_min_ratio: Option<f64>,
+    /// Deprecated: always equal to `total_p50_us`, `total_p99_us`,
+    /// `total_p999_us` (the corrected total latency), kept for readers of
+    /// the first files.
     pub p50_us: u64,
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
-    /// `closed` or `open`.
-    #[serde(rename = "loop")]
-    pub load_loop: String,
-    pub rate: Option<f64>,
-    pub arrivals: Option<String>,
-    pub seed: u64,
-    pub max_inflight: Option<usize>,
-    pub requests_per_conn: u32,
-    pub warmup_s: f64,
-    pub threads: usize,
-    pub gap_us: u64,
     /// Requests completed, and per second.
     pub requests: u64,
     pub req_per_s: f64,
@@ -151,20 +144,11 @@ pub struct SummaryRow {
     pub switches_per_conn: f64,
     pub worker_cpu_ms: f64,
     pub dispatcher_cpu_ms: Option<f64>,
-    /// Service time per request, e.g. `sleep:1000us`, and the slowed worker.
-    pub service: String,
-    pub slow_worker: Option<usize>,
-    pub slow_factor: Option<f64>,
     /// The slowed worker's share of the connections (its fair share is 1/N).
     pub slow_share: Option<f64>,
     /// accept-mutex: times a worker took the lock while another was polling
     /// (0 when the lock excludes).
     pub poll_overlaps: u64,
-    pub backlog: i32,
-    /// `processes` or `threads`.
-    pub fleet: String,
-    /// Connections a worker may have open at once (1: one at a time).
-    pub worker_concurrency: usize,
     pub loadgen_cpu_ms: f64,
     pub err_refused: u64,
     pub err_reset: u64,

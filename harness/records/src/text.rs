@@ -4,14 +4,22 @@ use std::fmt::Write;
 
 use crate::rows::{SummaryRow, WorkerRow};
 
-pub fn run(summary: &SummaryRow, workers: &[WorkerRow]) -> String {
+/// The run's table; `params` are its parameter columns (as in summary.csv).
+pub fn run(summary: &SummaryRow, workers: &[WorkerRow], params: &[(&str, String)]) -> String {
     let mut s = String::new();
-    let load = match (summary.concurrency, summary.rate) {
+    let param = |k: &str| {
+        params
+            .iter()
+            .find(|(c, _)| *c == k)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let load = match (param("concurrency"), param("rate")) {
         (Some(c), _) => format!("concurrency {c}"),
         (None, Some(r)) => format!(
             "open loop at {r} conn/s ({} arrivals, at most {} open)",
-            summary.arrivals.as_deref().unwrap_or("?"),
-            summary.max_inflight.unwrap_or(0)
+            param("arrivals").unwrap_or("?"),
+            param("max_inflight").unwrap_or("?")
         ),
         (None, None) => "unknown load".into(),
     };
@@ -25,7 +33,9 @@ pub fn run(summary: &SummaryRow, workers: &[WorkerRow]) -> String {
         let _ = writeln!(
             s,
             "keep-alive: {} requests ({} per connection) = {:.0} req/s",
-            summary.requests, summary.requests_per_conn, summary.req_per_s
+            summary.requests,
+            param("requests_per_conn").unwrap_or("?"),
+            summary.req_per_s
         );
     }
     let header = [

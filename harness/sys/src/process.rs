@@ -166,6 +166,16 @@ pub fn raise_nofile(want: u64) -> io::Result<u64> {
     Ok(rl.rlim_cur as u64)
 }
 
+/// The hard RLIMIT_NOFILE: the most open files the soft limit may be
+/// raised to without privilege.
+pub fn nofile_hard_limit() -> io::Result<u64> {
+    // SAFETY: all-zero is a valid rlimit.
+    let mut rl: libc::rlimit = unsafe { zeroed() };
+    // SAFETY: `rl` is valid for writes.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) })?;
+    Ok(rl.rlim_max as u64)
+}
+
 /// CPUs this process may run on.
 pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -89,7 +89,7 @@ fn seed_form(r: &RunResult) -> String {
         ratio(r.summary.max_min_ratio),
         show(stats::max_min_ratio(&SEED), 1),
         r.summary.conn_per_s,
-        r.summary.concurrency.unwrap_or_default()
+        r.param("concurrency").unwrap_or("?")
     ));
     s
 }
