@@ -47,6 +47,61 @@ fn balanced(o: &std::process::Output, dir: &Path) -> (u64, u64) {
     (completed, errors)
 }
 
+/// When the run's fault `event` (`killed`, `started`, `retired`) happened to
+/// `worker`, in ms since the load began (faults.csv).
+fn fault_at(dir: &Path, worker: usize, event: &str) -> f64 {
+    let f = faults(dir);
+    let e = f
+        .iter()
+        .find(|e| e["worker"] == worker.to_string() && e["event"] == event)
+        .unwrap_or_else(|| panic!("no {event} event for worker {worker}: {f:?}"));
+    num(e, "t_ms")
+}
+
+/// `worker`'s accepts in each sample of timeseries.csv whose interval lies
+/// wholly after `t_ms`, or wholly before it (`after` false). The faults are
+/// injected by the sampler itself, between one sample and the next, and
+/// `t_ms` is read just before the fault: a sample taken at or after `t_ms`
+/// was taken after the fault, one taken before it was taken before. (0.06:
+/// timeseries.csv has one decimal, faults.csv three.) What the scheduler
+/// does decides only how many samples fall on each side.
+fn accepted_around(dir: &Path, worker: usize, t_ms: f64, after: bool) -> Vec<u64> {
+    let mine: Vec<_> = read_csv(&dir.join("timeseries.csv"))
+        .into_iter()
+        .filter(|r| r["worker"] == worker.to_string())
+        .collect();
+    mine.windows(2)
+        .filter(|p| {
+            if after {
+                num(&p[0], "t_ms") >= t_ms + 0.06
+            } else {
+                num(&p[1], "t_ms") <= t_ms - 0.06
+            }
+        })
+        .map(|p| num(&p[1], "accepted") as u64)
+        .collect()
+}
+
+/// A killed worker accepted nothing after its death, and each of
+/// `survivors` accepted something: the load went on without it. Both are
+/// relations between the run's own records (faults.csv, the time series),
+/// however late the kill came.
+fn went_on_without(dir: &Path, killed: usize, survivors: &[usize], label: &str) {
+    let at = fault_at(dir, killed, "killed");
+    let dead = accepted_around(dir, killed, at, true);
+    // The final sample, at the end of the load, always comes after the kill;
+    // at least one more comes unless the kill fell in the load's last tick.
+    assert!(!dead.is_empty(), "{label}: no sample after the kill at {at} ms");
+    assert!(
+        dead.iter().all(|a| *a == 0),
+        "{label}: worker {killed} accepted after its death at {at} ms: {dead:?}"
+    );
+    for &w in survivors {
+        let took: u64 = accepted_around(dir, w, at, true).iter().sum();
+        assert!(took > 0, "{label}: worker {w} took nothing after the kill at {at} ms");
+    }
+}
+
 /// The workers of a run are all gone once it returns.
 fn all_gone(dir: &Path) {
     let workers = read_csv(&dir.join("workers.csv"));
@@ -80,25 +135,15 @@ fn killing_a_shared_blocking_worker_loses_no_queued_connection() {
     let (completed, errors) = balanced(&o, &dir);
     // The shared queue survives the worker: at most the one connection it
     // was serving is lost.
-    assert!(errors <= 1, "{errors} failed: {}", show(&o));
-    assert!(completed > 1000);
+    assert!(errors <= 1, "{errors} failed of {completed}: {}", show(&o));
     let f = faults(&dir);
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!((f[0]["worker"].as_str(), f[0]["event"].as_str()), ("1", "killed"));
+    // Never early (however late the sampler that injects it runs).
     let at: f64 = f[0]["t_ms"].parse().unwrap();
-    assert!((700.0..1200.0).contains(&at), "killed at {at} ms");
-    // Worker 1 took nothing after it died: its time series stops growing.
-    let series = read_csv(&dir.join("timeseries.csv"));
-    let late: Vec<u64> = series
-        .iter()
-        .filter(|r| r["worker"] == "1" && num(r, "t_ms") > at + 200.0)
-        .map(|r| num(r, "accepted") as u64)
-        .collect();
-    assert!(late.len() > 3, "{} late samples", late.len());
-    assert!(
-        late.windows(2).all(|w| w[0] == w[1]),
-        "worker 1 went on after its death: {late:?}"
-    );
+    assert!(at >= 700.0, "killed at {at} ms");
+    // Worker 1 took nothing after it died; the others took the rest.
+    went_on_without(&dir, 1, &[0, 2, 3], "shared-blocking");
     all_gone(&dir);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -130,11 +175,14 @@ fn killing_a_reuseport_worker_resets_its_queue_and_the_books_balance() {
     // instant varies, 0 included), it is reported as resets, never lost, and
     // no more can fail than were in flight.
     assert!(num(&s, "err_reset") <= errors as f64);
-    assert!(errors <= 32 + 1, "more failed than were in flight: {errors}");
-    assert!(completed > 100);
+    assert!(
+        errors <= 32 + 1,
+        "more failed than were in flight: {errors} (completed {completed})"
+    );
     // The surviving sockets took the rest: workers 0, 1, 3 went on.
     let workers = read_csv(&dir.join("workers.csv"));
     assert_eq!(workers.len(), 4);
+    went_on_without(&dir, 2, &[0, 1, 3], "reuseport");
     all_gone(&dir);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -160,19 +208,11 @@ fn a_dispatcher_stops_handing_connections_to_a_dead_worker() {
         );
         let (completed, errors) = balanced(&o, &dir);
         // Lost: what the dead worker was serving and what waited in its
-        // channel; not every fourth connection from then on.
+        // channel, at most the 16 in flight; not every fourth connection from
+        // then on, as when the dispatcher kept handing it connections.
         assert!(errors <= 16, "{model}: {errors} failed of {completed}: {}", show(&o));
-        let workers = read_csv(&dir.join("workers.csv"));
-        let dead = workers.iter().find(|w| w["worker"] == "1").unwrap();
-        let alive: Vec<f64> = workers
-            .iter()
-            .filter(|w| w["worker"] != "1")
-            .map(|w| num(w, "accepted"))
-            .collect();
-        assert!(
-            alive.iter().all(|a| *a > 2.0 * num(dead, "accepted")),
-            "{model}: the dead worker got a share after it died: {workers:?}"
-        );
+        // The others took every connection after the kill.
+        went_on_without(&dir, 1, &[0, 2, 3], model);
         all_gone(&dir);
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -207,8 +247,16 @@ fn respawn_starts_a_replacement_that_serves() {
     let workers = read_csv(&dir.join("workers.csv"));
     assert_eq!(workers.len(), 4, "the replacement has its own row");
     let replacement = workers.iter().find(|w| w["worker"] == "3").expect("worker 3");
-    assert!(num(replacement, "accepted") > 100.0, "{replacement:?}");
+    assert!(num(replacement, "accepted") > 0.0, "{replacement:?}");
     assert_eq!(replacement["pid"], f[1]["pid"]);
+    // It took nothing before it was started (it waits on its channel until
+    // then), and worker 0 nothing after its death.
+    let before = accepted_around(&dir, 3, fault_at(&dir, 3, "started"), false);
+    assert!(
+        before.iter().all(|a| *a == 0),
+        "the replacement served early: {before:?}"
+    );
+    went_on_without(&dir, 0, &[1, 2, 3], "respawn");
     all_gone(&dir);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -230,6 +278,12 @@ fn rolling_restart_replaces_every_worker_and_shared_queues_lose_nothing() {
                 "2s",
                 "--rolling-restart",
                 "500ms",
+                // The restart moves one step per sample (start a
+                // replacement, retire the old worker once it is ready):
+                // sampling every 20 ms leaves the six steps over a second of
+                // the run to finish in, however late the sampler runs.
+                "--interval",
+                "20ms",
             ],
         );
         let (_, errors) = balanced(&o, &dir);
@@ -283,6 +337,15 @@ fn tcp_migrate_req_decides_whether_a_reuseport_reload_resets() {
         return;
     }
     let mut resets = Vec::new();
+    // needs the machine to itself: net.ipv4.tcp_migrate_req is one setting
+    // for every process, and a harness run elsewhere that sets it (as the
+    // chaos script does) changes what this one measures (with migration
+    // "on", 80 resets were seen while another session flipped it).
+    // needs a quiet machine: without migration the kernel resets what waits
+    // on each socket as it closes, and something waits there only while the
+    // load generator keeps the queues full (about 20 on each, refilled
+    // within a millisecond); three closes all finding an empty queue would
+    // take the generator held up at each of them.
     for setting in ["off", "on"] {
         // A 1 ms service time keeps every socket's queue full at each close
         // (about 20 waiting on each of the three).

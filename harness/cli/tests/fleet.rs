@@ -9,9 +9,11 @@ mod common;
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{alive, children, col, harness, read_csv, run, scratch, serial, show};
+use common::{
+    alive, children, col, harness, load_running, read_csv, run, scratch, serial, show, wait_until, wait_within,
+};
 
 /// One client in series, 200 us between connections: the load at which the
 /// models' signatures differ most (DESIGN.md).
@@ -82,9 +84,16 @@ fn shared_blocking_rotates_with_a_serial_client() {
     let _g = serial();
     let rows = serial_run("shared-blocking", 800);
     let accepted = col(&rows, "accepted");
-    let (min, max) = (accepted.iter().min().unwrap(), accepted.iter().max().unwrap());
-    // FIFO wakeups give 200 each; a 4-tuple hash would spread about +-25.
-    assert!(max - min <= 8, "no rotation: {accepted:?}");
+    // needs a quiet machine: FIFO wakeups give 200 each only while every
+    // worker is back in accept(2) before its turn comes round again (three
+    // connections, about 1 ms, later). A worker the scheduler holds up
+    // longer loses turns, and the others keep rotating among themselves
+    // (measured on a loaded machine: 191 / 203 / 203 / 203). So: the three
+    // busiest are within 2 of each other, whatever one late worker lost,
+    // where a 4-tuple hash would spread them about +-12 (one sd).
+    let mut sorted = accepted.clone();
+    sorted.sort_unstable();
+    assert!(sorted[3] - sorted[1] <= 2, "no rotation: {accepted:?}");
     assert_eq!(col(&rows, "spurious_wakeups").iter().sum::<u64>(), 0);
 }
 
@@ -94,6 +103,9 @@ fn epoll_exclusive_favours_one_worker_with_a_serial_client() {
     let rows = serial_run("epoll-exclusive", 1000);
     let accepted = col(&rows, "accepted");
     let max = *accepted.iter().max().unwrap();
+    // needs a quiet machine: the favourite (the first waiter, never requeued)
+    // takes a connection only if it is back in epoll_wait when it arrives;
+    // 10% of misses is a margin that held with one core kept busy.
     assert!(max >= 900, "no worker got 90%: {accepted:?}");
     // Its own epoll set per worker: the kernel shows each worker's own tag.
     assert_eq!(col(&rows, "epoll_owner"), vec![0, 1, 2, 3]);
@@ -113,6 +125,9 @@ fn shared_epoll_herds_with_separate_epoll_sets_on_one_socket() {
     // The herd: every connection wakes all four level-triggered sets; the
     // losers mostly go back to sleep inside epoll_wait (so accept rarely sees
     // EAGAIN), but each wakeup costs a context switch.
+    // needs a quiet machine: a worker that is not back in epoll_wait when a
+    // connection comes is not woken by it (4.65 per connection here, 2.5
+    // asserted, which held with one core kept busy).
     let switches: u64 = col(&rows, "voluntary_switches").iter().sum();
     assert!(
         switches >= 2500,
@@ -124,6 +139,8 @@ fn shared_epoll_herds_with_separate_epoll_sets_on_one_socket() {
 fn epoll_exclusive_wakes_one_worker_per_connection() {
     let _g = serial();
     let rows = serial_run("epoll-exclusive", 1000);
+    // Voluntary switches only (a busy machine adds involuntary ones): each
+    // connection wakes one waiter, 1.03 per connection here.
     let switches: u64 = col(&rows, "voluntary_switches").iter().sum();
     assert!(
         switches <= 1500,
@@ -223,24 +240,21 @@ fn no_worker_outlives(signal: i32, model: &str) {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // The signal must land while the load runs: wait until the fleet is
+    // forked and the load generator's threads exist (the harness forks while
+    // single-threaded), not for a time.
     let mut workers = Vec::new();
-    while Instant::now() < deadline {
+    let going = wait_until(Duration::from_secs(30), || {
         workers = children(pid);
-        if workers.len() >= 4 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(workers.len() >= 4, "the fleet did not start: {workers:?}");
-    std::thread::sleep(Duration::from_millis(300));
+        workers.len() >= 4 && load_running(pid)
+    });
+    assert!(going, "the fleet or its load did not start: {workers:?}");
     // SAFETY: plain kill(2) of our own child.
     assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0);
-    let _ = child.wait();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while workers.iter().any(|w| alive(*w)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // Liveness bounds: a caught signal ends the 30 s run at once, and
+    // workers die with the harness; the bounds only catch a hang.
+    wait_within(&mut child, Duration::from_secs(60));
+    wait_until(Duration::from_secs(10), || workers.iter().all(|w| !alive(*w)));
     let left: Vec<_> = workers.iter().filter(|w| alive(**w)).collect();
     assert!(
         left.is_empty(),

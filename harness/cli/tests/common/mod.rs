@@ -1,12 +1,22 @@
 //! Helpers shared by the integration tests: running the `harness` binary,
 //! reading its CSVs, and the lock that keeps distribution-reading tests from
 //! running beside each other on two cores.
+//!
+//! Time in these tests: a test asserts relations that hold however the
+//! scheduler behaves (conservation, bounds that follow from the run's own
+//! figures), never a window of time. Where it must wait for something, it
+//! polls for that condition with a bound ([`wait_until`]); where the point
+//! is that something ends (a run, a server), the bound is a generous
+//! liveness bound ([`output_within`], [`wait_within`]) that only catches a
+//! hang, never a slow machine.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 pub static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -24,18 +34,110 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// How long one `harness run` of a test may take before the test gives up
+/// on it: a liveness bound (the longest run here takes a few seconds), so a
+/// hung harness fails the test instead of hanging it.
+pub const RUN_LIMIT: Duration = Duration::from_secs(300);
+
 /// Runs `harness run` with `args` into a fresh directory; returns the output
-/// and the directory.
+/// and the directory. Bounded by [`RUN_LIMIT`].
 pub fn run(name: &str, args: &[&str]) -> (Output, PathBuf) {
     let out = scratch(name);
-    let output = harness()
-        .arg("run")
-        .args(args)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("harness runs");
+    let output = output_within(harness().arg("run").args(args).arg("--out").arg(&out), RUN_LIMIT);
     (output, out)
+}
+
+/// Polls `cond` every 20 ms until it holds or `limit` has passed; whether
+/// it held. The wait-until loop of every test: bounded in time, and in
+/// count by the 20 ms between polls.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `cmd.output()`, but a liveness bound: if the command has not ended after
+/// `limit` it is killed and the test fails with what it printed so far.
+/// (stdout and stderr are read on their own threads, so a chatty command
+/// cannot block on a full pipe.)
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            let _ = tx.send(buf);
+        });
+        rx
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let ended = wait_until(limit, || child.try_wait().expect("try_wait").is_some());
+    if !ended {
+        let _ = child.kill();
+    }
+    let status = child.wait().expect("wait");
+    // The pipes close when the command and everything it started are gone
+    // (workers die with the harness); a descendant that keeps one open
+    // would be a leak of its own, so this wait is bounded too.
+    let grace = Duration::from_secs(30);
+    let stdout = stdout.recv_timeout(grace).unwrap_or_default();
+    let stderr = stderr.recv_timeout(grace).unwrap_or_default();
+    let output = Output { status, stdout, stderr };
+    assert!(
+        ended,
+        "{cmd:?} did not end within {limit:?} (liveness bound), killed:\n{}",
+        show(&output)
+    );
+    output
+}
+
+/// Waits for `child` to end, at most `limit` (a liveness bound); kills it and
+/// fails the test if it does not.
+pub fn wait_within(child: &mut Child, limit: Duration) -> ExitStatus {
+    if !wait_until(limit, || child.try_wait().expect("try_wait").is_some()) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "pid {} did not end within {limit:?} (liveness bound), killed",
+            child.id()
+        );
+    }
+    child.wait().expect("wait")
+}
+
+/// Whether the load generator is running inside `pid`: its threads are
+/// named `loadgen-<i>` and exist only while a load (a warm-up or the
+/// measured one) runs. The harness forks its fleet while single-threaded,
+/// so once they exist the fleet is up and the load has begun: the condition
+/// to wait for instead of sleeping "until the run is going".
+pub fn load_running(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks
+        .flatten()
+        .any(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("loadgen-")))
+}
+
+/// The threads of `pid`, from /proc (0 if it is gone).
+pub fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
 }
 
 /// A CSV file as rows of column -> value.
