@@ -76,18 +76,26 @@ pub fn migrate_req() -> Option<bool> {
 
 /// Sets net.ipv4.tcp_migrate_req for one run and puts the old value back
 /// when dropped, whatever ended the run (a SIGKILL of the harness is the one
-/// case that leaves it set).
+/// case that leaves it set). The setting is the machine's, so two harness
+/// processes must not change it at once: each holds [`MIGRATE_LOCK`] while
+/// its run has it changed, and another waits for it.
 pub struct MigrateReq {
     old: String,
+    _lock: std::os::fd::OwnedFd,
 }
+
+/// The lock file of [`MigrateReq`].
+pub const MIGRATE_LOCK: &str = "/tmp/.harness-tcp-migrate-req.lock";
 
 impl MigrateReq {
     pub fn set(on: bool) -> io::Result<MigrateReq> {
+        let lock = sys::lock_file(std::path::Path::new(MIGRATE_LOCK))
+            .map_err(|e| io::Error::new(e.kind(), format!("locking {MIGRATE_LOCK}: {e}")))?;
         let old = std::fs::read_to_string(MIGRATE_REQ)
             .map_err(|e| io::Error::new(e.kind(), format!("reading {MIGRATE_REQ}: {e}")))?;
         std::fs::write(MIGRATE_REQ, if on { "1" } else { "0" })
             .map_err(|e| io::Error::new(e.kind(), format!("setting {MIGRATE_REQ}: {e}")))?;
-        Ok(MigrateReq { old })
+        Ok(MigrateReq { old, _lock: lock })
     }
 }
 

@@ -347,6 +347,19 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
     for t in [&mut runs, &mut workers, &mut series] {
         t.drop_runs(&incomplete);
     }
+    // Rows of a run that runs.csv does not list (a kill came between the
+    // renames of the combined files): the run is not done, so they go.
+    let listed: BTreeSet<String> = match runs.col("run_id") {
+        Some(c) => runs.rows().iter().map(|r| r[c].to_string()).collect(),
+        None => BTreeSet::new(),
+    };
+    for t in [&mut workers, &mut series] {
+        let strays: BTreeSet<String> = match t.col("run_id") {
+            Some(c) => t.rows().iter().map(|r| r[c].to_string()).filter(|id| !listed.contains(id)).collect(),
+            None => BTreeSet::new(),
+        };
+        t.drop_runs(&strays);
+    }
     if !incomplete.is_empty() {
         let ids: Vec<&str> = incomplete.iter().map(String::as_str).collect();
         progress.line(&format!("running again, as it was cut short: {}", ids.join(", ")));
@@ -429,13 +442,15 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
             series.extend_csv(&rows, &prefix)?;
         }
         // All four or none (a full disk leaves the previous four in place).
+        // runs.csv is renamed last: a kill between the renames leaves rows
+        // of a run runs.csv does not list, which a resume drops.
         records::write_atomic_group(
             dir,
             &[
-                ("runs.csv", &runs.to_bytes()?),
                 ("workers.csv", &workers.to_bytes()?),
                 ("timeseries.csv", &series.to_bytes()?),
                 ("aggregate.csv", &aggregate(scn, &runs)?),
+                ("runs.csv", &runs.to_bytes()?),
             ],
         )?;
         if !result.ok() {

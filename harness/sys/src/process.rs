@@ -176,6 +176,22 @@ pub fn nofile_hard_limit() -> io::Result<u64> {
     Ok(rl.rlim_max as u64)
 }
 
+/// Opens (creating it) `path` and takes an exclusive flock(2) on it,
+/// waiting for whoever holds it; the lock is held until the descriptor is
+/// closed (or the process dies). A signal (EINTR) ends the wait with an error.
+pub fn lock_file(path: &std::path::Path) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    let fd = OwnedFd::from(file);
+    // SAFETY: plain syscall on a descriptor we own; no pointers.
+    cvt(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) })?;
+    Ok(fd)
+}
+
 /// CPUs this process may run on.
 pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

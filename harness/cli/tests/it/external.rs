@@ -7,8 +7,6 @@
 //! The servers run for real: `.ci/run` installs nginx and nodejs, and the
 //! harness installs them itself (as root) when they are missing.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -17,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// How a server's workers take connections, as /proc shows it.
 #[derive(Debug, Clone, Copy, PartialEq)]

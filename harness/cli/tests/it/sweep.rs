@@ -2,13 +2,11 @@
 //! aggregation, interruption and resume, validation of scenario files, and
 //! the shipped scenarios.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use common::{harness, num, read_csv, scratch, serial, show, wait_until};
+use crate::common::{harness, num, read_csv, scratch, serial, show, wait_until};
 
 const SMALL: &str = r#"
 name = "small"
@@ -114,8 +112,7 @@ fn a_killed_sweep_keeps_its_runs_and_resume_finishes_it() {
         };
         n >= 3 && workers_csv.exists() && read_csv(&workers_csv).len() == 4 * n
     });
-    // SAFETY: plain kill(2) of our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGKILL) }, 0);
+    sys::kill(child.id() as i32, libc::SIGKILL).expect("kill(2)");
     let _ = child.wait();
     assert!(three, "the sweep did not record three runs");
     let before = read_csv(&runs_csv);

@@ -33,10 +33,11 @@
 //! streaming ones and the time and memory bounds. The tests run one at a
 //! time ([`serial`]): they measure time and memory on a 2-core machine.
 
+use crate::common::serial;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -48,12 +49,6 @@ const TIMEOUT: Duration = Duration::from_secs(1);
 const SERVER_LIFETIME: Duration = Duration::from_secs(20);
 /// Connections per run, all in flight at once (one round of the timeout).
 const CONNS: usize = 4;
-
-/// Holds the lock that makes the tests of this binary run one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// What a server's connection threads share.
 #[derive(Clone)]

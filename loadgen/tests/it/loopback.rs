@@ -34,24 +34,19 @@
 //! The tests run one at a time ([`serial`]), so that those checks see as
 //! quiet a machine as there is.
 
+use crate::common::serial;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use loadgen::engine::CANCEL_GRACE;
 use loadgen::schedule::Schedule;
 use loadgen::{Arrivals, Attribution, Config, IntervalHist, Intervals, OpenLoop, Report, Stop};
-
-/// Holds the lock that makes the tests of this binary run one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// What a server thread does with an accepted connection; returns whether to count it.
 type Handler = Arc<dyn Fn(TcpStream, usize, &mut Vec<TcpStream>) -> bool + Send + Sync>;

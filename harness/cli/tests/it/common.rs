@@ -196,3 +196,52 @@ pub fn state(pid: u32) -> Option<char> {
 pub fn alive(pid: u32) -> bool {
     !matches!(state(pid), Some('Z') | Some('X') | None)
 }
+
+/// A run that passed: exit 0, "conservation: ok", `connections` completed
+/// with no error, each counted once by a worker and named by its responses.
+/// Returns the workers.csv rows and the summary row.
+pub fn assert_conserved(
+    o: &Output,
+    dir: &Path,
+    connections: u64,
+) -> (Vec<HashMap<String, String>>, HashMap<String, String>) {
+    let what = show(o);
+    assert!(o.status.success(), "{what}");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("conservation: ok"),
+        "{what}"
+    );
+    let s = summary(dir);
+    assert_eq!(s["conserved"], "true", "{what}");
+    assert_eq!(s["completed"], connections.to_string(), "{what}");
+    assert_eq!(s["errors"], "0", "{what}");
+    let rows = read_csv(&dir.join("workers.csv"));
+    assert_eq!(col(&rows, "accepted").iter().sum::<u64>(), connections, "{what}");
+    assert_eq!(col(&rows, "attributed"), col(&rows, "accepted"), "{what}");
+    (rows, s)
+}
+
+/// Whether a test may go on without `what` (root, io_uring, a kernel
+/// feature): off CI it says so and skips; on CI (`CI` set, on this machine
+/// kind, where every capability exists) a missing one fails the test.
+pub fn needs(have: bool, what: &str) -> bool {
+    if have {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set but this machine lacks {what}, which CI's machine kind has"
+    );
+    eprintln!("skipped: this machine lacks {what}");
+    false
+}
+
+/// Whether the tests run as root.
+pub fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        == Some("0")
+}

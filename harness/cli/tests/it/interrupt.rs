@@ -4,15 +4,13 @@
 //! process left, no half-written CSV), an open-file limit too small for the
 //! concurrency, and a disk that fills up under `--out`.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{children, harness, scratch, serial};
+use crate::common::{children, harness, scratch, serial};
 
 /// Three runs of 2 s, so a signal can land in the middle of the second.
 const THREE_RUNS: &str = r#"
@@ -37,8 +35,7 @@ fn spawn(cmd: &mut Command) -> Child {
 }
 
 fn signal(pid: u32, sig: i32) {
-    // SAFETY: plain kill(2) of our own child.
-    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+    sys::kill(pid as i32, sig).expect("kill(2)");
 }
 
 /// Waits at most `limit` for `child` to exit; kills it and fails otherwise.
@@ -93,7 +90,7 @@ impl Seen {
     fn alive(&self) -> Vec<u32> {
         self.0
             .iter()
-            .filter(|(pid, t)| start_time(*pid) == Some(*t) && common::alive(*pid))
+            .filter(|(pid, t)| start_time(*pid) == Some(*t) && crate::common::alive(*pid))
             .map(|(pid, _)| *pid)
             .collect()
     }
@@ -325,8 +322,7 @@ fn signalled_run(label: &str, signals: &[i32], group: bool) -> (PathBuf, ExitSta
     seen.look(pid);
     for &sig in signals {
         let target = if group { -(pid as i32) } else { pid as i32 };
-        // SAFETY: plain kill(2) of our own child, or of the group it leads.
-        assert_eq!(unsafe { libc::kill(target, sig) }, 0);
+        sys::kill(target, sig).expect("kill(2)");
     }
     let status = wait_exit(&mut child, Duration::from_secs(10));
     let stderr = stderr_of(&mut child);
@@ -428,14 +424,7 @@ struct SmallDisk(PathBuf);
 
 impl SmallDisk {
     fn mount(name: &str) -> Option<SmallDisk> {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let root = status
-            .lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(2))
-            == Some("0");
-        if !root {
-            eprintln!("note: skipping the full-disk test: mounting a tmpfs needs root");
+        if !crate::common::needs(crate::common::is_root(), "root (to mount a small tmpfs)") {
             return None;
         }
         let dir = scratch(name);
@@ -445,8 +434,7 @@ impl SmallDisk {
             .arg(&dir)
             .status()
             .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("note: skipping the full-disk test: cannot mount a tmpfs here");
+        if !crate::common::needs(ok, "a tmpfs mount") {
             let _ = std::fs::remove_dir(&dir);
             return None;
         }
@@ -561,7 +549,7 @@ fn sigterm_during_the_warm_up_cuts_the_run_short() {
     ];
     // The fleet is up and loaded: the warm-up has begun.
     let (status, _, stderr) = interrupt_when(&args, &out, libc::SIGTERM, |seen, pid| {
-        seen.look(pid) >= 2 && seen.0.iter().all(|(p, _)| common::state(*p).is_some())
+        seen.look(pid) >= 2 && seen.0.iter().all(|(p, _)| crate::common::state(*p).is_some())
     });
     assert_eq!(status.code(), Some(143), "{stderr}");
     let s = parse_csv(&out.join("summary.csv"));

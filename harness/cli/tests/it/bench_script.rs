@@ -3,12 +3,10 @@
 //! benchmark, not a test: only the shape and sanity of its output are
 //! checked here.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn bench_script_runs_on_a_tiny_budget_and_writes_its_csvs() {

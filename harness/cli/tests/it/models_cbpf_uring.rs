@@ -7,13 +7,11 @@
 //! where the kernel or sandbox refuses io_uring (the harness then stops
 //! before anything starts with "io_uring is not available here: ...").
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Output;
 
-use common::{col, num, read_csv, run, serial, show, summary};
+use crate::common::{col, num, read_csv, run, serial, show, summary};
 
 const WORKERS: usize = 4;
 
@@ -37,25 +35,14 @@ fn fleet(name: &str, args: &[&str]) -> (Output, PathBuf, Vec<HashMap<String, Str
 fn io_uring_refused(o: &Output) -> bool {
     let stderr = String::from_utf8_lossy(&o.stderr);
     let refused = !o.status.success() && stderr.contains("is not available here");
-    if refused {
-        eprintln!("skipped: {}", stderr.trim());
-    }
-    refused
+    !crate::common::needs(!refused, &format!("io_uring ({})", stderr.trim()))
 }
 
 /// The run succeeded, every connection was completed and counted once.
 fn assert_conserved(o: &Output, dir: &std::path::Path, rows: &[HashMap<String, String>], connections: u64) {
-    assert!(o.status.success(), "{}", show(o));
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("conservation: ok"), "{stdout}");
-    let s = summary(dir);
-    assert_eq!(s["completed"], connections.to_string(), "{stdout}");
-    assert_eq!(s["errors"], "0", "{stdout}");
-    assert_eq!(s["conserved"], "true", "{stdout}");
-    assert_eq!(col(rows, "accepted").iter().sum::<u64>(), connections, "{stdout}");
-    assert_eq!(col(rows, "attributed"), col(rows, "accepted"), "{stdout}");
+    let (read, _) = crate::common::assert_conserved(o, dir, connections);
+    assert_eq!(read, rows);
 }
-
 /// The CPUs this process may run on (its affinity, which the harness and its
 /// load generator inherit), from /proc/self/status.
 fn allowed_cpus() -> Vec<usize> {

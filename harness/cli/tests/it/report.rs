@@ -1,11 +1,9 @@
 //! The report: its tables against a snapshot, and every chart it names
 //! present on disk and inlined in the HTML.
 
-mod common;
-
 use std::path::Path;
 
-use common::{harness, scratch, serial, show};
+use crate::common::{harness, scratch, serial, show};
 
 /// A small sweep folder with fixed figures, written by hand.
 fn fixture(dir: &Path) {

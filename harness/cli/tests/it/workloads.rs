@@ -1,9 +1,7 @@
 //! Realistic workloads: service times, a slow worker, a stalled worker, and
 //! the kernel knobs (backlog, pinning), end to end through the binary.
 
-mod common;
-
-use common::{col, num, read_csv, run, serial, show, summary};
+use crate::common::{col, num, read_csv, run, serial, show, summary};
 
 #[test]
 fn a_stall_hurts_reuseport_but_not_a_shared_queue() {
@@ -328,8 +326,7 @@ fn thread_fleets_conserve_under_every_model_in_one_process() {
             ],
         );
         let stderr = String::from_utf8_lossy(&o.stderr);
-        if model == "io-uring" && stderr.contains("io_uring is not available") {
-            eprintln!("skipping io-uring: {stderr}");
+        if model == "io-uring" && !crate::common::needs(!stderr.contains("io_uring is not available"), "io_uring") {
             continue;
         }
         assert!(o.status.success(), "{model}: {}", show(&o));
@@ -362,8 +359,8 @@ fn thread_fleets_conserve_under_every_model_in_one_process() {
 fn a_thread_fleet_dies_with_a_killed_harness() {
     use std::time::Duration;
     let _g = serial();
-    let out = common::scratch("threads-kill");
-    let mut child = common::harness()
+    let out = crate::common::scratch("threads-kill");
+    let mut child = crate::common::harness()
         .args([
             "run",
             "--model",
@@ -383,22 +380,24 @@ fn a_thread_fleet_dies_with_a_killed_harness() {
     // generator's threads exist (a condition, not a guessed time).
     let pid = child.id();
     let mut fleet = Vec::new();
-    let going = common::wait_until(Duration::from_secs(30), || {
-        fleet = common::children(pid);
-        !fleet.is_empty() && common::load_running(pid)
+    let going = crate::common::wait_until(Duration::from_secs(30), || {
+        fleet = crate::common::children(pid);
+        !fleet.is_empty() && crate::common::load_running(pid)
     });
     assert!(going, "the thread fleet or its load did not start: {fleet:?}");
     assert_eq!(fleet.len(), 1, "a thread fleet is one process: {fleet:?}");
     assert!(
-        common::threads(fleet[0]) >= 4,
+        crate::common::threads(fleet[0]) >= 4,
         "the fleet process runs its 4 workers as threads"
     );
-    // SAFETY: plain kill(2) of our own child.
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    sys::kill(pid as i32, libc::SIGKILL).expect("kill(2)");
     let _ = child.wait();
     // Liveness bound: PR_SET_PDEATHSIG kills the fleet at once.
-    common::wait_until(Duration::from_secs(10), || !common::alive(fleet[0]));
-    assert!(!common::alive(fleet[0]), "the fleet process outlived the harness");
+    crate::common::wait_until(Duration::from_secs(10), || !crate::common::alive(fleet[0]));
+    assert!(
+        !crate::common::alive(fleet[0]),
+        "the fleet process outlived the harness"
+    );
     let _ = std::fs::remove_dir_all(out);
 }
 
@@ -449,7 +448,7 @@ fn one_epoll_set_shared_by_threads_behaves_unlike_one_per_worker() {
         "a shared set still favours one thread: {accepted:?}"
     );
     // Only where it makes sense.
-    let o = common::harness()
+    let o = crate::common::harness()
         .args([
             "run",
             "--model",

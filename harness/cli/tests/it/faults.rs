@@ -6,11 +6,9 @@
 //! must balance: started = completed + failed, and every surviving worker's
 //! count equals the responses that name it.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 fn faults(dir: &Path) -> Vec<std::collections::HashMap<String, String>> {
     read_csv(&dir.join("faults.csv"))
@@ -325,16 +323,18 @@ fn rolling_restart_replaces_every_worker_and_shared_queues_lose_nothing() {
 fn tcp_migrate_req_decides_whether_a_reuseport_reload_resets() {
     let _g = serial();
     let path = "/proc/sys/net/ipv4/tcp_migrate_req";
-    let Ok(before) = std::fs::read_to_string(path) else {
-        eprintln!("skipped: this kernel has no {path}");
+    let before = std::fs::read_to_string(path);
+    if !crate::common::needs(before.is_ok(), path) {
         return;
-    };
+    }
+    let before = before.unwrap_or_default();
     if euid() != 0 {
         let (o, _) = run("migrate-noroot", &["--model", "reuseport", "--tcp-migrate-req", "on"]);
         assert_eq!(o.status.code(), Some(2), "{}", show(&o));
         assert!(String::from_utf8_lossy(&o.stderr).contains("needs root"));
-        eprintln!("skipped the measurement: not root");
-        return;
+        if !crate::common::needs(false, "root (to set net.ipv4.tcp_migrate_req)") {
+            return;
+        }
     }
     let mut resets = Vec::new();
     // needs the machine to itself: net.ipv4.tcp_migrate_req is one setting

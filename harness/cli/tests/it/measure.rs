@@ -2,12 +2,10 @@
 //! loop's rate and its corrected latency, keep-alive accounting, the time
 //! series, the HdrHistogram logs, warm-up and source rotation.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::{col, num, read_csv, run, serial, show, summary};
+use crate::common::{col, num, read_csv, run, serial, show, summary};
 
 /// Per-worker sums of a time series column.
 fn series_sums(dir: &Path, column: &str, workers: usize) -> Vec<u64> {
@@ -345,11 +343,99 @@ fn source_rotation_over_loopback_addresses() {
             "127.0.0.2-127.0.0.5",
         ],
     );
-    assert!(o.status.success(), "{}", show(&o));
-    let s = summary(&dir);
-    assert_eq!(s["completed"], "2000");
-    assert_eq!(s["conserved"], "true");
+    crate::common::assert_conserved(&o, &dir, 2000);
     let meta = std::fs::read_to_string(dir.join("meta.json")).unwrap();
     assert!(meta.contains("127.0.0.5"), "{meta}");
     assert!(meta.contains("net.ipv4.tcp_migrate_req") && meta.contains("loadgen_cpu_ms"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A server that answers every request with `x-worker: <the last octet of
+/// the client's address>`: what the server saw of the source rotation.
+fn source_echo() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Vec<std::thread::JoinHandle<()>>,
+) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let addr = l.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles = (0..4)
+        .map(|_| {
+            let l = l.try_clone().unwrap();
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let (mut s, peer) = match l.accept() {
+                        Ok(c) => c,
+                        Err(_) => {
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                            continue;
+                        }
+                    };
+                    let _ = s.set_nonblocking(false);
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 512];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let octet = match peer.ip() {
+                        std::net::IpAddr::V4(v4) => v4.octets()[3],
+                        std::net::IpAddr::V6(_) => 0,
+                    };
+                    let _ = s.write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-worker: {octet}\r\nconnection: close\r\n\r\nok"
+                        )
+                        .as_bytes(),
+                    );
+                }
+            })
+        })
+        .collect();
+    (addr, stop, handles)
+}
+
+#[test]
+fn connections_come_from_every_source_in_rotation() {
+    let _g = serial();
+    let (addr, stop, handles) = source_echo();
+    let (o, dir) = run(
+        "sources-seen",
+        &[
+            "--target",
+            &addr.to_string(),
+            "--concurrency",
+            "8",
+            "--connections",
+            "2000",
+            "--sources",
+            "127.0.0.2-127.0.0.5",
+        ],
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert!(o.status.success(), "{}", show(&o));
+    // The server saw exactly the four sources, each about a quarter (each
+    // load generator thread rotates over all four).
+    let rows = read_csv(&dir.join("workers.csv"));
+    let mut seen: Vec<(String, u64)> = rows
+        .iter()
+        .map(|r| (r["worker_id"].clone(), r["accepted"].parse().unwrap()))
+        .collect();
+    seen.sort();
+    let ids: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["2", "3", "4", "5"], "{seen:?}");
+    assert_eq!(seen.iter().map(|(_, n)| n).sum::<u64>(), 2000);
+    assert!(seen.iter().all(|(_, n)| *n >= 250), "{seen:?}");
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -4,15 +4,12 @@
 //! single-threaded; this test process is not). Every test takes the serial
 //! lock, so that no two distributions are measured side by side on two cores.
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use common::{
-    alive, children, col, harness, load_running, read_csv, run, scratch, serial, show, state, summary, wait_until,
-    wait_within,
+use crate::common::{
+    alive, children, col, harness, load_running, run, scratch, serial, show, state, summary, wait_until, wait_within,
 };
 
 /// Runs `harness run` with `args`, asserts it passed conservation, and
@@ -23,16 +20,7 @@ fn conserved_run(
     connections: u64,
 ) -> (Vec<HashMap<String, String>>, HashMap<String, String>, Output) {
     let (o, dir) = run(name, args);
-    assert!(o.status.success(), "{name}: {}", show(&o));
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("conservation: ok"), "{name}: {stdout}");
-    let s = summary(&dir);
-    assert_eq!(s["conserved"], "true", "{name}");
-    assert_eq!(s["completed"], connections.to_string(), "{name}");
-    assert_eq!(s["errors"], "0", "{name}");
-    let rows = read_csv(&dir.join("workers.csv"));
-    assert_eq!(col(&rows, "accepted").iter().sum::<u64>(), connections, "{name}");
-    assert_eq!(col(&rows, "attributed"), col(&rows, "accepted"), "{name}");
+    let (rows, s) = crate::common::assert_conserved(&o, &dir, connections);
     let _ = std::fs::remove_dir_all(&dir);
     (rows, s, o)
 }
