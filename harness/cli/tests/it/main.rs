@@ -12,6 +12,7 @@
 mod common;
 
 mod bench_script;
+mod chaos;
 mod external;
 mod faults;
 mod fleet;
