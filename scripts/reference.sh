@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Regenerates the committed reference results, results/reference/: the
-# report, charts, CSVs and meta.json of `harness reproduce`, of the
-# `models` and `load-sweep` scenarios, of `harness external all` (nginx
-# and Node.js, which it installs when missing) and, as root, of the `churn`
-# scenario (it sets net.ipv4.tcp_migrate_req), as produced on this machine.
+# Regenerates the reference results, results/reference/: everything
+# `harness reproduce`, the `models` and `load-sweep` scenarios, `harness
+# external all` (nginx and Node.js, which it installs when missing) and, as
+# root, the `churn` scenario (it sets net.ipv4.tcp_migrate_req) write on this
+# machine. Only what the reports and the README need is committed (reports,
+# SVG charts, runs/workers/aggregate CSVs, sweep.json with the machine's
+# meta, under 5 MB); the per-run folders, hlogs, time series and PNGs are
+# regenerated here and ignored by git (.gitignore).
 # The side-by-side bench (results/reference/bench, from scripts/bench/bench.sh)
 # is carried over. Takes about 14 minutes on 2 cores; run it on an otherwise
 # idle machine.
@@ -36,3 +39,4 @@ rm -rf results/reference.old
 mv "$new" results/reference
 rm -rf results/reference.old
 echo "reference results: results/reference/{reproduce,models,load-sweep,external,churn}/report.html"
+echo "committed part: $(git ls-files -co --exclude-standard results/reference | xargs du -ch | tail -1)"

@@ -365,6 +365,9 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         progress.line(&format!("running again, as it was cut short: {}", ids.join(", ")));
     }
     records::remove_temporaries(dir);
+    // And those of a chart drawing a kill cut short (a resume with
+    // --no-plots draws none to replace them).
+    records::remove_temporaries(&dir.join(records::names::CHARTS_DIR));
     let done: BTreeSet<String> = match runs.col("run_id") {
         Some(c) => runs.rows().iter().map(|r| r[c].to_string()).collect(),
         None => BTreeSet::new(),

@@ -81,6 +81,8 @@ pub fn draw_all_until(dir: &Path, stop: &dyn Fn() -> bool) -> Result<Drawn> {
     let source = Source::detect(dir)?;
     let out = dir.join("charts");
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    // What a drawing killed half-way left.
+    records::remove_temporaries(&out);
     let mut drawn = Drawn::default();
     let mut plans: Vec<Planned> = Vec::new();
     match &source {
