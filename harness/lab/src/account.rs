@@ -79,61 +79,13 @@ impl Account {
     }
 }
 
-/// What was measured between the end of the warm-up and the end of the load.
+/// What was measured between the end of the warm-up and the end of the
+/// load: the load generator's report beside the subject's account.
 pub struct Measured {
     pub report: Report,
     /// CPU time of the harness process (the load generator) over the load.
     pub loadgen_cpu: Duration,
-    /// Each worker's id as its responses name it (`x-worker`): the index for
-    /// the harness's fleets, the pid for real servers.
-    pub ids: Vec<String>,
-    /// Counters gained over the measured load, per worker.
-    pub counts: Vec<Snapshot>,
-    pub usage: Vec<Usage>,
-    pub dispatcher_usage: Option<Usage>,
-    /// Each worker's pid (its thread id in a thread fleet), and the process
-    /// it runs in.
-    pub pids: Vec<i32>,
-    pub processes: Vec<i32>,
-    pub endpoints: Vec<Endpoint>,
-    /// (from, to) of the injected stall, since the measured load began.
-    pub stalls: Vec<Option<(Duration, Duration)>>,
-    pub early_exits: Vec<String>,
-    /// Workers SIGKILLed on purpose (`--kill-worker`): each may have taken
-    /// up to `inflight` connections it never answered.
-    pub killed: Vec<usize>,
-    /// Connections a worker may have open at once.
-    pub inflight: usize,
-    /// Faults were injected: failed connections are what is measured, not a
-    /// broken run.
-    pub faulted: bool,
-    /// accept-mutex: times a worker took the lock while another was polling.
-    pub poll_overlaps: u64,
-    pub source: CountSource,
-}
-
-impl Measured {
-    /// The load generator's `report` beside the subject's `account`.
-    pub fn new(report: Report, loadgen_cpu: Duration, a: Account) -> Measured {
-        Measured {
-            report,
-            loadgen_cpu,
-            ids: a.ids,
-            counts: a.counts,
-            usage: a.usage,
-            dispatcher_usage: a.dispatcher_usage,
-            pids: a.pids,
-            processes: a.processes,
-            endpoints: a.endpoints,
-            stalls: a.stalls,
-            early_exits: a.early_exits,
-            killed: a.killed,
-            inflight: a.inflight,
-            faulted: a.faulted,
-            poll_overlaps: a.poll_overlaps,
-            source: a.source,
-        }
-    }
+    pub account: Account,
 }
 
 /// What a run produced.

@@ -30,17 +30,17 @@ pub fn check(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
     }
     // A worker killed on purpose may have taken connections it never
     // answered (its last `inflight`): they are among the failures.
-    let killed = |w: &WorkerRow| m.killed.contains(&w.worker);
+    let killed = |w: &WorkerRow| m.account.killed.contains(&w.worker);
     let mut cut = 0;
     // Handed to a killed worker but still in its channel when it died.
     let mut undelivered = 0;
     for w in workers.iter().filter(|w| killed(w)) {
         undelivered += w.dispatched.unwrap_or(0).saturating_sub(w.accepted);
         let unanswered = w.accepted.saturating_sub(w.attributed);
-        if w.accepted < w.attributed || unanswered > m.inflight as u64 {
+        if w.accepted < w.attributed || unanswered > m.account.inflight as u64 {
             problems.push(format!(
                 "killed worker {} accepted {} connections and {} name it: more than the {} it may have been serving",
-                w.worker, w.accepted, w.attributed, m.inflight
+                w.worker, w.accepted, w.attributed, m.account.inflight
             ));
         }
         cut += unanswered;
@@ -72,7 +72,7 @@ pub fn check(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
     let requests: u64 = workers.iter().map(|w| w.requests).sum();
     // A killed worker may also have sent a response and died before
     // counting it: up to `inflight` each.
-    let uncounted = cut + (m.killed.len() * m.inflight) as u64;
+    let uncounted = cut + (m.account.killed.len() * m.account.inflight) as u64;
     // (0 without kills: then the counts must be equal.)
     let cut_short = report.requests >= requests && report.requests - requests <= uncounted;
     let cancelled_short = within(requests, report.requests, cancelled);
@@ -108,7 +108,7 @@ pub fn check(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
         }
     }
     for w in &report.per_worker {
-        if !m.ids.contains(&w.id) {
+        if !m.account.ids.contains(&w.id) {
             problems.push(format!("{} responses from unknown worker '{}'", w.requests, w.id));
         }
     }
@@ -116,7 +116,7 @@ pub fn check(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
     // conservation line states them by class), not a broken run.
     // Connections a signal cut short are the interruption's, which the
     // line states, not a loss.
-    if !m.faulted {
+    if !m.account.faulted {
         let errors = loadgen::ErrorCounts {
             cancelled: 0,
             ..report.errors
@@ -125,11 +125,11 @@ pub fn check(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
     }
     // A hand-off to a killed worker fails once, and the connection goes to
     // the next worker: under faults that is no loss.
-    let dispatch_errors: u64 = m.counts.iter().map(|c| c.dispatch_errors).sum();
-    if dispatch_errors > 0 && !m.faulted {
+    let dispatch_errors: u64 = m.account.counts.iter().map(|c| c.dispatch_errors).sum();
+    if dispatch_errors > 0 && !m.account.faulted {
         problems.push(format!("{dispatch_errors} hand-offs from the dispatcher failed"));
     }
-    for gone in &m.early_exits {
+    for gone in &m.account.early_exits {
         problems.push(format!("{gone} during the run"));
     }
     problems

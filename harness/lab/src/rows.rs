@@ -49,24 +49,24 @@ impl PhaseQuantiles {
 /// Builds the summary row (with `conserved` left true: the caller sets it
 /// from the conservation check) and the worker rows.
 pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
-    let n = m.ids.len();
+    let n = m.account.ids.len();
     let report = &m.report;
-    let accepted: Vec<u64> = m.counts.iter().take(n).map(|c| c.accepted).collect();
-    let requests: Vec<u64> = m.counts.iter().take(n).map(|c| c.requests).collect();
+    let accepted: Vec<u64> = m.account.counts.iter().take(n).map(|c| c.accepted).collect();
+    let requests: Vec<u64> = m.account.counts.iter().take(n).map(|c| c.requests).collect();
     let shares = stats::shares(&accepted);
     let request_shares = stats::shares(&requests);
     let has_dispatcher = spec.subject.model().is_some_and(|m| m.has_dispatcher());
     let workers: Vec<WorkerRow> = (0..n)
         .map(|i| {
-            let c = &m.counts[i];
-            let attributed = report.worker(&m.ids[i]);
+            let c = &m.account.counts[i];
+            let attributed = report.worker(&m.account.ids[i]);
             let q = attributed.map_or_else(PhaseQuantiles::empty, |w| PhaseQuantiles::of(&w.phases));
-            let usage = m.usage[i];
+            let usage = m.account.usage[i];
             WorkerRow {
                 model: spec.subject.name().into(),
                 workers: n,
                 worker: i,
-                pid: m.pids[i],
+                pid: m.account.pids[i],
                 accepted: c.accepted,
                 share: round(shares[i], 6),
                 spurious_wakeups: c.spurious_wakeups,
@@ -96,14 +96,14 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
                 uncorrected_p99_us: q.uncorrected.p99,
                 uncorrected_p999_us: q.uncorrected.p999,
                 dispatched: has_dispatcher.then_some(c.dispatched),
-                listen_inode: m.endpoints[i].listen_inode,
-                epoll_owner: m.endpoints[i].epoll_owner,
-                stall_from_ms: m.stalls[i].map(|(f, _)| round(f.as_secs_f64() * 1000.0, 3)),
-                stall_to_ms: m.stalls[i].map(|(_, t)| round(t.as_secs_f64() * 1000.0, 3)),
+                listen_inode: m.account.endpoints[i].listen_inode,
+                epoll_owner: m.account.endpoints[i].epoll_owner,
+                stall_from_ms: m.account.stalls[i].map(|(f, _)| round(f.as_secs_f64() * 1000.0, 3)),
+                stall_to_ms: m.account.stalls[i].map(|(_, t)| round(t.as_secs_f64() * 1000.0, 3)),
                 lock_acquisitions: c.lock_acquisitions,
                 slowdown: spec.slow.filter(|(w, _)| *w == i).map_or(1.0, |(_, f)| f),
-                process: m.processes[i],
-                worker_id: m.ids[i].clone(),
+                process: m.account.processes[i],
+                worker_id: m.account.ids[i].clone(),
             }
         })
         .collect();
@@ -113,7 +113,7 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
     let q = PhaseQuantiles::of(&report.phases);
     let e = &report.errors;
     let secs = report.elapsed.as_secs_f64();
-    let switches: u64 = m.usage.iter().map(|u| u.voluntary_switches).sum();
+    let switches: u64 = m.account.usage.iter().map(|u| u.voluntary_switches).sum();
     let summary = SummaryRow {
         model: spec.subject.name().into(),
         workers: n,
@@ -154,13 +154,13 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
         uncorrected_p50_us: q.uncorrected.p50,
         uncorrected_p99_us: q.uncorrected.p99,
         uncorrected_p999_us: q.uncorrected.p999,
-        spurious_wakeups: m.counts.iter().take(n).map(|c| c.spurious_wakeups).sum(),
-        empty_accepts: m.counts.iter().take(n).map(|c| c.empty_accepts).sum(),
+        spurious_wakeups: m.account.counts.iter().take(n).map(|c| c.spurious_wakeups).sum(),
+        empty_accepts: m.account.counts.iter().take(n).map(|c| c.empty_accepts).sum(),
         switches_per_conn: round(switches as f64 / report.completed.max(1) as f64, 3),
-        worker_cpu_ms: ms(m.usage.iter().map(|u| u.cpu_ns).sum()),
-        dispatcher_cpu_ms: m.dispatcher_usage.map(|u| ms(u.cpu_ns)),
+        worker_cpu_ms: ms(m.account.usage.iter().map(|u| u.cpu_ns).sum()),
+        dispatcher_cpu_ms: m.account.dispatcher_usage.map(|u| ms(u.cpu_ns)),
         slow_share: spec.slow.and_then(|(w, _)| shares.get(w)).map(|s| round(*s, 6)),
-        poll_overlaps: m.poll_overlaps,
+        poll_overlaps: m.account.poll_overlaps,
         loadgen_cpu_ms: round(m.loadgen_cpu.as_secs_f64() * 1000.0, 3),
         err_refused: e.refused,
         err_reset: e.reset,

@@ -49,7 +49,11 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     } = drove?;
     let account = account?;
     let interrupted = interrupted.or(account.interrupted);
-    let measured = Measured::new(report, loadgen_cpu, account);
+    let measured = Measured {
+        report,
+        loadgen_cpu,
+        account,
+    };
     let (summary, workers) = rows::build(spec, &measured);
     let problems = conservation::check(&measured, &workers);
     Ok(RunResult {
@@ -61,7 +65,7 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         params: crate::params::columns(spec),
         workers,
         problems,
-        source: measured.source,
+        source: measured.account.source,
         interrupted,
     })
 }
