@@ -31,7 +31,7 @@ use crate::schedule::Schedule;
 
 /// How often deadlines, the cancel flag and the end of the run are checked
 /// when nothing else wakes the loop.
-const TICK: Duration = Duration::from_millis(50);
+pub const TICK: Duration = Duration::from_millis(50);
 /// How long connections in flight may still finish once the run is
 /// cancelled; those still open then are closed and counted as
 /// [`ErrorClass::Cancelled`], so a cancel ends the run within about
@@ -274,7 +274,8 @@ impl<'a> Thread<'a> {
                 next_scan = now + TICK;
             }
             if self.cancel_seen.is_none() && self.cancelled() {
-                self.cancel_seen = Some(now);
+                // Read after the flag: the grace never starts before the cancel.
+                self.cancel_seen = Some(Instant::now());
             }
             let grace_end = self.cancel_seen.map(|t| t + CANCEL_GRACE);
             if grace_end.is_some_and(|g| now >= g) {

@@ -355,7 +355,12 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
     };
     for t in [&mut workers, &mut series] {
         let strays: BTreeSet<String> = match t.col("run_id") {
-            Some(c) => t.rows().iter().map(|r| r[c].to_string()).filter(|id| !listed.contains(id)).collect(),
+            Some(c) => t
+                .rows()
+                .iter()
+                .map(|r| r[c].to_string())
+                .filter(|id| !listed.contains(id))
+                .collect(),
             None => BTreeSet::new(),
         };
         t.drop_runs(&strays);
