@@ -318,7 +318,7 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
             return Err(e);
         }
     };
-    let mut meta = lab::machine::meta(started, spec.parameters());
+    let mut meta = lab::machine::meta(started, params::meta(&spec));
     meta.loadgen_cpu_ms = Some(result.summary.loadgen_cpu_ms);
     write_run(&dir, &result, &meta)?;
     print!(

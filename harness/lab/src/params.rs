@@ -1134,6 +1134,16 @@ pub fn build(given: &Given, naming: Naming) -> Result<RunSpec, Refusal> {
     Ok(spec)
 }
 
+/// A closed-loop run of `subject` with every other setting at its default.
+pub fn closed(subject: impl Into<Subject>, workers: usize, concurrency: usize, stop: Stop) -> RunSpec {
+    let mut spec = defaults(subject.into());
+    spec.workers = workers;
+    spec.load = Load::Closed { concurrency };
+    spec.stop = stop;
+    spec.threads = loadgen::config::default_threads(concurrency);
+    spec
+}
+
 /// meta.json's `parameters`: every parameter's value in force.
 pub fn meta(spec: &RunSpec) -> Json {
     let mut m = serde_json::Map::new();

@@ -145,16 +145,6 @@ impl RunSpec {
         }
     }
 
-    /// A closed-loop run with every other setting at its default.
-    pub fn closed(subject: impl Into<Subject>, workers: usize, concurrency: usize, stop: Stop) -> RunSpec {
-        let mut spec = crate::params::defaults(subject.into());
-        spec.workers = workers;
-        spec.load = Load::Closed { concurrency };
-        spec.stop = stop;
-        spec.threads = loadgen::config::default_threads(concurrency);
-        spec
-    }
-
     /// The spec with a rate given as a fraction of the capacity resolved
     /// against `capacity` (conn/s, measured by the sweep).
     pub fn at_capacity(mut self, capacity: Option<f64>) -> RunSpec {
@@ -162,11 +152,6 @@ impl RunSpec {
             o.rate = (x * capacity.unwrap_or(0.0)).max(1.0);
         }
         self
-    }
-
-    /// meta.json's `parameters`: every parameter in force (the table's).
-    pub fn parameters(&self) -> serde_json::Value {
-        crate::params::meta(self)
     }
 
     /// The open files a run needs: its connections, two per worker, and some.

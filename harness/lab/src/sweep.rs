@@ -27,7 +27,7 @@ use crate::account::RunResult;
 use crate::interrupt;
 use crate::run;
 use crate::scenario::{Point, Rate, Scenario};
-use crate::spec::RunSpec;
+
 use crate::UsageError;
 use fleet::worker::Service;
 use loadgen::schedule::Xoshiro256pp;
@@ -293,7 +293,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
             "measuring capacity of {key} ({} s saturated)",
             CAPACITY_RUN.as_secs()
         ));
-        let mut spec = RunSpec::closed(
+        let mut spec = crate::params::closed(
             p.subject(),
             p.workers(),
             CAPACITY_CONCURRENCY,
@@ -323,7 +323,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         write_run(
             &cap_dir,
             &r,
-            &crate::machine::meta(records::meta::utc_now().0, spec.parameters()),
+            &crate::machine::meta(records::meta::utc_now().0, crate::params::meta(&spec)),
         )?;
         if let Some(sig) = r.interrupted {
             let what = format!("the capacity run of {key} was cut short (not recorded)");
@@ -419,7 +419,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
                 return Err(e.context(format!("run {} ({})", run.id, point.label)));
             }
         };
-        let mut meta = crate::machine::meta(at, spec.parameters());
+        let mut meta = crate::machine::meta(at, crate::params::meta(&spec));
         meta.loadgen_cpu_ms = Some(result.summary.loadgen_cpu_ms);
         write_run(&run_dir, &result, &meta)?;
 
