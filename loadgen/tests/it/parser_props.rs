@@ -610,6 +610,8 @@ proptest! {
         attribution in attribution(),
         require_length in any::<bool>(),
     ) {
+        // CPU-heavy: not beside a test that measures (taken per case).
+        let _g = crate::common::serial();
         let chunks = split(&bytes, &cuts);
         let whole = stream(&attribution, require_length, &[&bytes]);
         let cut = stream(&attribution, require_length, &chunks);
@@ -636,6 +638,8 @@ proptest! {
         require_length in any::<bool>(),
         cuts in cuts(),
     ) {
+        // CPU-heavy: not beside a test that measures (taken per case).
+        let _g = crate::common::serial();
         let bytes = parts.bytes(&attribution);
         let (result, want) = parts.expected(&attribution, require_length);
         let one = parse_once(&attribution, require_length, &[&bytes]);
@@ -655,6 +659,8 @@ proptest! {
         (attribution, parts) in any_parts(),
         cuts in cuts(),
     ) {
+        // CPU-heavy: not beside a test that measures (taken per case).
+        let _g = crate::common::serial();
         let mut parts = parts;
         if has_body(parts.status) && !matches!(parts.framing, Framing::Length { .. }) {
             // Keep-alive needs a length.
@@ -693,6 +699,8 @@ proptest! {
         attribution in attribution(),
         require_length in any::<bool>(),
     ) {
+        // CPU-heavy: not beside a test that measures (taken per case).
+        let _g = crate::common::serial();
         let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
         let mut k = 0;
         // Headers until the block is past the limit.
@@ -736,6 +744,8 @@ proptest! {
     fn attribution_parse_round_trips_or_errs_on_one_line(
         s in prop_oneof![any::<String>(), "(header:|body)?[ -~\t\n\r]{0,20}".boxed()],
     ) {
+        // CPU-heavy: not beside a test that measures (taken per case).
+        let _g = crate::common::serial();
         match Attribution::parse(&s) {
             Ok(a) => {
                 prop_assert_eq!(a.problem(), None);

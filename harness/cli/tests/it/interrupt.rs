@@ -691,8 +691,14 @@ fn sigterm_while_charts_are_drawn_keeps_the_earlier_report_whole() {
             "the earlier report stays"
         );
     } else {
-        assert!(matches!(status.code(), Some(143) | Some(0)), "{status:?}\n{stdout}\n{stderr}");
-        assert!(stdout.contains("report: "), "a whole drawing says where the report is: {stdout}");
+        assert!(
+            matches!(status.code(), Some(143) | Some(0)),
+            "{status:?}\n{stdout}\n{stderr}"
+        );
+        assert!(
+            stdout.contains("report: "),
+            "a whole drawing says where the report is: {stdout}"
+        );
     }
     assert_no_temporaries(&out);
     let _ = std::fs::remove_dir_all(out);

@@ -81,9 +81,11 @@ fn open_loop_holds_its_rate_and_corrected_tracks_uncorrected_when_unsaturated() 
         // against a cap of 1000 fills it only if the machine stops the fleet
         // for half a second, which this shared machine was seen to do once:
         // 606 late, p99 0.8 s. Then the comparison says nothing.)
+        // (5 ms of slack: with both cores shared, a thread woke up to 1.3 ms
+        // late at the median once; a saturated run is late by far more.)
         if s["late"] == "0" && s["dropped"] == "0" {
             assert!(
-                c <= u * 1.5 + 1000.0,
+                c <= u * 1.5 + 5000.0,
                 "{arrivals}: corrected p50 {c} vs uncorrected {u}"
             );
         } else {

@@ -327,6 +327,8 @@ proptest! {
     fn arbitrary_text_never_panics_and_errors_are_one_line(
         source in prop_oneof![any::<String>(), toml_like()],
     ) {
+        // CPU-heavy: not beside a test that measures (taken per case).
+        let _g = crate::common::serial();
         parse_checked(&source)?;
     }
 }
@@ -341,6 +343,7 @@ proptest! {
         file in any::<Index>(),
         mutations in prop::collection::vec(mutation(), 1..5),
     ) {
+        let _g = crate::common::serial();
         let files = real_scenarios();
         let (_, text) = &files[file.index(files.len())];
         let source = apply(text, &mutations);
