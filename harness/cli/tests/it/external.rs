@@ -322,6 +322,46 @@ fn run_target(name: &str, server: &TestServer, extra: &[&str]) -> (std::process:
     run(name, &args)
 }
 
+/// Responses that name no worker (the seed's demo as printed): nobody to
+/// attribute anything to, so the fairness figures are undefined: empty in
+/// the CSV, `n/a` in the table with the reason, and conservation fails on
+/// the unknown worker's responses.
+#[test]
+fn a_target_that_names_no_worker_has_undefined_fairness() {
+    let _g = serial();
+    let server = TestServer::start(Behaviour::Header("x-other", ["1", "2"]));
+    let (o, dir) = run_target(
+        "target-anonymous",
+        &server,
+        &["--connections", "200", "--concurrency", "2"],
+    );
+    assert_eq!(server.counts().values().sum::<u64>(), 200);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("Jain n/a"), "{stdout}");
+    assert!(stdout.contains("idle workers n/a"), "{stdout}");
+    assert!(
+        stdout.contains("fairness n/a: no connection was attributed to any worker"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("200 responses from unknown worker '?'"), "{stdout}");
+    let s = summary(&dir);
+    assert_eq!((s["workers"].as_str(), s["completed"].as_str()), ("0", "200"));
+    for figure in [
+        "jain",
+        "cov",
+        "max_min_ratio",
+        "gini",
+        "top1_share",
+        "idle_workers",
+        "req_jain",
+    ] {
+        assert_eq!(s[figure], "", "{figure} of no worker");
+    }
+    assert_eq!(s["conserved"], "false");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn target_is_attributed_by_a_custom_header() {
     let _g = serial();
