@@ -104,6 +104,9 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
                 slowdown: spec.slow.filter(|(w, _)| *w == i).map_or(1.0, |(_, f)| f),
                 process: m.account.processes[i],
                 worker_id: m.account.ids[i].clone(),
+                queue_max: None,
+                queue_mean: None,
+                queue_full_ms: None,
             }
         })
         .collect();
@@ -169,6 +172,21 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
         err_malformed: e.malformed,
         err_other: e.other,
         err_cancelled: e.cancelled,
+        kernel_listen_overflows: None,
+        kernel_listen_drops: None,
+        kernel_syn_cookies_sent: None,
+        kernel_reqq_full_drops: None,
+        kernel_syn_retrans: None,
+        kernel_timeouts: None,
+        kernel_migrate_req_success: None,
+        kernel_migrate_req_failure: None,
+        kernel_passive_opens: None,
+        kernel_active_opens: None,
+        kernel_attempt_fails: None,
+        kernel_estab_resets: None,
+        queue_max: None,
+        queue_mean: None,
+        queue_full_ms: None,
         conserved: true,
         complete: true,
     };

@@ -12,6 +12,11 @@ pub const LATENCY_HLOG: &str = "latency.hlog";
 pub const HISTOGRAMS_HLOG: &str = "histograms.hlog";
 /// The machine, the command and the parameters ([`crate::meta`]).
 pub const META: &str = "meta.json";
+/// The kernel's TCP counters before and after the measured load
+/// ([`crate::rows::KernelRow`]).
+pub const KERNEL: &str = "kernel.csv";
+/// Every listener's accept-queue depth over time ([`crate::rows::QueueRow`]).
+pub const QUEUE: &str = "queue.csv";
 /// Workers killed, retired and started during a run.
 pub const FAULTS: &str = "faults.csv";
 /// A real server's own per-worker counts.

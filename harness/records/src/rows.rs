@@ -82,6 +82,14 @@ pub struct WorkerRow {
     /// body `--attribute` names): its index in the harness's own fleets, its
     /// pid for Node.js and nginx, whatever a `--target` server sends.
     pub worker_id: String,
+    /// The accept queue of the listener it takes connections from, sampled
+    /// through sock_diag every `--queue-interval` over the measured load:
+    /// the deepest and the mean depth, and the time it was at (or above)
+    /// its limit. Empty when nothing was sampled (a dispatcher's workers
+    /// have no listener of their own).
+    pub queue_max: Option<u32>,
+    pub queue_mean: Option<f64>,
+    pub queue_full_ms: Option<f64>,
 }
 
 /// One run.
@@ -150,6 +158,28 @@ pub struct SummaryRow {
     /// (0 when the lock excludes).
     pub poll_overlaps: u64,
     pub loadgen_cpu_ms: f64,
+    /// The kernel's own account over the measured load: the change of
+    /// these TCP counters (kernel.csv has every counter). In the run's own
+    /// network namespace they are the run's alone; in the host namespace
+    /// (`--netns host`, no root, a `--target`) they are machine-wide.
+    pub kernel_listen_overflows: Option<i64>,
+    pub kernel_listen_drops: Option<i64>,
+    pub kernel_syn_cookies_sent: Option<i64>,
+    pub kernel_reqq_full_drops: Option<i64>,
+    pub kernel_syn_retrans: Option<i64>,
+    pub kernel_timeouts: Option<i64>,
+    pub kernel_migrate_req_success: Option<i64>,
+    pub kernel_migrate_req_failure: Option<i64>,
+    pub kernel_passive_opens: Option<i64>,
+    pub kernel_active_opens: Option<i64>,
+    pub kernel_attempt_fails: Option<i64>,
+    pub kernel_estab_resets: Option<i64>,
+    /// The accept queues (every listener of the run) over the measured
+    /// load: the deepest any got, the mean of their summed depth, and the
+    /// longest time one was at its limit.
+    pub queue_max: Option<u32>,
+    pub queue_mean: Option<f64>,
+    pub queue_full_ms: Option<f64>,
     pub err_refused: u64,
     pub err_reset: u64,
     pub err_timeout: u64,
@@ -186,4 +216,29 @@ pub struct FaultRow {
     pub event: String,
     /// For `started`: the worker it replaces.
     pub replaces: Option<usize>,
+}
+
+/// One row of `kernel.csv`: a kernel counter (`TcpExt.ListenOverflows`,
+/// `Tcp.PassiveOpens`, ...) before and after the measured load.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KernelRow {
+    pub counter: String,
+    pub before: i64,
+    pub after: i64,
+    pub delta: i64,
+}
+
+/// One row of `queue.csv`: one listening socket's accept queue at one
+/// sample.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct QueueRow {
+    /// Since the measured load began.
+    pub t_ms: f64,
+    /// The worker that takes connections from it; empty for a listener
+    /// several workers share (or one no worker was seen to hold).
+    pub worker: Option<usize>,
+    pub listener_inode: u64,
+    /// Connections in its accept queue, and the queue's limit.
+    pub depth: u32,
+    pub limit: u32,
 }

@@ -10,11 +10,14 @@
 //!
 //! One module per kind of resource: [`net`] (sockets, SCM_RIGHTS, BPF),
 //! [`epoll`], [`process`] (fork, signals, limits), [`mem`] (shared memory),
-//! [`time`] and [`uring`]. Everything is also re-exported at the top.
+//! [`time`], [`uring`], [`netns`] (network namespaces) and [`diag`]
+//! (sock_diag: the kernel's view of listening sockets). Everything is also re-exported at the top.
 
+pub mod diag;
 pub mod epoll;
 pub mod mem;
 pub mod net;
+pub mod netns;
 pub mod process;
 pub mod time;
 pub mod uring;
@@ -22,6 +25,7 @@ pub mod uring;
 pub use epoll::*;
 pub use mem::*;
 pub use net::*;
+pub use netns::*;
 pub use process::*;
 pub use time::*;
 pub use uring::*;
