@@ -278,13 +278,14 @@ fn existing_dir(dir: &Path) -> Result<PathBuf, UsageError> {
 pub fn draw_report(dir: &Path) -> anyhow::Result<()> {
     let drawn = report::write_until(dir, &signalled)?;
     print_drawn(&drawn);
-    if let Some(sig) = interrupt::interrupted() {
+    if let (true, Some(sig)) = (drawn.interrupted(), interrupt::interrupted()) {
         let what = format!(
             "the charts and report were not all drawn; draw them with: harness report {}",
             dir.display()
         );
         return Err(interrupt::Interrupted::new(sig, what).into());
     }
+    // Whole (a signal seen after the last chart still makes main exit 128 + it).
     println!(
         "report: {} and {}",
         dir.join("REPORT.md").display(),
@@ -318,13 +319,14 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
             return Err(e);
         }
     };
-    let mut meta = lab::machine::meta(started, params::meta(&spec));
-    meta.loadgen_cpu_ms = Some(result.summary.loadgen_cpu_ms);
-    write_run(&dir, &result, &meta)?;
+    write_run(&dir, &result, &lab::output::run_meta(started, &spec, &result))?;
     print!(
         "{}",
         records::text::run(&result.summary, &result.workers, &result.params)
     );
+    if let Some(w) = &result.kernel_warning {
+        println!("{w}");
+    }
     println!("{}", lab::conservation::line(&result));
     println!("files: {}", dir.display());
     if let Some(sig) = result.interrupted {

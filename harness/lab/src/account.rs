@@ -86,6 +86,11 @@ pub struct Measured {
     /// CPU time of the harness process (the load generator) over the load.
     pub loadgen_cpu: Duration,
     pub account: Account,
+    /// The kernel's counters over the measured load (`None` if the load
+    /// never began).
+    pub kernel: Option<crate::kernel::Delta>,
+    /// The accept queues over the measured load.
+    pub queues: Option<crate::queue::Queues>,
 }
 
 /// What a run produced.
@@ -102,6 +107,12 @@ pub struct RunResult {
     /// The signal (SIGINT, SIGTERM) that cut the load short; `None` for a
     /// complete run. See `interrupt.rs`.
     pub interrupted: Option<i32>,
+    /// Where the run's network stack was (meta.json's `netns`).
+    pub netns: String,
+    /// The sysctls in force in the run's namespace (meta.json's `sysctls`).
+    pub sysctls: std::collections::BTreeMap<String, Option<String>>,
+    /// What the kernel dropped, in one line, when it dropped anything.
+    pub kernel_warning: Option<String>,
 }
 
 impl RunResult {

@@ -132,6 +132,42 @@ pub fn check(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
     for gone in &m.account.early_exits {
         problems.push(format!("{gone} during the run"));
     }
+    problems.extend(kernel_witness(m, accepted));
+    problems
+}
+
+/// The third witness: in the run's own network namespace the kernel's
+/// counters are the run's alone, so the connections it saw opened must be
+/// those the load generator started (Tcp.ActiveOpens: a SYN sent) and those
+/// the server side established (Tcp.PassiveOpens: a child socket made on
+/// the final ACK). Exactly, when nothing failed; when connections failed
+/// they bound each other (accepted <= established <= started).
+fn kernel_witness(m: &Measured, accepted: u64) -> Vec<String> {
+    let Some(k) = m.kernel.as_ref().filter(|k| k.own) else {
+        return Vec::new();
+    };
+    let (Some(active), Some(passive)) = (k.get("Tcp.ActiveOpens"), k.get("Tcp.PassiveOpens")) else {
+        return vec!["the kernel's Tcp.ActiveOpens or Tcp.PassiveOpens was not read".into()];
+    };
+    let started = m.report.started as i64;
+    let accepted = accepted as i64;
+    let mut problems = Vec::new();
+    if m.report.errors.total() == 0 && !m.account.faulted {
+        if active != started {
+            problems.push(format!(
+                "the kernel saw {active} connections opened (Tcp.ActiveOpens) but the load generator started {started}"
+            ));
+        }
+        if passive != accepted {
+            problems.push(format!(
+                "the kernel saw {passive} connections established (Tcp.PassiveOpens) but the workers accepted {accepted}"
+            ));
+        }
+    } else if !(accepted <= passive && passive <= active && active <= started) {
+        problems.push(format!(
+            "the kernel's counts do not bound the run's: accepted {accepted} <= established {passive} (Tcp.PassiveOpens) <= opened {active} (Tcp.ActiveOpens) <= started {started} does not hold"
+        ));
+    }
     problems
 }
 
@@ -218,8 +254,16 @@ fn held(r: &RunResult) -> String {
         } else {
             "every worker's count equals"
         };
+        let kernel = match (
+            r.netns.as_str(),
+            r.summary.kernel_active_opens,
+            r.summary.kernel_passive_opens,
+        ) {
+            ("own", Some(a), Some(p)) => format!("; the kernel saw {a} opened and {p} established"),
+            _ => String::new(),
+        };
         format!(
-            "conservation: ok ({} completed = {} accepted{requests}; {whose} the responses attributed to it)",
+            "conservation: ok ({} completed = {} accepted{requests}; {whose} the responses attributed to it{kernel})",
             r.summary.completed, r.summary.accepted
         )
     } else {

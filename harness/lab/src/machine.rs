@@ -12,8 +12,10 @@ use std::io;
 use records::Meta;
 use serde_json::Value;
 
-/// Sysctls that shape connection handling on loopback.
-const SYSCTLS: [&str; 7] = [
+/// Sysctls that shape connection handling on loopback (all of them per
+/// network namespace).
+pub const SYSCTLS: [&str; 8] = [
+    "net.ipv4.tcp_syncookies",
     "net.core.somaxconn",
     "net.ipv4.ip_local_port_range",
     "net.ipv4.tcp_tw_reuse",
@@ -42,12 +44,14 @@ pub fn meta(started_at_utc: String, parameters: Value) -> Meta {
             .map(|name| (name.to_string(), sysctl(name).map(Value::String).unwrap_or(Value::Null)))
             .collect(),
         parameters,
+        netns: None,
         loadgen_cpu_ms: None,
         harness_peak_rss_kib: sys::self_peak_rss_kib(),
     }
 }
 
-fn sysctl(name: &str) -> Option<String> {
+/// A sysctl's value as the calling thread's namespace has it.
+pub fn sysctl(name: &str) -> Option<String> {
     let path = format!("/proc/sys/{}", name.replace('.', "/"));
     fs::read_to_string(path)
         .ok()

@@ -42,6 +42,10 @@ pub enum Kind {
     /// Connections per second, or in a scenario file a percentage of the
     /// measured capacity (`"20%"`).
     Rate,
+    /// `KEY=VALUE` settings: repeated on the command line, a table in a
+    /// scenario file (`sysctl = { "net.core.somaxconn" = 64 }`; a list of
+    /// tables is a dimension).
+    Settings,
 }
 
 /// A value as read, before the parameter applies it.
@@ -138,6 +142,7 @@ impl Param {
                 _ => Err(format!("'{text}' is not on or off")),
             },
             Kind::Text { .. } => Ok(Value::Text(text.to_string())),
+            Kind::Settings => parse_settings(text).map(|_| Value::Text(text.to_string())),
             Kind::Rate => match text.parse::<f64>() {
                 Ok(r) => per_second(r),
                 Err(_) if text.trim_end().ends_with('%') => {
@@ -165,6 +170,23 @@ impl Param {
             // `service = 0`: no service time.
             (Kind::Text { .. }, toml::Value::Integer(0)) if self.key == "service" => Ok(Value::Text("0".into())),
             (Kind::Text { what }, _) => Err(format!("expected {what}, got {got}")),
+            (Kind::Settings, toml::Value::Table(t)) => {
+                let mut parts = Vec::new();
+                for (k, v) in t {
+                    let v = match v {
+                        toml::Value::String(s) => s.clone(),
+                        toml::Value::Integer(n) => n.to_string(),
+                        toml::Value::Boolean(b) => if *b { "1" } else { "0" }.to_string(),
+                        other => return Err(format!("{k}: expected a number or a string, got {other}")),
+                    };
+                    parts.push(format!("{k}={v}"));
+                }
+                let text = parts.join(",");
+                parse_settings(&text).map(|_| Value::Text(text))
+            }
+            (Kind::Settings, _) => Err(format!(
+                "expected a table of settings such as {{ \"net.core.somaxconn\" = 64 }}, got {got}"
+            )),
             (Kind::Rate, toml::Value::Integer(n)) if *n > 0 => per_second(*n as f64),
             (Kind::Rate, toml::Value::Float(r)) if r.is_finite() && *r > 0.0 => per_second(*r),
             (Kind::Rate, toml::Value::String(s)) => {
@@ -248,6 +270,32 @@ pub fn parse_stall(s: &str) -> Result<(usize, Stall), String> {
         return Err(format!("'{s}': the stall must last more than 0"));
     }
     Ok((idx, Stall { at, length }))
+}
+
+/// `KEY=VALUE[,KEY=VALUE...]` sysctl settings: keys of the net. tree
+/// (`net.core.somaxconn`), values of printable text (`1024 65535`).
+pub fn parse_settings(s: &str) -> Result<Vec<(String, String)>, String> {
+    s.split(',')
+        .map(|one| {
+            let (k, v) = one
+                .split_once('=')
+                .ok_or_else(|| format!("'{one}' is not KEY=VALUE (e.g. net.core.somaxconn=64)"))?;
+            let (k, v) = (k.trim(), v.trim());
+            let key_ok = k.starts_with("net.")
+                && k.split('.').all(|part| {
+                    !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                });
+            if !key_ok {
+                return Err(format!(
+                    "'{k}' is not a per-namespace network sysctl (net.KEY, e.g. net.core.somaxconn)"
+                ));
+            }
+            if v.is_empty() || v.chars().any(|c| c.is_control()) {
+                return Err(format!("'{one}': the value must be printable and not empty"));
+            }
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
 }
 
 /// `HOST:PORT`, an address or a name (its first address).
@@ -740,6 +788,60 @@ pub static PARAMS: &[Param] = &[
         // The run's value (null: the machine's, in meta.json's sysctls).
         meta: |s| vec![("tcp_migrate_req", json!(s.tcp_migrate_req))],
         columns: |s| vec![("tcp_migrate_req", cell(s.tcp_migrate_req))],
+    },
+    Param {
+        key: "netns",
+        flag: "netns",
+        value_name: "run|host",
+        help: "run: as root, the run gets a network namespace of its own (its kernel counters and sysctls are its alone; without root the host's is used, and said so); host: the host's namespace",
+        default: Some("run"),
+        kind: Kind::Text { what: "\"run\" or \"host\"" },
+        scenario: true,
+        repeat: false,
+        set: |s, v| {
+            s.netns = v.text().parse()?;
+            Ok(())
+        },
+        // What was asked; meta.json's `netns` says what the run had.
+        meta: |s| vec![("netns", json!(s.netns.name()))],
+        columns: |s| vec![("netns", s.netns.name().to_string())],
+    },
+    Param {
+        key: "sysctl",
+        flag: "sysctl",
+        value_name: "KEY=VALUE",
+        help: "Set a per-namespace net sysctl in the run's own namespace (root), e.g. net.core.somaxconn=64; repeatable; the host's value is never changed",
+        default: None,
+        kind: Kind::Settings,
+        scenario: true,
+        repeat: true,
+        set: |s, v| {
+            for (k, val) in parse_settings(v.text())? {
+                s.sysctls.insert(k, val);
+            }
+            Ok(())
+        },
+        meta: |s| vec![("sysctl", json!(s.sysctls))],
+        columns: |s| {
+            let all: Vec<String> = s.sysctls.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            vec![("sysctl", all.join(" "))]
+        },
+    },
+    Param {
+        key: "queue_interval",
+        flag: "queue-interval",
+        value_name: "D",
+        help: "How often every listener's accept-queue depth is sampled (sock_diag), never slower than --interval",
+        default: Some("10ms"),
+        kind: Kind::Duration { positive: true },
+        scenario: true,
+        repeat: false,
+        set: |s, v| {
+            s.queue_interval = v.duration();
+            Ok(())
+        },
+        meta: |s| vec![("queue_interval_ms", json!(ms(s.queue_every())))],
+        columns: none,
     },
     // ---- the command line only ----
     Param {

@@ -56,6 +56,12 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
     let shares = stats::shares(&accepted);
     let request_shares = stats::shares(&requests);
     let has_dispatcher = spec.subject.model().is_some_and(|m| m.has_dispatcher());
+    // The accept queue of the listener worker `i` takes connections from.
+    let listener = |i: usize| {
+        let inode = m.account.endpoints.get(i)?.listen_inode?;
+        m.queues.as_ref()?.listeners.get(&inode)
+    };
+    let kernel = |counter: &str| m.kernel.as_ref().and_then(|k| k.get(counter));
     let workers: Vec<WorkerRow> = (0..n)
         .map(|i| {
             let c = &m.account.counts[i];
@@ -104,9 +110,9 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
                 slowdown: spec.slow.filter(|(w, _)| *w == i).map_or(1.0, |(_, f)| f),
                 process: m.account.processes[i],
                 worker_id: m.account.ids[i].clone(),
-                queue_max: None,
-                queue_mean: None,
-                queue_full_ms: None,
+                queue_max: listener(i).map(|l| l.max),
+                queue_mean: listener(i).map(|l| round(l.mean(), 3)),
+                queue_full_ms: listener(i).and_then(|l| m.queues.as_ref().map(|q| q.full_ms(l))),
             }
         })
         .collect();
@@ -172,21 +178,31 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
         err_malformed: e.malformed,
         err_other: e.other,
         err_cancelled: e.cancelled,
-        kernel_listen_overflows: None,
-        kernel_listen_drops: None,
-        kernel_syn_cookies_sent: None,
-        kernel_reqq_full_drops: None,
-        kernel_syn_retrans: None,
-        kernel_timeouts: None,
-        kernel_migrate_req_success: None,
-        kernel_migrate_req_failure: None,
-        kernel_passive_opens: None,
-        kernel_active_opens: None,
-        kernel_attempt_fails: None,
-        kernel_estab_resets: None,
-        queue_max: None,
-        queue_mean: None,
-        queue_full_ms: None,
+        kernel_listen_overflows: kernel("TcpExt.ListenOverflows"),
+        kernel_listen_drops: kernel("TcpExt.ListenDrops"),
+        kernel_syn_cookies_sent: kernel("TcpExt.SyncookiesSent"),
+        kernel_reqq_full_drops: kernel("TcpExt.TCPReqQFullDrop"),
+        kernel_syn_retrans: kernel("TcpExt.TCPSynRetrans"),
+        kernel_timeouts: kernel("TcpExt.TCPTimeouts"),
+        kernel_migrate_req_success: kernel("TcpExt.TCPMigrateReqSuccess"),
+        kernel_migrate_req_failure: kernel("TcpExt.TCPMigrateReqFailure"),
+        kernel_passive_opens: kernel("Tcp.PassiveOpens"),
+        kernel_active_opens: kernel("Tcp.ActiveOpens"),
+        kernel_attempt_fails: kernel("Tcp.AttemptFails"),
+        kernel_estab_resets: kernel("Tcp.EstabResets"),
+        queue_max: m
+            .queues
+            .as_ref()
+            .and_then(|q| q.listeners.values().map(|l| l.max).max()),
+        queue_mean: m
+            .queues
+            .as_ref()
+            .filter(|q| !q.listeners.is_empty())
+            .map(|q| round(q.total_mean, 3)),
+        queue_full_ms: m
+            .queues
+            .as_ref()
+            .and_then(|q| q.listeners.values().map(|l| q.full_ms(l)).reduce(f64::max)),
         conserved: true,
         complete: true,
     };

@@ -1,23 +1,37 @@
-//! One run, end to end, whatever its subject: start the subject, warm up,
-//! take the baselines, drive the measured load while ticking the subject,
-//! finish the subject (always), then build the rows, reconcile, and return
-//! the result.
+//! One run, end to end, whatever its subject: enter the run's network
+//! namespace, start the subject, warm up, take the baselines (the subject's
+//! and the kernel's counters), drive the measured load while ticking the
+//! subject and sampling the accept queues, finish the subject (always), then
+//! build the rows, reconcile, and return the result.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::Context;
 
 use crate::account::{Measured, RunResult};
+use crate::kernel::{Counters, Delta};
 use crate::load::{drive, warm_up, Driven};
+use crate::netns::RunNamespace;
+use crate::queue::Sampler;
 use crate::spec::RunSpec;
+use crate::subject::Subject;
 use crate::{conservation, rows};
 use loadgen::Stop;
 
 /// Runs `spec` once, writing its time series and latency logs into `dir`,
-/// and returns its records. The fleet (or server) is gone when this returns,
-/// whatever happened.
+/// and returns its records. The fleet (or server) is gone, and the harness
+/// back in the host's network namespace, when this returns, whatever
+/// happened.
 pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     spec.prepare_process().context("raising the open-file limit")?;
+    // apt-get needs the host's network: install before leaving it.
+    if let Subject::Server(s) = &spec.subject {
+        s.ensure_installed()?;
+    }
+    // Dropped last: the subject is gone before the thread goes back.
+    let ns = RunNamespace::enter(spec)?;
     let signalled = || crate::interrupt::interrupted().is_some();
     let mut subject = crate::running::start(&spec.subject, spec, &signalled)?;
     let addr = subject.addr();
@@ -33,12 +47,25 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         false => warm_up(&config(Stop::Duration(spec.warmup))).map(Some),
     };
     let measured_cfg = config(spec.stop);
+    let mut before: Option<Counters> = None;
+    let mut sampler: Option<Sampler> = None;
     let drove = warm.and_then(|warm| {
         subject.begin(warm.as_ref(), dir)?;
+        before = Some(Counters::read().context("reading the kernel's counters")?);
+        sampler = Some(Sampler::start(
+            addr.port(),
+            spec.queue_every(),
+            dir,
+            listener_owners(&subject.listen_inodes()),
+            Instant::now(),
+        )?);
         drive(measured_cfg, spec.interval, &spec.pin_loadgen, dir, |t_ms| {
             subject.tick(t_ms)
         })
     });
+    let queues = sampler.map(Sampler::finish).transpose();
+    let after = Counters::read().context("reading the kernel's counters");
+    let sysctls = ns.sysctls(spec);
     // The subject stops whatever happened to the load.
     let account = subject.finish(drove.as_ref().ok(), dir);
     let Driven {
@@ -48,11 +75,30 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         ..
     } = drove?;
     let account = account?;
+    let queues = queues?;
+    let kernel = match before {
+        Some(before) => Some(Delta {
+            before,
+            after: after?,
+            own: ns.own(),
+        }),
+        None => None,
+    };
+    if let Some(k) = &kernel {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        for row in k.rows() {
+            w.serialize(row)?;
+        }
+        let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
+        records::write_atomic(dir, records::names::KERNEL, &bytes)?;
+    }
     let interrupted = interrupted.or(account.interrupted);
     let measured = Measured {
         report,
         loadgen_cpu,
         account,
+        kernel,
+        queues,
     };
     let (summary, workers) = rows::build(spec, &measured);
     let problems = conservation::check(&measured, &workers);
@@ -67,5 +113,24 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         problems,
         source: measured.account.source,
         interrupted,
+        netns: ns.mode(),
+        sysctls,
+        kernel_warning: measured.kernel.as_ref().and_then(Delta::warning),
     })
+}
+
+/// Listener inode -> the worker taking connections from it, for the
+/// listeners exactly one worker holds.
+fn listener_owners(inodes: &[Option<u64>]) -> BTreeMap<u64, usize> {
+    let mut owners: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (w, inode) in inodes.iter().enumerate() {
+        if let Some(i) = inode {
+            owners.entry(*i).or_default().push(w);
+        }
+    }
+    owners
+        .into_iter()
+        .filter(|(_, ws)| ws.len() == 1)
+        .map(|(i, ws)| (i, ws[0]))
+        .collect()
 }

@@ -32,6 +32,37 @@ impl std::fmt::Display for Rate {
     }
 }
 
+/// Where a run's network stack is (see [`crate::netns`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Netns {
+    /// A namespace made for the run, as root (else the host's, said so).
+    #[default]
+    Run,
+    /// The host's namespace, as before namespaces: counters machine-wide.
+    Host,
+}
+
+impl Netns {
+    pub fn name(self) -> &'static str {
+        match self {
+            Netns::Run => "run",
+            Netns::Host => "host",
+        }
+    }
+}
+
+impl std::str::FromStr for Netns {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Netns, String> {
+        match s {
+            "run" => Ok(Netns::Run),
+            "host" => Ok(Netns::Host),
+            _ => Err(format!("'{s}' is not run or host")),
+        }
+    }
+}
+
 /// How the load generator offers load.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Load {
@@ -108,6 +139,12 @@ pub struct RunSpec {
     /// the unspecified address (0.0.0.0, ::) to listen on every interface;
     /// the load still goes to loopback.
     pub bind: IpAddr,
+    /// Whether the run gets a network namespace of its own.
+    pub netns: Netns,
+    /// Per-namespace sysctls set in the run's namespace (`--sysctl KEY=VALUE`).
+    pub sysctls: std::collections::BTreeMap<String, String>,
+    /// How often the accept queues are sampled (never slower than `interval`).
+    pub queue_interval: Duration,
 }
 
 impl RunSpec {
@@ -142,7 +179,25 @@ impl RunSpec {
             faults: Faults::default(),
             tcp_migrate_req: None,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            netns: Netns::Run,
+            sysctls: std::collections::BTreeMap::new(),
+            queue_interval: Duration::from_millis(10),
         }
+    }
+
+    /// The sysctls the run sets in its own namespace: `--sysctl`, and
+    /// `--tcp-migrate-req` as the sysctl it is.
+    pub fn sysctls_in_force(&self) -> Vec<(String, String)> {
+        let mut all: Vec<(String, String)> = self.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if let Some(on) = self.tcp_migrate_req {
+            all.push(("net.ipv4.tcp_migrate_req".into(), if on { "1" } else { "0" }.into()));
+        }
+        all
+    }
+
+    /// The queue sampling interval in force.
+    pub fn queue_every(&self) -> Duration {
+        self.queue_interval.min(self.interval)
     }
 
     /// The spec with a rate given as a fraction of the capacity resolved
@@ -164,6 +219,21 @@ impl RunSpec {
     /// `--tcp-migrate-req`, a hard open-file limit high enough. Reads, never
     /// changes anything; [`RunSpec::prepare_process`] raises the limit.
     pub fn check_machine(&self) -> Result<(), UsageError> {
+        if let Some((key, _)) = self.sysctls.iter().next() {
+            if sys::geteuid() != 0 {
+                return Err(UsageError(format!(
+                    "--sysctl {key}=...: a sysctl is set in the run's own network namespace, which needs root"
+                )));
+            }
+            for key in self.sysctls.keys() {
+                let path = format!("/proc/sys/{}", key.replace('.', "/"));
+                if !std::path::Path::new(&path).is_file() {
+                    return Err(UsageError(format!(
+                        "--sysctl {key}: this kernel has no such sysctl ({path})"
+                    )));
+                }
+            }
+        }
         if let Some(on) = self.tcp_migrate_req {
             if sys::geteuid() != 0 {
                 return Err(UsageError(format!(
@@ -214,6 +284,11 @@ impl RunSpec {
                 "--bind {}: workers listen on a loopback address (127.0.0.0/8, ::1) or on every interface (0.0.0.0, ::), where the load still goes to loopback",
                 self.bind
             )));
+        }
+        if !self.sysctls.is_empty() && (self.netns == Netns::Host || matches!(self.subject, Subject::Target(_))) {
+            return Err(UsageError(
+                "--sysctl sets a value in the run's own network namespace: not with --netns host or a --target (the host's values are never changed)".into(),
+            ));
         }
         if self.tcp_migrate_req.is_some() && model.is_none() {
             return Err(UsageError(

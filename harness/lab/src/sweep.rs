@@ -323,7 +323,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         write_run(
             &cap_dir,
             &r,
-            &crate::machine::meta(records::meta::utc_now().0, crate::params::meta(&spec)),
+            &crate::output::run_meta(records::meta::utc_now().0, &spec, &r),
         )?;
         if let Some(sig) = r.interrupted {
             let what = format!("the capacity run of {key} was cut short (not recorded)");
@@ -419,9 +419,10 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
                 return Err(e.context(format!("run {} ({})", run.id, point.label)));
             }
         };
-        let mut meta = crate::machine::meta(at, crate::params::meta(&spec));
-        meta.loadgen_cpu_ms = Some(result.summary.loadgen_cpu_ms);
-        write_run(&run_dir, &result, &meta)?;
+        write_run(&run_dir, &result, &crate::output::run_meta(at, &spec, &result))?;
+        if let Some(w) = &result.kernel_warning {
+            progress.line(&format!("run {}: {w}", run.id));
+        }
 
         // The identity of the run, then its summary.csv row.
         let info = [

@@ -15,7 +15,14 @@ pub struct Meta {
     pub kernel_release: String,
     pub cpu_count: usize,
     pub cpu_model: String,
+    /// The sysctls that shape the result, as in force for the run: in its
+    /// own network namespace, those of that namespace (with any the run set).
     pub sysctls: serde_json::Map<String, Value>,
+    /// Where the run's network stack was: `own` (a namespace made for the
+    /// run: the kernel's counters are the run's alone) or `host (<why>)`
+    /// (machine-wide counters). `None` for a sweep's own record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
     /// The run's or runs' parameters: the exact load, the arrival seed.
     pub parameters: Value,
     /// CPU time the load generator used over the measured load (a run's).

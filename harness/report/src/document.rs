@@ -526,7 +526,7 @@ pub fn write(dir: &Path) -> anyhow::Result<Drawn> {
 /// so an earlier REPORT.md and report.html stay whole.
 pub fn write_until(dir: &Path, stop: &dyn Fn() -> bool) -> anyhow::Result<Drawn> {
     let drawn = plot::draw_all_until(dir, stop)?;
-    if drawn.interrupted() || stop() {
+    if drawn.interrupted() {
         return Ok(drawn);
     }
     let c = content(dir, &drawn.charts)?;

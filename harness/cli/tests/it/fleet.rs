@@ -316,7 +316,19 @@ fn bad_input_is_a_one_line_usage_error() {
     let out = scratch("port-taken");
     for model in ["shared-epoll", "reuseport", "dispatch-rr"] {
         usage_error(
-            &["run", "--model", model, "--port", &port, "--out", out.to_str().unwrap()],
+            // In the host's namespace, where the port is taken (a run's
+            // own namespace has all its ports free).
+            &[
+                "run",
+                "--model",
+                model,
+                "--netns",
+                "host",
+                "--port",
+                &port,
+                "--out",
+                out.to_str().unwrap(),
+            ],
             &port,
         );
     }

@@ -17,6 +17,7 @@ mod external;
 mod faults;
 mod fleet;
 mod interrupt;
+mod kernel;
 mod measure;
 mod models_cbpf_uring;
 mod models_dispatch_mutex;

@@ -43,6 +43,11 @@ pub trait Running {
     /// files into `dir` (the time series, faults, a server's own counts),
     /// and account for its workers.
     fn finish(self: Box<Self>, load: Option<&Driven>, dir: &Path) -> anyhow::Result<Account>;
+    /// The inode of the listening socket each worker takes connections
+    /// from, as /proc showed it (by worker index; empty where unknown).
+    fn listen_inodes(&self) -> Vec<Option<u64>> {
+        Vec::new()
+    }
 }
 
 /// Sets `subject` up for the run `spec`: forks and readies a fleet, starts

@@ -177,7 +177,15 @@ impl Running for OwnFleet {
         Ok(())
     }
 
+    fn listen_inodes(&self) -> Vec<Option<u64>> {
+        self.endpoints.iter().map(|e| e.listen_inode).collect()
+    }
+
     fn tick(&mut self, t_ms: f64) -> anyhow::Result<()> {
+        // One clock for the faults and the samples: the load's own.
+        if let Some(start) = Instant::now().checked_sub(Duration::from_secs_f64(t_ms / 1000.0)) {
+            self.started = start;
+        }
         self.injector
             .tick(&mut self.fleet, self.started.elapsed())
             .context("injecting a worker fault")?;

@@ -83,6 +83,13 @@ impl Running for RealServer {
         Ok(())
     }
 
+    fn listen_inodes(&self) -> Vec<Option<u64>> {
+        self.known
+            .iter()
+            .map(|p| self.endpoints.get(p).and_then(|e| e.listen_inode))
+            .collect()
+    }
+
     fn tick(&mut self, _t_ms: f64) -> anyhow::Result<()> {
         self.server.check_alive()
     }

@@ -99,6 +99,18 @@ impl Server {
         Server::ALL.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
     }
 
+    /// Finds the server's binary, installing its Debian package with
+    /// apt-get (as root) when it is missing: done before a run leaves the
+    /// host's network namespace, where apt-get has a network.
+    pub fn ensure_installed(self) -> anyhow::Result<()> {
+        if self.is_nginx() {
+            install::ensure("nginx", "nginx")?;
+        } else {
+            install::ensure("node", "nodejs")?;
+        }
+        Ok(())
+    }
+
     /// Finds (or installs) the server's binary and starts it with `workers`
     /// workers on 127.0.0.1:`port` (0: any free port).
     pub fn start(self, workers: usize, port: u16) -> anyhow::Result<Box<dyn Started>> {
