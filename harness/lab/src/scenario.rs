@@ -232,9 +232,11 @@ impl Scenario {
                 .iter()
                 .map(|v| {
                     let value = p.parse_toml(v)?;
-                    let text = match v {
-                        toml::Value::String(s) => s.clone(),
-                        other => other.to_string(),
+                    let text = match (v, &value) {
+                        (toml::Value::String(s), _) => s.clone(),
+                        // A table of settings reads as KEY=VALUE,KEY=VALUE.
+                        (toml::Value::Table(_), Value::Text(t)) => t.clone(),
+                        (other, _) => other.to_string(),
                     };
                     Ok(Written { text, value })
                 })
@@ -358,6 +360,29 @@ mod tests {
             crate::spec::Load::Open(o) => assert_eq!(o.rate, 500.0),
             l => panic!("{l:?}"),
         }
+    }
+
+    #[test]
+    fn a_list_of_sysctl_tables_is_a_dimension() {
+        let s = parse(
+            "name = \"x\"\ndescription = \"d\"\nmodel = \"reuseport\"\nsysctl = [{ \"net.core.somaxconn\" = 64 }, { \"net.core.somaxconn\" = 128, \"net.ipv4.tcp_syncookies\" = 0 }]\n",
+        )
+        .unwrap();
+        assert_eq!(s.points.len(), 2);
+        assert_eq!(s.points[0].label, "sysctl=net.core.somaxconn=64");
+        let spec = s.points[1].spec(None);
+        assert_eq!(spec.sysctls["net.core.somaxconn"], "128");
+        assert_eq!(spec.sysctls["net.ipv4.tcp_syncookies"], "0");
+        let e =
+            parse("name = \"x\"\ndescription = \"d\"\nmodel = \"reuseport\"\nsysctl = { \"kernel.pid_max\" = 5 }\n")
+                .unwrap_err();
+        assert!(
+            e.starts_with("t.toml:4: sysctl: 'kernel.pid_max' is not a per-namespace network sysctl"),
+            "{e}"
+        );
+        let e = parse("name = \"x\"\ndescription = \"d\"\nmodel = \"reuseport\"\nnetns = \"host\"\nsysctl = { \"net.core.somaxconn\" = 5 }\n")
+            .unwrap_err();
+        assert!(e.contains("(point)") && e.contains("never changed"), "{e}");
     }
 
     #[test]
