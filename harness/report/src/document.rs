@@ -250,7 +250,132 @@ fn run_content(dir: &Path) -> anyhow::Result<(String, String, Vec<Table>)> {
             get(r, "p999_us").into(),
         ]);
     }
-    Ok((title, question, vec![t, w]))
+    let mut tables = vec![t, w];
+    if let Some(k) = kernel_table(&summary) {
+        tables.push(k);
+    }
+    Ok((title, question, tables))
+}
+
+/// The kernel's counters and the accept queues as summary.csv (and a
+/// sweep's runs.csv) gives them: `(column, what it counts)`.
+const KERNEL_COLUMNS: [(&str, &str); 15] = [
+    (
+        "kernel_listen_overflows",
+        "listen overflows (TcpExt.ListenOverflows): a SYN or a handshake's last ACK found the accept queue full",
+    ),
+    (
+        "kernel_listen_drops",
+        "listen drops (TcpExt.ListenDrops): connections dropped at a listener, overflows included",
+    ),
+    (
+        "kernel_syn_cookies_sent",
+        "SYN cookies sent (TcpExt.SyncookiesSent): the SYN queue was full",
+    ),
+    (
+        "kernel_reqq_full_drops",
+        "SYNs dropped, request queue full (TcpExt.TCPReqQFullDrop)",
+    ),
+    (
+        "kernel_syn_retrans",
+        "SYN and SYN-ACK retransmits (TcpExt.TCPSynRetrans)",
+    ),
+    ("kernel_timeouts", "retransmit timeouts (TcpExt.TCPTimeouts)"),
+    (
+        "kernel_migrate_req_success",
+        "requests migrated to another listener (TcpExt.TCPMigrateReqSuccess)",
+    ),
+    (
+        "kernel_migrate_req_failure",
+        "requests that could not be migrated (TcpExt.TCPMigrateReqFailure)",
+    ),
+    ("kernel_passive_opens", "passive opens (Tcp.PassiveOpens)"),
+    ("kernel_active_opens", "active opens (Tcp.ActiveOpens)"),
+    ("kernel_attempt_fails", "failed connection attempts (Tcp.AttemptFails)"),
+    (
+        "kernel_estab_resets",
+        "resets of established connections (Tcp.EstabResets)",
+    ),
+    ("queue_max", "deepest accept queue (connections)"),
+    ("queue_mean", "mean of the accept queues' summed depth (connections)"),
+    ("queue_full_ms", "longest time an accept queue was at its limit (ms)"),
+];
+
+/// "The kernel's account" of a run: each kernel counter's change over the
+/// measured load and the accept queues, for the columns summary.csv has
+/// (an empty cell, a figure not read, shows as `-`); `None` when it has
+/// none of them (a run from before they were recorded).
+fn kernel_table(summary: &HashMap<String, String>) -> Option<Table> {
+    let present: Vec<&(&str, &str)> = KERNEL_COLUMNS
+        .iter()
+        .filter(|(c, _)| summary.contains_key(*c))
+        .collect();
+    if present.is_empty() {
+        return None;
+    }
+    let mut t = Table::new(
+        "The kernel's account: each TCP counter's change over the measured load (the run's own in its own network namespace, else machine-wide), and the accept queues as sampled",
+        &["counter", "change"],
+    );
+    for (col, label) in present {
+        let value = match get(summary, col) {
+            "" => "-".to_string(),
+            v => fmt_num(v, 1),
+        };
+        t.rows.push(vec![label.to_string(), value]);
+    }
+    Some(t)
+}
+
+/// The kernel columns a sweep's table gives per point: `(column, header)`.
+const SWEEP_KERNEL_COLUMNS: [(&str, &str); 5] = [
+    ("kernel_listen_overflows", "listen overflows"),
+    ("kernel_listen_drops", "listen drops"),
+    ("kernel_syn_cookies_sent", "SYN cookies"),
+    ("kernel_syn_retrans", "SYN retransmits"),
+    ("queue_max", "deepest accept queue"),
+];
+
+/// Per point of a sweep, the mean over its complete runs of the kernel
+/// columns runs.csv has; `None` when it has none of them.
+fn sweep_kernel_table(runs: &Rows, aggregate: &Rows) -> Option<Table> {
+    let present: Vec<&(&str, &str)> = SWEEP_KERNEL_COLUMNS
+        .iter()
+        .filter(|(c, _)| runs.iter().any(|r| r.contains_key(*c)))
+        .collect();
+    if present.is_empty() {
+        return None;
+    }
+    let mut headers = vec!["point", "n"];
+    headers.extend(present.iter().map(|(_, h)| *h));
+    let mut t = Table::new(
+        "The kernel's account per point: the mean over repetitions of each counter's change over the measured load and of the deepest accept queue (`-`: not read)",
+        &headers,
+    );
+    for row in aggregate {
+        let point = get(row, "point");
+        let of_point: Vec<&HashMap<String, String>> = runs
+            .iter()
+            .filter(|r| get(r, "point") == point && get(r, "complete") != "false")
+            .collect();
+        let mut cells = vec![
+            match get(row, "label") {
+                "" => get(row, "model").to_string(),
+                l => l.to_string(),
+            },
+            of_point.len().to_string(),
+        ];
+        for (col, _) in &present {
+            let values: Vec<f64> = of_point.iter().filter_map(|r| get(r, col).parse().ok()).collect();
+            cells.push(if values.is_empty() {
+                "-".into()
+            } else {
+                fmt_num(&(values.iter().sum::<f64>() / values.len() as f64).to_string(), 1)
+            });
+        }
+        t.rows.push(cells);
+    }
+    Some(t)
 }
 
 /// The scenario's leading comment: the question it answers.
@@ -319,6 +444,10 @@ fn sweep_content(dir: &Path, record: &Value) -> anyhow::Result<(String, String, 
             ]);
         }
         tables.push(slow);
+    }
+
+    if let Some(k) = sweep_kernel_table(&runs, &aggregate) {
+        tables.push(k);
     }
 
     if name == "seed-table" {
@@ -550,6 +679,70 @@ mod tests {
         assert_eq!(
             t.html(),
             "<table>\n<caption>Caps &lt;b&gt;</caption>\n<tr><th>a</th><th>b|c</th></tr>\n<tr><td>1</td><td>x &amp; y</td></tr>\n</table>\n"
+        );
+    }
+
+    fn row(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_kernel_account_of_a_run_lists_the_columns_it_has() {
+        assert_eq!(kernel_table(&row(&[("model", "reuseport"), ("jain", "1")])), None);
+        let t = kernel_table(&row(&[
+            ("kernel_listen_overflows", "12"),
+            ("kernel_syn_retrans", ""),
+            ("queue_mean", "3.26"),
+        ]))
+        .unwrap();
+        assert!(t.caption.starts_with("The kernel's account"), "{}", t.caption);
+        assert_eq!(t.headers, ["counter", "change"]);
+        let cells: Vec<(&str, &str)> = t.rows.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
+        assert_eq!(cells.len(), 3);
+        assert!(cells[0].0.starts_with("listen overflows") && cells[0].1 == "12");
+        assert!(cells[1].0.starts_with("SYN and SYN-ACK retransmits") && cells[1].1 == "-");
+        assert!(cells[2].0.starts_with("mean of the accept queues") && cells[2].1 == "3.3");
+    }
+
+    #[test]
+    fn the_kernel_account_of_a_sweep_is_a_mean_per_point_over_complete_runs() {
+        let aggregate = vec![
+            row(&[("point", "0"), ("label", "model=reuseport"), ("model", "reuseport")]),
+            row(&[("point", "1"), ("label", ""), ("model", "shared-epoll")]),
+        ];
+        let runs = vec![
+            row(&[
+                ("point", "0"),
+                ("complete", "true"),
+                ("kernel_listen_overflows", "10"),
+                ("queue_max", "128"),
+            ]),
+            row(&[
+                ("point", "0"),
+                ("complete", "true"),
+                ("kernel_listen_overflows", "15"),
+                ("queue_max", "64"),
+            ]),
+            // Cut short: left out.
+            row(&[
+                ("point", "0"),
+                ("complete", "false"),
+                ("kernel_listen_overflows", "900"),
+                ("queue_max", "1"),
+            ]),
+            row(&[
+                ("point", "1"),
+                ("complete", "true"),
+                ("kernel_listen_overflows", ""),
+                ("queue_max", "3"),
+            ]),
+        ];
+        assert_eq!(sweep_kernel_table(&vec![row(&[("point", "0")])], &aggregate), None);
+        let t = sweep_kernel_table(&runs, &aggregate).unwrap();
+        assert_eq!(t.headers, ["point", "n", "listen overflows", "deepest accept queue"]);
+        assert_eq!(
+            t.rows,
+            [["model=reuseport", "2", "12.5", "96"], ["shared-epoll", "1", "-", "3"]]
         );
     }
 

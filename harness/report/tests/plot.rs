@@ -63,19 +63,29 @@ fn jain(xs: &[u64]) -> f64 {
     }
 }
 
+/// The phase columns the fixtures write (`queue` and `service` are newer
+/// than the files most fixtures stand for).
+const PHASE_HEADER: &str = "connect_p50_us,connect_p99_us,ttfb_p50_us,ttfb_p99_us,total_p50_us,total_p99_us";
+
+/// The cells of [`PHASE_HEADER`] for a run whose latency starts at `base`.
+fn phase_cells(base: u64) -> String {
+    format!("{},{},{},{},{},{}", base / 4, base, base, base * 4, base * 2, base * 5)
+}
+
 /// `summary.csv` columns (a few, plus one the charts do not know).
 fn summary_row(r: &RunSpec) -> (String, String) {
     let total: u64 = r.counts.iter().sum();
     (
-        "model,workers,connections,conn_per_s,jain,max_min_ratio,p99_us,future_column".into(),
+        format!("model,workers,connections,conn_per_s,jain,max_min_ratio,p99_us,{PHASE_HEADER},future_column"),
         format!(
-            "{},{},{total},{:.1},{:.6},{},{},x",
+            "{},{},{total},{:.1},{:.6},{},{},{},x",
             r.model,
             r.counts.len(),
             total as f64 * 10.0,
             jain(&r.counts),
             "inf",
-            r.base_us * 5
+            r.base_us * 5,
+            phase_cells(r.base_us)
         ),
     )
 }
@@ -94,8 +104,10 @@ fn worker_rows(r: &RunSpec) -> Vec<String> {
                 let b = r.base_us + i as u64 * 10;
                 (b, b * 4, b * 9)
             };
+            // A reuseport fleet's worker 1 is stalled from 200 to 400 ms.
+            let stall = if stalls(r) && i == 1 { "200,400" } else { "," };
             format!(
-                "{},{},{i},{},{a},{:.6},{p50},{p99},{p999},extra",
+                "{},{},{i},{},{a},{:.6},{p50},{p99},{p999},{stall},extra",
                 r.model,
                 r.counts.len(),
                 1000 + i,
@@ -104,7 +116,41 @@ fn worker_rows(r: &RunSpec) -> Vec<String> {
         })
         .collect()
 }
-const WORKERS_HEADER: &str = "model,workers,worker,pid,accepted,share,p50_us,p99_us,p999_us,unknown_later_column";
+const WORKERS_HEADER: &str =
+    "model,workers,worker,pid,accepted,share,p50_us,p99_us,p999_us,stall_from_ms,stall_to_ms,unknown_later_column";
+
+/// Whether the fixture run has a listener per worker (and worker 1
+/// stalled) rather than one shared listener.
+fn stalls(r: &RunSpec) -> bool {
+    r.model.starts_with("reuseport") && r.counts.len() > 1
+}
+
+/// The queue limit of every fixture listener.
+const LIMIT: u32 = 128;
+
+/// `queue.csv`: a sample every 10 ms for 500 ms. A reuseport fleet has a
+/// listener per worker and worker 1's fills to its limit while it is
+/// stalled (200-400 ms); anything else has one shared listener.
+fn queue_rows(r: &RunSpec) -> Vec<String> {
+    let mut out = vec!["t_ms,worker,listener_inode,depth,limit".to_string()];
+    for k in 1..=50u32 {
+        let t = k * 10;
+        if stalls(r) {
+            for w in 0..r.counts.len() as u32 {
+                let depth = if w == 1 && (200..=400).contains(&t) {
+                    ((t - 190) as f64 * 1.2) as u32
+                } else {
+                    (k + w) % 3
+                }
+                .min(LIMIT);
+                out.push(format!("{t}.0,{w},{},{depth},{LIMIT}", 7000 + w));
+            }
+        } else {
+            out.push(format!("{t}.0,,6999,{},{LIMIT}", (k * 7) % 5));
+        }
+    }
+    out
+}
 
 /// Five 100 ms intervals; the third is empty (no accepts at all).
 fn ts_rows(r: &RunSpec) -> Vec<String> {
@@ -149,6 +195,7 @@ fn write_run_dir(dir: &Path, r: &RunSpec) {
     ts.extend(ts_rows(r));
     fs::write(dir.join("timeseries.csv"), ts.join("\n") + "\n").unwrap();
     write_hlog(dir, r);
+    fs::write(dir.join("queue.csv"), queue_rows(r).join("\n") + "\n").unwrap();
 }
 
 /// One grid point of a fixture sweep.
@@ -164,10 +211,9 @@ struct PointSpec {
 fn write_sweep(dir: &Path, points: &[PointSpec]) {
     fs::create_dir_all(dir.join("runs")).unwrap();
     let has_rate = points.iter().any(|p| p.rate.is_some());
-    let mut runs = vec![
-        "run_id,point,repetition,order,label,rate_spec,capacity_conn_per_s,model,workers,jain,conn_per_s,rate"
-            .to_string(),
-    ];
+    let mut runs = vec![format!(
+        "run_id,point,repetition,order,label,rate_spec,capacity_conn_per_s,model,workers,jain,conn_per_s,rate,{PHASE_HEADER}"
+    )];
     let mut workers = vec![format!("run_id,point,repetition,{WORKERS_HEADER}")];
     let mut ts = vec![format!("run_id,point,repetition,{TS_HEADER}")];
     let params = if has_rate {
@@ -196,11 +242,12 @@ fn write_sweep(dir: &Path, points: &[PointSpec]) {
             let j = jain(counts);
             jains.push(j);
             runs.push(format!(
-                "{id},{p},{rep},{order},{label},{},1000,{},{},{j:.6},5000,{}",
+                "{id},{p},{rep},{order},{label},{},1000,{},{},{j:.6},5000,{},{}",
                 spec.rate.unwrap_or(""),
                 spec.model,
                 counts.len(),
-                spec.rate.unwrap_or("")
+                spec.rate.unwrap_or(""),
+                phase_cells(run.base_us + rep as u64 * 10)
             ));
             order += 1;
             for row in worker_rows(&run) {
@@ -338,7 +385,14 @@ fn a_run_dir_with_an_idle_worker_draws_every_run_chart() {
     let drawn = draw_all(&s.0).unwrap();
     assert_eq!(
         names(&drawn),
-        ["workers", "latency-spectrum", "share-over-time", "worker-latency"]
+        [
+            "workers",
+            "latency-spectrum",
+            "phases",
+            "share-over-time",
+            "worker-latency",
+            "queue-depth"
+        ]
     );
     for c in &drawn.charts {
         check_chart(c);
@@ -369,7 +423,7 @@ fn a_run_dir_with_an_idle_worker_draws_every_run_chart() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 8, "{files:?}");
+    assert_eq!(files.len(), 12, "{files:?}");
     assert!(files.iter().all(|f| !f.starts_with('.')), "{files:?}");
 }
 
@@ -385,7 +439,7 @@ fn a_run_with_one_worker_draws() {
         },
     );
     let drawn = draw_all(&s.0).unwrap();
-    assert_eq!(drawn.charts.len(), 4, "{:?}", drawn.skipped);
+    assert_eq!(drawn.charts.len(), 6, "{:?}", drawn.skipped);
     for c in &drawn.charts {
         check_chart(c);
     }
@@ -407,7 +461,7 @@ fn a_run_without_timeseries_or_histograms_skips_those_charts() {
     fs::remove_file(s.0.join("timeseries.csv")).unwrap();
     fs::remove_file(s.0.join("histograms.hlog")).unwrap();
     let drawn = draw_all(&s.0).unwrap();
-    assert_eq!(names(&drawn), ["workers", "worker-latency"]);
+    assert_eq!(names(&drawn), ["workers", "phases", "worker-latency", "queue-depth"]);
     assert!(skipped(&drawn, "share-over-time").unwrap().contains("timeseries.csv"));
     assert!(skipped(&drawn, "latency-spectrum").unwrap().contains("histograms.hlog"));
 }
@@ -457,8 +511,12 @@ fn a_load_sweep_draws_every_chart_and_a_spectrum_per_load() {
             "latency-spectrum-rate-10pct",
             "latency-spectrum-rate-50pct",
             "latency-spectrum-rate-100pct",
+            "phases-rate-10pct",
+            "phases-rate-50pct",
+            "phases-rate-100pct",
             "share-over-time",
-            "worker-latency"
+            "worker-latency",
+            "queue-depth"
         ],
         "{:?}",
         drawn.skipped
@@ -526,8 +584,10 @@ fn a_sweep_of_one_run_draws_and_says_why_there_is_no_load_chart() {
             "workers",
             "shares",
             "latency-spectrum",
+            "phases",
             "share-over-time",
-            "worker-latency"
+            "worker-latency",
+            "queue-depth"
         ]
     );
     for c in &drawn.charts {
@@ -630,8 +690,10 @@ fn a_sweep_with_no_finished_run_draws_nothing_and_says_why() {
             "shares",
             "jain-vs-load",
             "latency-spectrum",
+            "phases",
             "share-over-time",
-            "worker-latency"
+            "worker-latency",
+            "queue-depth"
         ]
     );
     assert!(drawn.skipped.iter().all(|s| !s.1.is_empty()));
@@ -678,4 +740,232 @@ fn an_empty_or_broken_dir_is_an_error_naming_what_is_wrong() {
     fs::write(s.0.join("workers.csv"), "worker,accepted\n0,12\n1,twelve\n").unwrap();
     let err = format!("{:#}", draw_all(&s.0).unwrap_err());
     assert!(err.contains("workers.csv:3") && err.contains("accepted"), "{err}");
+}
+
+/// The SVG's text elements, trimmed.
+fn svg_texts(svg: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| n.text().unwrap_or("").trim().to_string())
+        .collect()
+}
+
+/// The SVG's lines of more than two points, as `(stroke, points)`: the data
+/// lines (dashes, grid lines and legend swatches have two points).
+fn svg_data_lines(svg: &str) -> Vec<(String, usize)> {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    doc.descendants()
+        .filter(|n| n.has_tag_name("polyline") || n.has_tag_name("path"))
+        .filter_map(|n| {
+            let points = n.attribute("points").or(n.attribute("d"))?;
+            let count = points.split_whitespace().count();
+            (count > 2).then(|| (n.attribute("stroke").unwrap_or("").to_string(), count))
+        })
+        .collect()
+}
+
+#[test]
+fn a_stalled_reuseport_worker_fills_its_own_queue() {
+    let s = Scratch::new("queue");
+    write_run_dir(
+        &s.0,
+        &RunSpec {
+            model: "reuseport",
+            counts: vec![120, 40, 130, 125],
+            base_us: 90,
+        },
+    );
+    let drawn = draw_all(&s.0).unwrap();
+    let chart = drawn
+        .charts
+        .iter()
+        .find(|c| c.name == "queue-depth")
+        .unwrap_or_else(|| panic!("not drawn: {:?}", drawn.skipped));
+    check_chart(chart);
+    let svg = svg_text(&drawn, "queue-depth");
+    // One line per listener, each with its 50 samples, in its own colour.
+    let lines = svg_data_lines(&svg);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines.iter().all(|(_, n)| *n == 50), "{lines:?}");
+    let mut strokes: Vec<&str> = lines.iter().map(|(s, _)| s.as_str()).collect();
+    strokes.sort();
+    strokes.dedup();
+    assert_eq!(strokes.len(), 4, "{lines:?}");
+    let texts = svg_texts(&svg);
+    for name in ["worker 0", "worker 1", "worker 2", "worker 3", "worker 1 stalled"] {
+        assert!(texts.iter().any(|t| t == name), "legend lacks {name:?}: {texts:?}");
+    }
+    // The limit is one dashed line, named once for every listener.
+    assert!(texts.iter().any(|t| t.starts_with("the limit, 128")), "{texts:?}");
+    assert!(texts.iter().any(|t| t == "sampled every 10 ms"), "{texts:?}");
+    // The caption names the full queue and the near-empty others.
+    assert!(
+        chart.caption.contains("worker 1's at 128 of its limit 128")
+            && chart.caption.contains("the others held at most 2"),
+        "{}",
+        chart.caption
+    );
+    assert_eq!(chart.title, "Accept-queue depth per listening socket: reuseport");
+}
+
+#[test]
+fn a_shared_listener_is_one_line_and_a_sweep_draws_its_first_run() {
+    let s = Scratch::new("queue-shared");
+    write_sweep(
+        &s.0,
+        &[PointSpec {
+            model: "shared-epoll",
+            rate: None,
+            reps: vec![vec![263, 1018, 610, 1109], vec![300, 900, 700, 1000]],
+        }],
+    );
+    // Only the first run's queue.csv is read: the second's is broken.
+    fs::write(s.0.join("runs/p000-r01/queue.csv"), "t_ms,depth\nx,y\n").unwrap();
+    let drawn = draw_all(&s.0).unwrap();
+    let svg = svg_text(&drawn, "queue-depth");
+    assert_eq!(svg_data_lines(&svg).len(), 1);
+    let texts = svg_texts(&svg);
+    assert!(texts.iter().any(|t| t == "shared listener"), "{texts:?}");
+    // Its depth stays far below the limit: the axis fits the depths and
+    // the legend gives the limit.
+    assert!(
+        texts.iter().any(|t| t.starts_with("limit 128: off the scale")),
+        "{texts:?}"
+    );
+    let chart = drawn.charts.iter().find(|c| c.name == "queue-depth").unwrap();
+    assert!(chart.caption.contains("(shared listener)"), "{}", chart.caption);
+    // Without its queue.csv the first run's chart is skipped, with the reason.
+    fs::remove_file(s.0.join("runs/p000-r00/queue.csv")).unwrap();
+    let drawn = draw_all(&s.0).unwrap();
+    assert!(!names(&drawn).contains(&"queue-depth"));
+    assert!(skipped(&drawn, "queue-depth").unwrap().contains("no queue.csv"));
+    assert!(
+        !s.0.join("charts/queue-depth.svg").exists(),
+        "the stale chart is removed"
+    );
+}
+
+#[test]
+fn a_run_without_queue_csv_or_phase_columns_skips_those_charts() {
+    let s = Scratch::new("no-queue");
+    let run = RunSpec {
+        model: "reuseport",
+        counts: vec![5, 6],
+        base_us: 80,
+    };
+    write_run_dir(&s.0, &run);
+    fs::remove_file(s.0.join("queue.csv")).unwrap();
+    fs::write(
+        s.0.join("summary.csv"),
+        "model,workers,connections,jain,p99_us\nreuseport,2,11,0.99,400\n",
+    )
+    .unwrap();
+    let drawn = draw_all(&s.0).unwrap();
+    assert_eq!(
+        names(&drawn),
+        ["workers", "latency-spectrum", "share-over-time", "worker-latency"]
+    );
+    assert!(skipped(&drawn, "queue-depth").unwrap().contains("no queue.csv"));
+    let why = skipped(&drawn, "phases").unwrap();
+    assert!(why.contains("no phase column") && why.contains("summary.csv"), "{why}");
+    // Columns there but every cell empty: skipped too, saying so.
+    fs::write(
+        s.0.join("summary.csv"),
+        format!("model,workers,{PHASE_HEADER}\nreuseport,2,,,,,,\n"),
+    )
+    .unwrap();
+    let drawn = draw_all(&s.0).unwrap();
+    assert!(
+        skipped(&drawn, "phases").unwrap().contains("empty"),
+        "{:?}",
+        drawn.skipped
+    );
+}
+
+#[test]
+fn phases_of_a_run_with_every_phase_draw_ten_bars() {
+    let s = Scratch::new("phases-all");
+    write_run_dir(
+        &s.0,
+        &RunSpec {
+            model: "reuseport",
+            counts: vec![50, 50],
+            base_us: 100,
+        },
+    );
+    fs::write(
+        s.0.join("summary.csv"),
+        "model,workers,connect_p50_us,connect_p99_us,queue_p50_us,queue_p99_us,service_p50_us,service_p99_us,ttfb_p50_us,ttfb_p99_us,total_p50_us,total_p99_us\n\
+         reuseport,2,20,90,3,40,50,400,80,700,120,1500\n",
+    )
+    .unwrap();
+    let drawn = draw_all(&s.0).unwrap();
+    let chart = drawn.charts.iter().find(|c| c.name == "phases").unwrap();
+    check_chart(chart);
+    let svg = svg_text(&drawn, "phases");
+    let texts = svg_texts(&svg);
+    for name in [
+        "connect: handshake",
+        "queue: until accepted",
+        "service: in the worker",
+        "ttfb: to the first byte",
+        "total (corrected)",
+        "p50: lighter, left",
+        "p99: darker, right",
+    ] {
+        assert!(texts.iter().any(|t| t == name), "legend lacks {name:?}: {texts:?}");
+    }
+    assert!(!texts.iter().any(|t| t.starts_with("left out")), "{texts:?}");
+    // One group of ten bars, each with its value written on it.
+    for v in ["20", "90", "3", "40", "50", "400", "80", "700", "120", "1,500"] {
+        assert!(texts.iter().any(|t| t == v), "no bar labelled {v}: {texts:?}");
+    }
+    assert!(chart.caption.contains("the total p99 is 1,500 µs"), "{}", chart.caption);
+}
+
+#[test]
+fn phases_of_a_load_sweep_are_one_chart_per_load_and_say_what_is_missing() {
+    let s = Scratch::new("phases-sweep");
+    write_sweep(&s.0, &load_sweep());
+    let drawn = draw_all(&s.0).unwrap();
+    let chart = drawn.charts.iter().find(|c| c.name == "phases-rate-50pct").unwrap();
+    assert_eq!(chart.title, "Where the time goes: rate 50%");
+    let texts = svg_texts(&svg_text(&drawn, "phases-rate-50pct"));
+    // Every model but reuseport (which misses 50%) is a group.
+    for m in ["shared-blocking", "shared-epoll", "epoll-exclusive", "dispatch-rr"] {
+        assert!(texts.iter().any(|t| t == m), "{m}: {texts:?}");
+    }
+    assert!(!texts.iter().any(|t| t == "reuseport"), "{texts:?}");
+    // The fixture's runs.csv has no queue or service columns. (Long legend
+    // lines wrap.)
+    let legend = texts.join(" ");
+    assert!(legend.contains("left out, not recorded: queue, service"), "{legend}");
+    assert!(legend.contains("each bar: mean over 1-2 runs"), "{legend}");
+    // The mean over repetitions: shared-blocking at 50% is point 1, base
+    // 150 µs, its two runs' total p99 (5 x base) 750 and 800; dispatch-rr
+    // ran once there, base 700.
+    assert!(
+        chart.caption.contains("at rate 50%")
+            && chart
+                .caption
+                .contains("lowest for shared-blocking (775 µs) and highest for dispatch-rr (3,500 µs)"),
+        "{}",
+        chart.caption
+    );
+    // Without phase columns in runs.csv (an older sweep) it is skipped.
+    let runs = fs::read_to_string(s.0.join("runs.csv")).unwrap();
+    let cut: String = runs
+        .lines()
+        .map(|l| l.split(',').take(12).collect::<Vec<_>>().join(",") + "\n")
+        .collect();
+    fs::write(s.0.join("runs.csv"), cut).unwrap();
+    let drawn = draw_all(&s.0).unwrap();
+    assert!(!names(&drawn).iter().any(|n| n.starts_with("phases")));
+    let why = skipped(&drawn, "phases").unwrap();
+    assert!(why.contains("no phase column") && why.contains("runs.csv"), "{why}");
+    assert!(
+        !s.0.join("charts/phases-rate-50pct.svg").exists(),
+        "stale phase charts are removed"
+    );
 }

@@ -1,5 +1,6 @@
 //! Loads what the charts need from a run or sweep directory: CSVs read by
-//! column name (extra columns are ignored, so newer files still load), and
+//! column name (extra columns are ignored, so newer files still load; the
+//! phase columns and `queue.csv` may be missing, as in older files), and
 //! the whole-run histograms of `histograms.hlog`.
 //!
 //! A missing optional file (no `timeseries.csv`, no `histograms.hlog`) is
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use hdrhistogram::Histogram;
+use records::rows::QueueRow;
 use records::{Estimate, Table};
 
 /// What a directory holds.
@@ -50,6 +52,10 @@ pub struct WorkerRow {
     pub p50_us: Option<f64>,
     pub p99_us: Option<f64>,
     pub p999_us: Option<f64>,
+    /// When its injected stall began and ended (ms since the load began),
+    /// if it was stalled.
+    pub stall_from_ms: Option<f64>,
+    pub stall_to_ms: Option<f64>,
 }
 
 /// One row of `timeseries.csv`: what a worker gained in the interval that
@@ -67,6 +73,81 @@ pub struct Figures {
     pub jain: Option<f64>,
     pub max_min_ratio: Option<f64>,
     pub conn_per_s: Option<f64>,
+    pub phases: Phases,
+}
+
+/// The phases of a connection whose p50 and p99 summary.csv (and a sweep's
+/// runs.csv) may give, as `<phase>_p50_us` and `<phase>_p99_us`, in the
+/// order a connection meets them. `queue` and `service` are newer than the
+/// others: older files lack them.
+pub const PHASES: [&str; 5] = ["connect", "queue", "service", "ttfb", "total"];
+
+/// The percentiles of each phase a file gives.
+pub const PHASE_QUANTILES: [&str; 2] = ["p50", "p99"];
+
+/// p50 and p99 (µs) of each of [`PHASES`], in that order; `None` for a
+/// missing column or an empty cell.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Phases(pub [[Option<f64>; 2]; 5]);
+
+/// `connect_p50_us`, or with `suffix` `_mean` the column of aggregate.csv.
+pub fn phase_column(phase: &str, quantile: &str, suffix: &str) -> String {
+    format!("{phase}_{quantile}_us{suffix}")
+}
+
+fn phases(t: &Table, r: usize, suffix: &str) -> Result<Phases> {
+    let mut out = Phases::default();
+    for (i, p) in PHASES.iter().enumerate() {
+        for (j, q) in PHASE_QUANTILES.iter().enumerate() {
+            out.0[i][j] = t.f64(r, t.col(&phase_column(p, q, suffix)))?;
+        }
+    }
+    Ok(out)
+}
+
+/// Which of [`PHASES`] `t` has a p50 or p99 column for.
+fn phase_columns(t: &Table, suffix: &str) -> Vec<&'static str> {
+    PHASES
+        .iter()
+        .copied()
+        .filter(|p| {
+            PHASE_QUANTILES
+                .iter()
+                .any(|q| t.col(&phase_column(p, q, suffix)).is_some())
+        })
+        .collect()
+}
+
+/// A run's `queue.csv` ([`records::names::QUEUE`]): one row per listening
+/// socket per sample. `None` when the run has none (it predates the file,
+/// or nothing was sampled).
+pub fn read_queue(run_dir: &Path) -> Result<Option<Vec<QueueRow>>> {
+    let path = run_dir.join(records::names::QUEUE);
+    let Some(t) = Table::read(&path)? else {
+        return Ok(None);
+    };
+    let (t_ms, inode, depth, limit) = (
+        t.need("t_ms")?,
+        t.need("listener_inode")?,
+        t.need("depth")?,
+        t.need("limit")?,
+    );
+    let worker = t.col("worker");
+    let small = |r: usize, c: usize| -> Result<u32> {
+        let v = t.need_u64(r, c)?;
+        u32::try_from(v).map_err(|_| anyhow!("{}:{}: {v} is too large for a queue", path.display(), r + 2))
+    };
+    let mut out = Vec::with_capacity(t.len());
+    for r in 0..t.len() {
+        out.push(QueueRow {
+            t_ms: t.need_f64(r, t_ms)?,
+            worker: t.u64(r, worker)?.map(|w| w as usize),
+            listener_inode: t.need_u64(r, inode)?,
+            depth: small(r, depth)?,
+            limit: small(r, limit)?,
+        });
+    }
+    Ok(Some(out))
 }
 
 /// One run, from a run directory or from a sweep's tidy files.
@@ -120,6 +201,7 @@ fn worker_rows(t: &Table, rows: impl Iterator<Item = usize>) -> Result<Vec<Worke
     let worker = t.need("worker")?;
     let accepted = t.need("accepted")?;
     let (pid, p50, p99, p999) = (t.col("pid"), t.col("p50_us"), t.col("p99_us"), t.col("p999_us"));
+    let (stall_from, stall_to) = (t.col("stall_from_ms"), t.col("stall_to_ms"));
     let mut out = Vec::new();
     for r in rows {
         out.push(WorkerRow {
@@ -129,6 +211,8 @@ fn worker_rows(t: &Table, rows: impl Iterator<Item = usize>) -> Result<Vec<Worke
             p50_us: t.f64(r, p50)?,
             p99_us: t.f64(r, p99)?,
             p999_us: t.f64(r, p999)?,
+            stall_from_ms: t.f64(r, stall_from)?,
+            stall_to_ms: t.f64(r, stall_to)?,
         });
     }
     Ok(out)
@@ -152,6 +236,7 @@ fn figures(t: &Table, r: usize) -> Result<Figures> {
         jain: t.f64(r, t.col("jain"))?,
         max_min_ratio: t.f64(r, t.col("max_min_ratio"))?,
         conn_per_s: t.f64(r, t.col("conn_per_s"))?,
+        phases: phases(t, r, "")?,
     })
 }
 
@@ -226,6 +311,8 @@ fn add_histograms(path: &Path, acc: &mut Option<Latency>) -> Result<bool> {
 pub struct RunDir {
     pub dir: PathBuf,
     pub run: OneRun,
+    /// The [`PHASES`] summary.csv has columns for.
+    pub phase_columns: Vec<&'static str>,
 }
 
 impl RunDir {
@@ -235,6 +322,7 @@ impl RunDir {
         let timeseries = Table::read(&dir.join("timeseries.csv"))?;
         let mut model = None;
         let mut figs = Figures::default();
+        let phase_cols = summary.as_ref().map_or_else(Vec::new, |s| phase_columns(s, ""));
         if let Some(s) = summary.as_ref().filter(|s| !s.is_empty()) {
             model = s.opt_str(0, s.col("model")).map(str::to_string);
             figs = figures(s, 0)?;
@@ -264,6 +352,7 @@ impl RunDir {
                 workers: worker_rows,
                 timeseries,
             },
+            phase_columns: phase_cols,
         })
     }
 
@@ -275,6 +364,11 @@ impl RunDir {
         let mut acc = None;
         add_histograms(&self.dir.join("histograms.hlog"), &mut acc)?;
         Ok(acc)
+    }
+
+    /// The run's `queue.csv`, if it has one.
+    pub fn queue(&self) -> Result<Option<Vec<QueueRow>>> {
+        read_queue(&self.dir)
     }
 }
 
@@ -299,6 +393,9 @@ pub struct Point {
     pub params: Vec<(String, String)>,
     pub n: u64,
     pub jain: Option<Estimate>,
+    /// The phases' means over the repetitions, where aggregate.csv has them
+    /// (`connect_p99_us_mean`, ...).
+    pub phases: Phases,
 }
 
 impl Point {
@@ -322,6 +419,8 @@ pub struct SweepDir {
     pub workers: Vec<(String, WorkerRow)>,
     /// `(run_id, row)` of the combined `timeseries.csv`, if there is one.
     pub timeseries: Option<Vec<(String, TsRow)>>,
+    /// The [`PHASES`] runs.csv or aggregate.csv has columns for.
+    pub phase_columns: Vec<&'static str>,
 }
 
 impl SweepDir {
@@ -348,8 +447,16 @@ impl SweepDir {
                 figures: figures(&runs_t, r)?,
             });
         }
+        let mut phase_cols = phase_columns(&runs_t, "");
         let (points, params) = match Table::read(&dir.join("aggregate.csv"))? {
-            Some(agg) => points_from_aggregate(&agg, &runs)?,
+            Some(agg) => {
+                let agg_cols = phase_columns(&agg, "_mean");
+                phase_cols.retain(|p| !agg_cols.contains(p));
+                phase_cols.extend(agg_cols);
+                // Back in PHASES order.
+                phase_cols.sort_by_key(|p| PHASES.iter().position(|q| q == p));
+                points_from_aggregate(&agg, &runs)?
+            }
             None => points_from_runs(&runs),
         };
         let workers = match Table::read(&dir.join("workers.csv"))? {
@@ -376,7 +483,14 @@ impl SweepDir {
             params,
             workers,
             timeseries,
+            phase_columns: phase_cols,
         })
+    }
+
+    /// The `queue.csv` of a run of the sweep (`runs/<run_id>/queue.csv`),
+    /// if it has one.
+    pub fn queue(&self, row: &RunRow) -> Result<Option<Vec<QueueRow>>> {
+        read_queue(&self.dir.join(records::names::RUNS_DIR).join(&row.run_id))
     }
 
     /// One run of the sweep, from the combined files.
@@ -477,6 +591,7 @@ fn points_from_aggregate(agg: &Table, runs: &[RunRow]) -> Result<(Vec<Point>, Ve
                 .collect(),
             n: count as u64,
             jain,
+            phases: phases(agg, r, "_mean")?,
         });
     }
     Ok((points, params))
@@ -507,6 +622,7 @@ fn points_from_runs(runs: &[RunRow]) -> (Vec<Point>, Vec<String>) {
                 params: vec![("model".into(), rs[0].model.clone())],
                 n: rs.len() as u64,
                 jain: mean,
+                phases: Phases::default(),
             }
         })
         .collect();
@@ -554,6 +670,29 @@ mod tests {
         std::fs::write(d.join("workers.csv"), "worker,count\n0,12\n").unwrap();
         let err = format!("{:#}", RunDir::load(&d).err().unwrap());
         assert!(err.contains("no column `accepted`"), "{err}");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn queue_rows_read_by_name_and_name_a_bad_cell() {
+        let d = tmp("queue");
+        assert!(read_queue(&d).unwrap().is_none());
+        std::fs::write(
+            d.join("queue.csv"),
+            "limit,t_ms,worker,listener_inode,depth,later\n128,10.5,,77,3,x\n128,10.5,2,78,0,y\n",
+        )
+        .unwrap();
+        let rows = read_queue(&d).unwrap().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].t_ms, rows[0].worker, rows[0].listener_inode), (10.5, None, 77));
+        assert_eq!((rows[1].worker, rows[1].depth, rows[1].limit), (Some(2), 0, 128));
+        std::fs::write(
+            d.join("queue.csv"),
+            "t_ms,worker,listener_inode,depth,limit\n10,0,77,deep,128\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", read_queue(&d).unwrap_err());
+        assert!(err.contains("queue.csv:2") && err.contains("`depth`"), "{err}");
         std::fs::remove_dir_all(d).unwrap();
     }
 

@@ -118,14 +118,17 @@ pub(crate) fn slug(v: &str) -> String {
     out
 }
 
-/// The points of a sweep split into charts: `(name, subject, points)`.
-fn split(sweep: &SweepDir) -> Vec<(String, String, Vec<&Point>)> {
+/// The points of a sweep split into charts of `name`: `(name, subject,
+/// points)`. One chart when every model has one point or only the model
+/// varies; otherwise one per value of the other varying parameters
+/// (`<name>-<param>-<value>`).
+pub(crate) fn split<'a>(sweep: &'a SweepDir, name: &str) -> Vec<(String, String, Vec<&'a Point>)> {
     let mut models: Vec<&str> = sweep.points.iter().map(|p| p.model.as_str()).collect();
     models.sort();
     models.dedup();
     let others: Vec<String> = sweep.varying().into_iter().filter(|p| p != "model").collect();
     if models.len() == sweep.points.len() || others.is_empty() {
-        return vec![(NAME.into(), String::new(), sweep.points.iter().collect())];
+        return vec![(name.into(), String::new(), sweep.points.iter().collect())];
     }
     // (the other parameters' values, the points that have them)
     type Group<'a> = (Vec<(String, String)>, Vec<&'a Point>);
@@ -143,7 +146,7 @@ fn split(sweep: &SweepDir) -> Vec<(String, String, Vec<&Point>)> {
     groups
         .into_iter()
         .map(|(key, pts)| {
-            let name = key
+            let suffix = key
                 .iter()
                 .map(|(k, v)| format!("{}-{}", slug(k), slug(v)))
                 .collect::<Vec<_>>()
@@ -153,7 +156,7 @@ fn split(sweep: &SweepDir) -> Vec<(String, String, Vec<&Point>)> {
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            (format!("{NAME}-{name}"), subject, pts)
+            (format!("{name}-{suffix}"), subject, pts)
         })
         .collect()
 }
@@ -175,7 +178,7 @@ pub(crate) fn plan_sweep(sweep: &SweepDir) -> Vec<Planned> {
     if sweep.points.is_empty() {
         return vec![Planned::skip(NAME, "the sweep has no finished point yet")];
     }
-    let charts = split(sweep);
+    let charts = split(sweep, NAME);
     let chosen = pick(charts.len());
     let mut out = Vec::new();
     for (i, (name, subject, points)) in charts.into_iter().enumerate() {

@@ -4,8 +4,8 @@
 //! question (how does the spread change with load, which model is fairest,
 //! what does the herd cost in the latency tail) is answered by a picture.
 //! This module reads what a run or a sweep left on disk (`summary.csv`,
-//! `workers.csv`, `timeseries.csv`, `histograms.hlog`, `runs.csv`,
-//! `aggregate.csv`), never reruns anything, and writes each chart as SVG
+//! `workers.csv`, `timeseries.csv`, `histograms.hlog`, `queue.csv`,
+//! `runs.csv`, `aggregate.csv`), never reruns anything, and writes each chart as SVG
 //! (for reports) and PNG (for a quick look) under `DIR/charts/`.
 //!
 //! One file per chart, a shared [`style`] (one colour per model name in
@@ -24,6 +24,8 @@ pub mod data;
 mod jain_vs_load;
 mod latency_spectrum;
 mod legend;
+mod phases;
+mod queue_depth;
 mod share_over_time;
 mod shares;
 pub mod style;
@@ -95,8 +97,10 @@ pub fn draw_all_until(dir: &Path, stop: &dyn Fn() -> bool) -> Result<Drawn> {
             );
             drawn.skip("jain-vs-load", "needs a sweep with several loads");
             plans.extend(latency_spectrum::plan_run(run));
+            plans.extend(phases::plan_run(run));
             plans.push(share_over_time::plan(&one));
             plans.push(worker_latency::plan(&one));
+            plans.push(queue_depth::plan(&one, run.queue()));
         }
         Source::Sweep(sweep) => {
             // The one-run charts show the first run of runs.csv.
@@ -109,8 +113,13 @@ pub fn draw_all_until(dir: &Path, stop: &dyn Fn() -> bool) -> Result<Drawn> {
             plans.push(shares::plan(sweep));
             plans.push(jain_vs_load::plan(sweep));
             plans.extend(latency_spectrum::plan_sweep(sweep));
+            plans.extend(phases::plan_sweep(sweep));
             plans.push(one_run(share_over_time::plan, share_over_time::NAME));
             plans.push(one_run(worker_latency::plan, worker_latency::NAME));
+            plans.push(match (sweep.runs.first(), &first) {
+                (Some(row), Some(run)) => queue_depth::plan(run, sweep.queue(row)),
+                _ => Planned::skip(queue_depth::NAME, "runs.csv lists no finished run yet"),
+            });
         }
     }
     let mut stopped = false;
@@ -131,15 +140,21 @@ pub fn draw_all_until(dir: &Path, stop: &dyn Fn() -> bool) -> Result<Drawn> {
 /// Why a chart was not drawn when a signal stopped the drawing.
 pub const INTERRUPTED: &str = "interrupted by a signal before it was drawn";
 
-/// The chart names this module writes (a spectrum's may have a suffix).
-const CHART_NAMES: [&str; 6] = [
+/// The chart names this module writes (a spectrum's and a phase chart's
+/// may have a suffix: [`SUFFIXED`]).
+const CHART_NAMES: [&str; 8] = [
     workers::NAME,
     shares::NAME,
     jain_vs_load::NAME,
     latency_spectrum::NAME,
+    phases::NAME,
     share_over_time::NAME,
     worker_latency::NAME,
+    queue_depth::NAME,
 ];
+
+/// The charts drawn once per load of a sweep, as `<name>-<param>-<value>`.
+const SUFFIXED: [&str; 2] = [latency_spectrum::NAME, phases::NAME];
 
 /// Removes charts an earlier drawing left that this one did not draw (a
 /// spectrum for a point the sweep no longer has, a chart now skipped), so
@@ -154,7 +169,7 @@ fn remove_stale(out: &Path, drawn: &Drawn) -> Result<()> {
         ) else {
             continue;
         };
-        let ours = CHART_NAMES.contains(&stem) || stem.starts_with(&format!("{}-", latency_spectrum::NAME));
+        let ours = CHART_NAMES.contains(&stem) || SUFFIXED.iter().any(|n| stem.starts_with(&format!("{n}-")));
         let current = drawn.charts.iter().any(|c| c.name == stem);
         if (ext == "svg" || ext == "png") && ours && !current {
             fs::remove_file(&path).with_context(|| format!("removing the stale chart {}", path.display()))?;
