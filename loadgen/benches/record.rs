@@ -29,6 +29,8 @@ fn inputs(workers: usize) -> (Vec<Vec<u8>>, Vec<RequestTimes>) {
                 start,
                 first_byte: start + us(lat / 2),
                 done: start + us(lat),
+                established: None,
+                stamps: None,
             }
         })
         .collect();

@@ -171,6 +171,9 @@ pub struct Config {
     /// `false`: count completions and attribute them, but record no latency
     /// (all histograms stay empty). Default `true`.
     pub record: bool,
+    /// Keep one [`crate::Traced`] per connection (its first response), in
+    /// [`crate::Report::traced`]: about 56 bytes each. Default `false`.
+    pub trace: bool,
     /// Where each response names the worker that served it; responses that
     /// name none count under [`crate::report::UNKNOWN_WORKER`]. Default:
     /// the `x-worker` header.
@@ -233,6 +236,7 @@ impl Config {
             requests_per_conn: 1,
             intervals: None,
             record: true,
+            trace: false,
             attribution: Attribution::default(),
             piggyback_ack: false,
         }

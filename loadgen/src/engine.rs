@@ -124,7 +124,7 @@ pub fn run(cfg: &Config) -> io::Result<Report> {
             r.flush_intervals(run_end, last);
         }
     }
-    let mut total = Recorder::new(cfg.record);
+    let mut total = Recorder::new(cfg.record).traced(cfg.trace);
     for r in recs {
         total.merge(r);
     }
@@ -213,7 +213,7 @@ struct Thread<'a> {
 
 impl<'a> Thread<'a> {
     fn new(cfg: &'a Config, shared: &'a Shared, slots: usize, index: usize) -> io::Result<Thread<'a>> {
-        let mut rec = Recorder::new(cfg.record);
+        let mut rec = Recorder::new(cfg.record).traced(cfg.trace);
         if let Some(iv) = &cfg.intervals {
             rec = rec.with_intervals(index, shared.start, iv.every, iv.sink.clone());
         }
@@ -620,6 +620,8 @@ fn record_response(conn: &mut Conn, parser: &ResponseParser, rec: &mut Recorder,
         start: conn.req_start,
         first_byte: conn.first_byte.unwrap_or(now),
         done: now,
+        established: conn.connect.filter(|_| conn.responses == 0).map(|c| conn.started + c),
+        stamps: parser.stamps(),
     };
     let w = rec.response(parser.worker(), &t);
     if conn.responses == 0 {

@@ -32,6 +32,8 @@
 
 use std::fmt;
 
+use records::names::{ACCEPTED_HEADER, RESPONDED_HEADER};
+
 /// Largest header block (status line through the blank line) accepted.
 pub const MAX_HEAD: usize = 16 * 1024;
 
@@ -195,6 +197,18 @@ pub struct ResponseParser {
     body_id_len: usize,
     /// Body attribution: the first line has ended (or filled `body_id`).
     body_id_done: bool,
+    /// The server's stamps, if it sent them (see [`Stamps`]).
+    accepted_ns: Option<u64>,
+    responded_ns: Option<u64>,
+}
+
+/// When the server took the connection and began this response, by its
+/// CLOCK_MONOTONIC in nanoseconds: the `x-accepted-ns` and `x-responded-ns`
+/// headers the harness's own workers send (any server may).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamps {
+    pub accepted_ns: u64,
+    pub responded_ns: u64,
 }
 
 impl Default for ResponseParser {
@@ -217,6 +231,8 @@ impl ResponseParser {
             body_id: [0; MAX_BODY_ID],
             body_id_len: 0,
             body_id_done: false,
+            accepted_ns: None,
+            responded_ns: None,
         }
     }
 
@@ -248,6 +264,16 @@ impl ResponseParser {
         self.body_len = 0;
         self.body_id_len = 0;
         self.body_id_done = false;
+        self.accepted_ns = None;
+        self.responded_ns = None;
+    }
+
+    /// The response's stamps, if it carried both (parsed as decimal u64).
+    pub fn stamps(&self) -> Option<Stamps> {
+        Some(Stamps {
+            accepted_ns: self.accepted_ns?,
+            responded_ns: self.responded_ns?,
+        })
     }
 
     /// True once a whole response has been seen.
@@ -428,6 +454,10 @@ impl ResponseParser {
                 content_length = Some(n);
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                 chunked = true;
+            } else if name.eq_ignore_ascii_case(ACCEPTED_HEADER.as_bytes()) {
+                self.accepted_ns = parse_u64(value);
+            } else if name.eq_ignore_ascii_case(RESPONDED_HEADER.as_bytes()) {
+                self.responded_ns = parse_u64(value);
             }
             if let Some(want) = worker_header {
                 if worker.is_none() && !value.is_empty() && name.eq_ignore_ascii_case(want) {
@@ -1057,5 +1087,28 @@ mod tests {
         let e = Attribution::Header("bad name".into()).problem().unwrap();
         assert!(e.contains("'bad name' is not a header name"), "{e}");
         assert!(Attribution::Header(String::new()).problem().is_some());
+    }
+
+    #[test]
+    fn stamps_are_read_when_both_are_sent_and_forgotten_on_reset() {
+        let (mut p, r) = parse_all(&[
+            b"HTTP/1.1 200 OK\r\nx-worker: 1\r\nX-Accepted-Ns: 00000000000000000123\r\n",
+            b"x-responded-ns: 456\r\ncontent-length: 0\r\n\r\n",
+        ]);
+        r.unwrap();
+        assert_eq!(
+            p.stamps(),
+            Some(Stamps {
+                accepted_ns: 123,
+                responded_ns: 456
+            })
+        );
+        p.reset();
+        assert_eq!(p.stamps(), None);
+        let (p, _) = parse_all(&[b"HTTP/1.1 200 OK\r\nx-accepted-ns: 1\r\ncontent-length: 0\r\n\r\n"]);
+        assert_eq!(p.stamps(), None, "one stamp alone is not enough");
+        let (p, _) =
+            parse_all(&[b"HTTP/1.1 200 OK\r\nx-accepted-ns: 1x\r\nx-responded-ns: 2\r\ncontent-length: 0\r\n\r\n"]);
+        assert_eq!(p.stamps(), None, "a stamp that is not a number is ignored");
     }
 }

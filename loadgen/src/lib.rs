@@ -55,7 +55,7 @@ pub mod schedule;
 
 pub use config::{parse_duration, parse_sources, Arrivals, Config, Intervals, OpenLoop, Stop};
 pub use engine::run;
-pub use http::Attribution;
+pub use http::{Attribution, Stamps};
 pub use report::{
-    ErrorClass, ErrorCounts, IntervalHist, IntervalWorker, Phases, Recorder, Report, RequestTimes, WorkerReport,
+    ErrorClass, ErrorCounts, IntervalHist, IntervalWorker, Phases, Recorder, Report, RequestTimes, Traced, WorkerReport,
 };

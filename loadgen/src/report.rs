@@ -185,6 +185,15 @@ impl ErrorCounts {
 ///   coordinated omission; in the closed loop the intended start is the
 ///   actual start).
 /// - `total_uncorrected`: actual start to response complete.
+/// - `queue`: connection established (as the generator saw it) to the
+///   server taking it (`x-accepted-ns`): the time it waited in the accept
+///   queue (and, for a dispatcher, in its hand-off).
+/// - `service`: the server taking the connection to beginning this response
+///   (`x-responded-ns`).
+///
+/// `queue` and `service` are recorded for the first response of a
+/// connection, only when the server stamped it (see [`crate::Stamps`]);
+/// both sides read CLOCK_MONOTONIC, so no clock offset enters them.
 ///
 /// For later requests on a keep-alive connection the start of the request is
 /// when its send began: `ttfb` counts from there, and `total` =
@@ -197,6 +206,8 @@ impl ErrorCounts {
 #[derive(Clone)]
 pub struct Phases {
     pub connect: Histogram<u64>,
+    pub queue: Histogram<u64>,
+    pub service: Histogram<u64>,
     pub ttfb: Histogram<u64>,
     pub total: Histogram<u64>,
     pub total_uncorrected: Histogram<u64>,
@@ -206,6 +217,8 @@ impl Phases {
     pub fn new() -> Phases {
         Phases {
             connect: new_latency_histogram(),
+            queue: new_latency_histogram(),
+            service: new_latency_histogram(),
             ttfb: new_latency_histogram(),
             total: new_latency_histogram(),
             total_uncorrected: new_latency_histogram(),
@@ -213,9 +226,11 @@ impl Phases {
     }
 
     /// `(name, histogram)` for each phase, in a fixed order.
-    pub fn iter(&self) -> [(&'static str, &Histogram<u64>); 4] {
+    pub fn iter(&self) -> [(&'static str, &Histogram<u64>); 6] {
         [
             ("connect", &self.connect),
+            ("queue", &self.queue),
+            ("service", &self.service),
             ("ttfb", &self.ttfb),
             ("total", &self.total),
             ("total_uncorrected", &self.total_uncorrected),
@@ -229,6 +244,8 @@ impl Phases {
 
     fn add(&mut self, other: &Phases) {
         add(&mut self.connect, &other.connect);
+        add(&mut self.queue, &other.queue);
+        add(&mut self.service, &other.service);
         add(&mut self.ttfb, &other.ttfb);
         add(&mut self.total, &other.total);
         add(&mut self.total_uncorrected, &other.total_uncorrected);
@@ -377,6 +394,36 @@ pub struct Report {
     pub phases: Phases,
     /// Wall clock when the run started (an interval log's StartTime).
     pub run_start: SystemTime,
+    /// With [`crate::Config::trace`]: every connection's first response,
+    /// in no particular order.
+    pub traced: Vec<Traced>,
+}
+
+/// One connection's milestones, CLOCK_MONOTONIC ns (the clock of the
+/// servers' stamps): kept with [`crate::Config::trace`] for the first
+/// response of every connection whose establishment was seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traced {
+    /// The worker the response named ([`UNKNOWN_WORKER`] if none).
+    pub worker: String,
+    /// connect() called.
+    pub start_ns: u64,
+    /// Established, as the generator saw it (its first EPOLLOUT).
+    pub established_ns: u64,
+    /// The server's stamps, if it sent them.
+    pub stamps: Option<crate::Stamps>,
+    /// Response complete.
+    pub done_ns: u64,
+}
+
+/// [`Traced`] while the run goes: the worker as the recorder's index.
+#[derive(Debug, Clone, Copy)]
+struct TraceRow {
+    worker: usize,
+    start_ns: u64,
+    established_ns: u64,
+    stamps: Option<crate::Stamps>,
+    done_ns: u64,
 }
 
 impl fmt::Debug for Report {
@@ -447,6 +494,11 @@ pub struct RequestTimes {
     pub first_byte: Instant,
     /// Response complete.
     pub done: Instant,
+    /// When the connection was seen established: for the first response
+    /// of a connection only.
+    pub established: Option<Instant>,
+    /// The server's stamps, if it sent them.
+    pub stamps: Option<crate::Stamps>,
 }
 
 struct WorkerStats {
@@ -543,6 +595,44 @@ pub struct Recorder {
     first_start: Option<Instant>,
     last_end: Option<Instant>,
     interval: Option<IntervalState>,
+    clock: Monotonic,
+    /// With [`Recorder::traced`]: one row per connection's first response.
+    trace: Option<Vec<TraceRow>>,
+}
+
+/// Reads an [`Instant`] as CLOCK_MONOTONIC nanoseconds, the servers' stamps'
+/// clock. On Linux an `Instant` is that clock, so the only error is how far
+/// apart the two reads that pin them together fell (tens of ns).
+#[derive(Debug, Clone, Copy)]
+struct Monotonic {
+    at: Instant,
+    ns: u64,
+}
+
+impl Monotonic {
+    fn now() -> Monotonic {
+        let before = Instant::now();
+        let ns = sys::monotonic_ns();
+        let after = Instant::now();
+        Monotonic {
+            at: before + (after - before) / 2,
+            ns,
+        }
+    }
+
+    /// `t` in CLOCK_MONOTONIC ns.
+    fn ns(&self, t: Instant) -> u64 {
+        if t >= self.at {
+            self.ns + (t - self.at).as_nanos() as u64
+        } else {
+            self.ns.saturating_sub((self.at - t).as_nanos() as u64)
+        }
+    }
+}
+
+/// Microseconds from `from_ns` to `to_ns`, 0 if `to_ns` came first.
+fn micros_between(from_ns: u64, to_ns: u64) -> u64 {
+    to_ns.saturating_sub(from_ns) / 1000
 }
 
 impl Recorder {
@@ -562,7 +652,15 @@ impl Recorder {
             first_start: None,
             last_end: None,
             interval: None,
+            clock: Monotonic::now(),
+            trace: None,
         }
+    }
+
+    /// `on`: also keep every connection's milestones ([`Report::traced`]).
+    pub fn traced(mut self, on: bool) -> Recorder {
+        self.trace = on.then(Vec::new);
+        self
     }
 
     /// Also keep an interval histogram and per-worker interval counts, sent
@@ -649,10 +747,30 @@ impl Recorder {
             let ttfb = micros(t.first_byte.saturating_duration_since(t.start));
             let total = micros(t.done.saturating_duration_since(t.intended));
             let unc = micros(t.done.saturating_duration_since(t.start));
+            // Queue and service: from the first response's stamps.
+            let split = t.established.zip(t.stamps).map(|(e, s)| {
+                (
+                    micros_between(self.clock.ns(e), s.accepted_ns),
+                    micros_between(s.accepted_ns, s.responded_ns),
+                )
+            });
+            if let (Some(trace), Some(e)) = (&mut self.trace, t.established) {
+                trace.push(TraceRow {
+                    worker: idx,
+                    start_ns: self.clock.ns(t.start),
+                    established_ns: self.clock.ns(e),
+                    stamps: t.stamps,
+                    done_ns: self.clock.ns(t.done),
+                });
+            }
             for p in [&mut w.phases, &mut self.phases] {
                 record_us(&mut p.ttfb, ttfb);
                 record_us(&mut p.total, total);
                 record_us(&mut p.total_uncorrected, unc);
+                if let Some((queue, service)) = split {
+                    record_us(&mut p.queue, queue);
+                    record_us(&mut p.service, service);
+                }
             }
             if let Some(iv) = &mut self.interval {
                 record_us(&mut iv.hist, total);
@@ -746,15 +864,28 @@ impl Recorder {
         self.requests += other.requests;
         self.errors.merge(&other.errors);
         self.phases.add(&other.phases);
+        // Where each of `other`'s workers is in `self.workers`.
+        let mut to = Vec::with_capacity(other.workers.len());
         for w in other.workers {
-            match self.workers.iter_mut().find(|m| m.id == w.id) {
-                Some(m) => {
+            match self.workers.iter().position(|m| m.id == w.id) {
+                Some(i) => {
+                    let m = &mut self.workers[i];
                     m.completed += w.completed;
                     m.requests += w.requests;
                     m.phases.add(&w.phases);
+                    to.push(i);
                 }
-                None => self.workers.push(w),
+                None => {
+                    self.workers.push(w);
+                    to.push(self.workers.len() - 1);
+                }
             }
+        }
+        if let (Some(mine), Some(theirs)) = (&mut self.trace, other.trace) {
+            mine.extend(theirs.into_iter().map(|r| TraceRow {
+                worker: to[r.worker],
+                ..r
+            }));
         }
         self.first_start = match (self.first_start, other.first_start) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -771,6 +902,23 @@ impl Recorder {
             (Some(a), Some(b)) => b.saturating_duration_since(a),
             _ => Duration::ZERO,
         };
+        let ids: Vec<String> = self
+            .workers
+            .iter()
+            .map(|w| String::from_utf8_lossy(&w.id).into_owned())
+            .collect();
+        let traced = self
+            .trace
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| Traced {
+                worker: ids[r.worker].clone(),
+                start_ns: r.start_ns,
+                established_ns: r.established_ns,
+                stamps: r.stamps,
+                done_ns: r.done_ns,
+            })
+            .collect();
         let mut per_worker: Vec<WorkerReport> = self
             .workers
             .into_iter()
@@ -796,6 +944,7 @@ impl Recorder {
             requests: self.requests,
             phases: self.phases,
             run_start,
+            traced,
         }
     }
 }
@@ -841,6 +990,8 @@ mod tests {
             start,
             first_byte: now,
             done: now,
+            established: None,
+            stamps: None,
         };
         let w = rec.response(worker, &t);
         rec.connection_ok(w, Some(Duration::from_micros(1)), now);
@@ -895,6 +1046,88 @@ mod tests {
             complete(&mut rec, Some(w), Duration::from_micros(5), now);
         }
         assert_eq!(ids(&rec.into_report(SystemTime::UNIX_EPOCH)), ["10", "9", "a", "b"]);
+    }
+
+    #[test]
+    fn stamps_split_the_first_response_into_queue_and_service() {
+        let mut rec = Recorder::new(true);
+        let t0 = Instant::now();
+        let established = t0 + Duration::from_micros(30);
+        let est_ns = rec.clock.ns(established);
+        let first = |stamps| RequestTimes {
+            intended: t0,
+            start: t0,
+            first_byte: t0 + Duration::from_millis(3),
+            done: t0 + Duration::from_millis(3),
+            established: Some(established),
+            stamps,
+        };
+        // Waited 2 ms to be taken, served in 500 us.
+        let stamps = crate::Stamps {
+            accepted_ns: est_ns + 2_000_000,
+            responded_ns: est_ns + 2_500_000,
+        };
+        rec.start(t0);
+        let w = rec.response(Some(b"1"), &first(Some(stamps)));
+        rec.connection_ok(w, Some(Duration::from_micros(30)), t0);
+        // A later response on the connection has no `established`: not split.
+        let later = RequestTimes {
+            established: None,
+            ..first(Some(stamps))
+        };
+        rec.response(Some(b"1"), &later);
+        // Nor is a response without stamps; and a server that took the
+        // connection before the generator saw it established queued 0 us.
+        rec.start(t0);
+        rec.response(Some(b"2"), &first(None));
+        let early = crate::Stamps {
+            accepted_ns: est_ns - 5_000,
+            responded_ns: est_ns + 1_000,
+        };
+        rec.start(t0);
+        rec.response(Some(b"3"), &first(Some(early)));
+        let r = rec.into_report(SystemTime::UNIX_EPOCH);
+        assert_eq!((r.phases.queue.len(), r.phases.service.len()), (2, 2));
+        let w1 = r.worker("1").unwrap();
+        assert_eq!(w1.phases.queue.len(), 1);
+        assert_eq!(w1.phases.queue.max(), w1.phases.queue.highest_equivalent(2000));
+        assert_eq!(w1.phases.service.max(), w1.phases.service.highest_equivalent(500));
+        assert!(r.worker("2").unwrap().phases.queue.is_empty());
+        let w3 = r.worker("3").unwrap();
+        assert_eq!(w3.phases.queue.max(), 0, "clamped to 0");
+        assert_eq!(w3.phases.service.max(), 6);
+    }
+
+    #[test]
+    fn traced_connections_keep_their_worker_through_a_merge() {
+        let t0 = Instant::now();
+        let times = |established| RequestTimes {
+            intended: t0,
+            start: t0,
+            first_byte: t0,
+            done: t0 + Duration::from_micros(100),
+            established,
+            stamps: None,
+        };
+        let mut a = Recorder::new(true).traced(true);
+        a.response(Some(b"x"), &times(Some(t0)));
+        let mut b = Recorder::new(true).traced(true);
+        // `b` meets "y" first: its "x" is index 1, `a`'s is 0.
+        b.response(Some(b"y"), &times(Some(t0)));
+        b.response(Some(b"y"), &times(Some(t0)));
+        b.response(Some(b"x"), &times(Some(t0)));
+        b.response(Some(b"x"), &times(None)); // a later response: not traced
+        let mut untraced = Recorder::new(true);
+        untraced.response(Some(b"x"), &times(Some(t0)));
+        a.merge(b);
+        a.merge(untraced);
+        let r = a.into_report(SystemTime::UNIX_EPOCH);
+        let mut ids: Vec<&str> = r.traced.iter().map(|t| t.worker.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["x", "x", "y", "y"]);
+        assert!(r.traced.iter().all(|t| t.done_ns - t.start_ns == 100_000));
+        let off = Recorder::new(true);
+        assert!(off.into_report(SystemTime::UNIX_EPOCH).traced.is_empty());
     }
 
     #[test]
@@ -966,6 +1199,8 @@ mod tests {
                 start: t0 + us(100),
                 first_byte: t0 + us(400),
                 done: t0 + us(1000),
+                established: None,
+                stamps: None,
             },
         );
         for (w, at) in [(&b"1"[..], 1000), (b"2", 2000)] {
@@ -977,6 +1212,8 @@ mod tests {
                     start: s,
                     first_byte: s + us(50),
                     done: s + us(80),
+                    established: None,
+                    stamps: None,
                 },
             );
         }
@@ -990,6 +1227,8 @@ mod tests {
                 start: t0,
                 first_byte: t0 + us(10),
                 done: t0 + us(20),
+                established: None,
+                stamps: None,
             },
         );
         rec.connection_failed(ErrorClass::Reset, Some(us(7)), t0 + us(4000));
@@ -1045,6 +1284,8 @@ mod tests {
             start: t0 + ms(at) - ms(1),
             first_byte: t0 + ms(at),
             done: t0 + ms(at),
+            established: None,
+            stamps: None,
         };
         rec.response(Some(b"a"), &req(10));
         rec.response(Some(b"a"), &req(50));
@@ -1110,6 +1351,8 @@ mod tests {
                 start: t0 + ms(at) - ms(1),
                 first_byte: t0 + ms(at),
                 done: t0 + ms(at),
+                established: None,
+                stamps: None,
             };
             // Interval 0: a keep-alive connection of three responses, first
             // from "a" (counts for "a"), then "b", "a"; and a one-request

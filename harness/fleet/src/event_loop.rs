@@ -61,8 +61,12 @@ enum State {
     Body { left: usize, keep_alive: bool },
     /// Waiting for its service deadline (in the timer heap).
     Service { keep_alive: bool },
-    /// Writing the response; `done` bytes are out.
-    Write { keep_alive: bool, done: usize },
+    /// Writing the response, begun at `responded_ns`; `done` bytes are out.
+    Write {
+        keep_alive: bool,
+        done: usize,
+        responded_ns: u64,
+    },
 }
 
 struct Conn {
@@ -75,6 +79,8 @@ struct Conn {
     len: usize,
     served: u64,
     state: State,
+    /// When the worker took it (CLOCK_MONOTONIC ns), for the response's stamp.
+    accepted_ns: u64,
 }
 
 /// What a connection's step ended in.
@@ -230,7 +236,7 @@ impl<'l> EventLoop<'l> {
     /// it non-blocking, registers it and starts reading. Errors on the
     /// connection are counted and close it; an `Err` is the loop's own.
     pub fn take(&mut self, fd: OwnedFd) -> io::Result<()> {
-        self.ctx.opened();
+        let accepted_ns = self.ctx.opened();
         let i = self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conns.len() - 1
@@ -252,6 +258,7 @@ impl<'l> EventLoop<'l> {
             len: 0,
             served: 0,
             state: State::Head,
+            accepted_ns,
         });
         self.open += 1;
         self.sync_source()?;
@@ -297,7 +304,11 @@ impl<'l> EventLoop<'l> {
                 continue;
             }
             if let State::Service { keep_alive } = c.state {
-                c.state = State::Write { keep_alive, done: 0 };
+                c.state = State::Write {
+                    keep_alive,
+                    done: 0,
+                    responded_ns: sys::monotonic_ns(),
+                };
                 self.step(i)?;
             }
         }
@@ -362,7 +373,13 @@ fn advance(
                     c.state = State::Service { keep_alive };
                     return Step::Wait;
                 }
-                None => c.state = State::Write { keep_alive, done: 0 },
+                None => {
+                    c.state = State::Write {
+                        keep_alive,
+                        done: 0,
+                        responded_ns: sys::monotonic_ns(),
+                    }
+                }
             },
             State::Body { left, keep_alive } => {
                 let want = left.min(MAX_REQUEST);
@@ -382,13 +399,21 @@ fn advance(
                 }
             }
             State::Service { .. } => return Step::Wait,
-            State::Write { keep_alive, done } => {
-                let response = ctx.response(keep_alive);
-                match sys::write(c.fd.as_fd(), &response[done..]) {
-                    Ok(n) if done + n < response.len() => {
+            State::Write {
+                keep_alive,
+                done,
+                responded_ns,
+            } => {
+                // Stamped again on each attempt, with the same values.
+                let response = ctx.response(keep_alive, c.accepted_ns, responded_ns);
+                let (wrote, len) = (sys::write(c.fd.as_fd(), &response[done..]), response.len());
+                drop(response);
+                match wrote {
+                    Ok(n) if done + n < len => {
                         c.state = State::Write {
                             keep_alive,
                             done: done + n,
+                            responded_ns,
                         }
                     }
                     Ok(_) => {

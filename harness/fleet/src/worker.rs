@@ -11,7 +11,16 @@
 //! a worker serves up to K connections from an event loop instead
 //! ([`crate::event_loop`]), with the same request parsing and responses
 //! (the helpers below are shared by both paths).
+//!
+//! Every response also carries two stamps of CLOCK_MONOTONIC, in
+//! nanoseconds: `x-accepted-ns`, when the worker took the connection, and
+//! `x-responded-ns`, when it began writing this response. The load generator
+//! reads the same clock on the same machine, so it can split a connection's
+//! latency into the time it waited to be taken (the `queue` phase) and the
+//! worker's `service`. The stamps are fixed-width (20 digits, zero-padded),
+//! written in place into the canned response, so its length never changes.
 
+use std::cell::{Ref, RefCell};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
@@ -20,6 +29,11 @@ use crate::counters::{Header, Slot};
 
 /// The body every worker answers with: the seed's.
 pub const BODY: &str = "hello nodejs";
+
+use records::names::{ACCEPTED_HEADER, RESPONDED_HEADER};
+
+/// Digits of a stamp: every u64 fits, zero-padded.
+const STAMP_DIGITS: usize = 20;
 
 /// Largest request head a worker accepts.
 pub(crate) const MAX_REQUEST: usize = 8192;
@@ -129,8 +143,8 @@ pub struct WorkerCtx<'a> {
     service: Service,
     concurrency: usize,
     rng: std::cell::RefCell<records::rng::Xoshiro256pp>,
-    keep_alive: Vec<u8>,
-    close: Vec<u8>,
+    keep_alive: RefCell<Stamped>,
+    close: RefCell<Stamped>,
 }
 
 impl<'a> WorkerCtx<'a> {
@@ -152,8 +166,8 @@ impl<'a> WorkerCtx<'a> {
             service,
             concurrency: plan.concurrency.max(1),
             rng: std::cell::RefCell::new(records::rng::Xoshiro256pp::new(0x5eed, index as u64)),
-            keep_alive: response(index, true),
-            close: response(index, false),
+            keep_alive: RefCell::new(Stamped::new(index, true)),
+            close: RefCell::new(Stamped::new(index, false)),
         }
     }
 
@@ -201,19 +215,18 @@ impl<'a> WorkerCtx<'a> {
         }
     }
 
-    /// The canned response, keeping the connection or closing it.
-    pub(crate) fn response(&self, keep_alive: bool) -> &[u8] {
-        if keep_alive {
-            &self.keep_alive
-        } else {
-            &self.close
-        }
+    /// The canned response, keeping the connection or closing it, stamped
+    /// with when the connection was taken and when this response began.
+    pub(crate) fn response(&self, keep_alive: bool, accepted_ns: u64, responded_ns: u64) -> Ref<'_, [u8]> {
+        let cell = if keep_alive { &self.keep_alive } else { &self.close };
+        cell.borrow_mut().stamp(accepted_ns, responded_ns);
+        Ref::map(cell.borrow(), |s| s.bytes.as_slice())
     }
 
     /// Takes one connection: counts it, pauses if a stall is due, serves it.
     pub fn take(&self, conn: OwnedFd) {
-        self.opened();
-        if self.serve(&conn).is_err() {
+        let accepted_ns = self.opened();
+        if self.serve(&conn, accepted_ns).is_err() {
             Slot::bump(self.slot.errors);
         }
         drop(conn);
@@ -221,10 +234,14 @@ impl<'a> WorkerCtx<'a> {
     }
 
     /// Counts a connection taken (and open), then pauses if a stall is due.
-    pub(crate) fn opened(&self) {
+    /// Returns when it was taken (CLOCK_MONOTONIC ns, before any stall: a
+    /// stall is spent serving it).
+    pub(crate) fn opened(&self) -> u64 {
+        let now = sys::monotonic_ns();
         Slot::bump(self.slot.accepted);
         Slot::bump(self.slot.active);
         self.stall_if_due();
+        now
     }
 
     /// Counts a connection closed (after its descriptor was dropped).
@@ -256,7 +273,7 @@ impl<'a> WorkerCtx<'a> {
     }
 
     /// Answers requests until the client asks to close or goes away.
-    fn serve(&self, conn: &OwnedFd) -> io::Result<()> {
+    fn serve(&self, conn: &OwnedFd, accepted_ns: u64) -> io::Result<()> {
         let mut buf = [0u8; MAX_REQUEST];
         // Bytes [start, len) of `buf` are read but not yet consumed.
         let (mut start, mut len) = (0usize, 0usize);
@@ -294,13 +311,15 @@ impl<'a> WorkerCtx<'a> {
                 len = 0;
             }
             self.work();
+            let response = self.response(keep_alive, accepted_ns, sys::monotonic_ns());
             if keep_alive {
-                write_all(conn, self.response(keep_alive), sys::write)?;
+                write_all(conn, &response, sys::write)?;
             } else {
                 // The last response: held back and sent with the FIN of the
                 // close that follows, one segment instead of two.
-                write_all(conn, self.response(keep_alive), sys::send_more)?;
+                write_all(conn, &response, sys::send_more)?;
             }
+            drop(response);
             Slot::bump(self.slot.requests);
             served += 1;
             if !keep_alive {
@@ -314,14 +333,60 @@ impl<'a> WorkerCtx<'a> {
     }
 }
 
-/// A worker's canned response.
+/// A worker's canned response, its stamps zero.
 pub fn response(worker: usize, keep_alive: bool) -> Vec<u8> {
+    let zero = "0".repeat(STAMP_DIGITS);
     format!(
-        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-worker: {worker}\r\nconnection: {}\r\n\r\n{BODY}",
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-worker: {worker}\r\n{ACCEPTED_HEADER}: {zero}\r\n\
+         {RESPONDED_HEADER}: {zero}\r\nconnection: {}\r\n\r\n{BODY}",
         BODY.len(),
         if keep_alive { "keep-alive" } else { "close" }
     )
     .into_bytes()
+}
+
+/// A canned response and where its stamps' digits are.
+pub(crate) struct Stamped {
+    bytes: Vec<u8>,
+    accepted_at: usize,
+    responded_at: usize,
+}
+
+impl Stamped {
+    fn new(worker: usize, keep_alive: bool) -> Stamped {
+        let bytes = response(worker, keep_alive);
+        let digits_of = |name: &str| {
+            let at = bytes
+                .windows(name.len())
+                .position(|w| w == name.as_bytes())
+                .expect("the response has its stamp headers");
+            at + name.len() + 2
+        };
+        Stamped {
+            accepted_at: digits_of(ACCEPTED_HEADER),
+            responded_at: digits_of(RESPONDED_HEADER),
+            bytes,
+        }
+    }
+
+    fn stamp(&mut self, accepted_ns: u64, responded_ns: u64) {
+        write_digits(
+            &mut self.bytes[self.accepted_at..self.accepted_at + STAMP_DIGITS],
+            accepted_ns,
+        );
+        write_digits(
+            &mut self.bytes[self.responded_at..self.responded_at + STAMP_DIGITS],
+            responded_ns,
+        );
+    }
+}
+
+/// Writes `v` in decimal over all of `out`, zero-padded.
+fn write_digits(out: &mut [u8], mut v: u64) {
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
 }
 
 fn write_all(conn: &OwnedFd, mut data: &[u8], write: fn(BorrowedFd<'_>, &[u8]) -> io::Result<usize>) -> io::Result<()> {
@@ -438,6 +503,22 @@ mod tests {
         assert!(String::from_utf8(response(0, true))
             .unwrap()
             .contains("connection: keep-alive"));
+    }
+
+    #[test]
+    fn stamps_are_written_in_place_and_keep_the_length() {
+        let mut s = Stamped::new(12, true);
+        let len = s.bytes.len();
+        s.stamp(u64::MAX, 42);
+        let r = String::from_utf8(s.bytes.clone()).unwrap();
+        assert_eq!(r.len(), len);
+        assert!(r.contains("\r\nx-accepted-ns: 18446744073709551615\r\n"), "{r}");
+        assert!(r.contains("\r\nx-responded-ns: 00000000000000000042\r\n"), "{r}");
+        s.stamp(7, 0);
+        let r = String::from_utf8(s.bytes.clone()).unwrap();
+        assert!(r.contains("\r\nx-accepted-ns: 00000000000000000007\r\n"), "{r}");
+        assert!(r.contains("\r\nx-responded-ns: 00000000000000000000\r\n"), "{r}");
+        assert!(r.ends_with(BODY) && r.contains("x-worker: 12\r\n"));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 #![deny(unsafe_code)]
 
 pub mod account;
+pub mod connections;
 pub mod conservation;
 pub mod experiment;
 pub mod interrupt;

@@ -15,6 +15,8 @@ use records::timeseries::{TimeseriesRow, TimeseriesWriter};
 /// What [`drive`] measured.
 pub struct Driven {
     pub report: Report,
+    /// When the load began (CLOCK_MONOTONIC ns).
+    pub started_ns: u64,
     /// CPU time of the harness process (the load generator) over the load.
     pub loadgen_cpu: Duration,
     /// What the load generator attributed to each worker, interval by interval.
@@ -51,6 +53,7 @@ pub fn drive(
         cancel.store(true, Ordering::Relaxed);
     }
     let started = Instant::now();
+    let started_ns = sys::monotonic_ns();
     let wall = SystemTime::now();
     let threads = cfg.threads;
     let record = cfg.record;
@@ -105,6 +108,7 @@ pub fn drive(
     write_overall_histograms(dir, &report, report.run_start)?;
     Ok(Driven {
         report,
+        started_ns,
         loadgen_cpu,
         intervals,
         interrupted: signal,
@@ -234,6 +238,8 @@ fn write_overall_histograms(dir: &Path, report: &Report, start: SystemTime) -> a
             ("total", p.total.clone()),
             ("total_uncorrected", p.total_uncorrected.clone()),
             ("connect", p.connect.clone()),
+            ("queue", p.queue.clone()),
+            ("service", p.service.clone()),
             ("ttfb", p.ttfb.clone()),
         ]
     };

@@ -960,6 +960,22 @@ pub static PARAMS: &[Param] = &[
         columns: none,
     },
     Param {
+        key: "connection_log",
+        flag: "connection-log",
+        value_name: "",
+        help: "Write connections.csv: when each connection started, was established, was taken by its worker (x-accepted-ns), was answered (x-responded-ns) and completed (about 56 bytes of memory per connection)",
+        default: None,
+        kind: Kind::Bool,
+        scenario: true,
+        repeat: false,
+        set: |s, v| {
+            s.connection_log = v.flag();
+            Ok(())
+        },
+        meta: |s| vec![("connection_log", json!(s.connection_log))],
+        columns: none,
+    },
+    Param {
         key: "pin_workers",
         flag: "pin-workers",
         value_name: "",

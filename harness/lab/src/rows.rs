@@ -4,7 +4,8 @@
 //! columns are microseconds from the load generator's HdrHistograms:
 //! `p50_us`..`max_us` are the corrected total (from each connection's
 //! intended start; the same as the uncorrected one in a closed loop), then
-//! each phase has its own `<phase>_p50_us`, `_p99_us`, `_p999_us`.
+//! each phase has its own `<phase>_p50_us`, `_p99_us`, `_p999_us` (`queue`
+//! and `service` empty when the server stamped nothing).
 
 use crate::account::Measured;
 use crate::spec::RunSpec;
@@ -20,6 +21,9 @@ fn ms(ns: u64) -> f64 {
 /// p50/p99/p999 of each phase.
 struct PhaseQuantiles {
     connect: Quantiles,
+    /// None when nothing was stamped.
+    queue: Option<Quantiles>,
+    service: Option<Quantiles>,
     ttfb: Quantiles,
     total: Quantiles,
     uncorrected: Quantiles,
@@ -29,6 +33,8 @@ impl PhaseQuantiles {
     fn of(p: &Phases) -> PhaseQuantiles {
         PhaseQuantiles {
             connect: Quantiles::of(&p.connect),
+            queue: (!p.queue.is_empty()).then(|| Quantiles::of(&p.queue)),
+            service: (!p.service.is_empty()).then(|| Quantiles::of(&p.service)),
             ttfb: Quantiles::of(&p.ttfb),
             total: Quantiles::of(&p.total),
             uncorrected: Quantiles::of(&p.total_uncorrected),
@@ -39,6 +45,8 @@ impl PhaseQuantiles {
         let q = Quantiles::default();
         PhaseQuantiles {
             connect: q,
+            queue: None,
+            service: None,
             ttfb: q,
             total: q,
             uncorrected: q,
@@ -92,6 +100,12 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
                 connect_p50_us: q.connect.p50,
                 connect_p99_us: q.connect.p99,
                 connect_p999_us: q.connect.p999,
+                queue_p50_us: q.queue.map(|q| q.p50),
+                queue_p99_us: q.queue.map(|q| q.p99),
+                queue_p999_us: q.queue.map(|q| q.p999),
+                service_p50_us: q.service.map(|q| q.p50),
+                service_p99_us: q.service.map(|q| q.p99),
+                service_p999_us: q.service.map(|q| q.p999),
                 ttfb_p50_us: q.ttfb.p50,
                 ttfb_p99_us: q.ttfb.p99,
                 ttfb_p999_us: q.ttfb.p999,
@@ -154,6 +168,12 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
         connect_p50_us: q.connect.p50,
         connect_p99_us: q.connect.p99,
         connect_p999_us: q.connect.p999,
+        queue_p50_us: q.queue.map(|q| q.p50),
+        queue_p99_us: q.queue.map(|q| q.p99),
+        queue_p999_us: q.queue.map(|q| q.p999),
+        service_p50_us: q.service.map(|q| q.p50),
+        service_p99_us: q.service.map(|q| q.p99),
+        service_p999_us: q.service.map(|q| q.p999),
         ttfb_p50_us: q.ttfb.p50,
         ttfb_p99_us: q.ttfb.p99,
         ttfb_p999_us: q.ttfb.p999,

@@ -64,18 +64,23 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         })
     });
     let queues = sampler.map(Sampler::finish).transpose();
+    let epoch_ns = subject.epoch_ns();
     let after = Counters::read().context("reading the kernel's counters");
     let sysctls = ns.sysctls(spec);
     // The subject stops whatever happened to the load.
     let account = subject.finish(drove.as_ref().ok(), dir);
     let Driven {
         report,
+        started_ns,
         loadgen_cpu,
         interrupted,
         ..
     } = drove?;
     let account = account?;
     let queues = queues?;
+    if spec.connection_log {
+        crate::connections::write(dir, &report.traced, epoch_ns.unwrap_or(started_ns))?;
+    }
     let kernel = match before {
         Some(before) => Some(Delta {
             before,

@@ -145,6 +145,8 @@ pub struct RunSpec {
     pub sysctls: std::collections::BTreeMap<String, String>,
     /// How often the accept queues are sampled (never slower than `interval`).
     pub queue_interval: Duration,
+    /// Write `connections.csv`: every connection's milestones.
+    pub connection_log: bool,
 }
 
 impl RunSpec {
@@ -182,6 +184,7 @@ impl RunSpec {
             netns: Netns::Run,
             sysctls: std::collections::BTreeMap::new(),
             queue_interval: Duration::from_millis(10),
+            connection_log: false,
         }
     }
 
@@ -418,6 +421,7 @@ impl RunSpec {
         cfg.seed = self.seed;
         cfg.sources = self.sources.clone();
         cfg.record = self.record;
+        cfg.trace = self.connection_log;
         cfg
     }
 }

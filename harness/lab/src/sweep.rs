@@ -501,7 +501,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
 }
 
 /// The figures `aggregate.csv` summarises per point.
-const FIGURES: [&str; 7] = [
+const FIGURES: [&str; 17] = [
     "conn_per_s",
     "jain",
     "max_min_ratio",
@@ -509,6 +509,16 @@ const FIGURES: [&str; 7] = [
     "p99_us",
     "p999_us",
     "slow_share",
+    "connect_p50_us",
+    "connect_p99_us",
+    "queue_p50_us",
+    "queue_p99_us",
+    "service_p50_us",
+    "service_p99_us",
+    "ttfb_p50_us",
+    "ttfb_p99_us",
+    "total_p50_us",
+    "total_p99_us",
 ];
 
 /// One row per grid point that has runs: its parameters, the number of

@@ -17,6 +17,9 @@ pub const META: &str = "meta.json";
 pub const KERNEL: &str = "kernel.csv";
 /// Every listener's accept-queue depth over time ([`crate::rows::QueueRow`]).
 pub const QUEUE: &str = "queue.csv";
+/// Every connection's milestones, with `--connection-log`
+/// ([`crate::rows::ConnectionRow`]).
+pub const CONNECTIONS: &str = "connections.csv";
 /// Workers killed, retired and started during a run.
 pub const FAULTS: &str = "faults.csv";
 /// A real server's own per-worker counts.
@@ -36,3 +39,11 @@ pub const CHARTS_DIR: &str = "charts";
 /// The report of a run or a sweep.
 pub const REPORT_MD: &str = "REPORT.md";
 pub const REPORT_HTML: &str = "report.html";
+
+/// The response header in which a worker stamps when it took the
+/// connection (CLOCK_MONOTONIC, ns); with [`RESPONDED_HEADER`] the load
+/// generator splits latency into the `queue` and `service` phases.
+pub const ACCEPTED_HEADER: &str = "x-accepted-ns";
+/// The response header in which a worker stamps when it began writing the
+/// response (CLOCK_MONOTONIC, ns).
+pub const RESPONDED_HEADER: &str = "x-responded-ns";

@@ -51,6 +51,16 @@ pub struct WorkerRow {
     pub connect_p50_us: u64,
     pub connect_p99_us: u64,
     pub connect_p999_us: u64,
+    /// Time from the connection's handshake to the worker taking it, from
+    /// the workers' `x-accepted-ns` stamps (empty: nothing stamped).
+    pub queue_p50_us: Option<u64>,
+    pub queue_p99_us: Option<u64>,
+    pub queue_p999_us: Option<u64>,
+    /// Time from the worker taking the connection to its first response
+    /// (`x-responded-ns`).
+    pub service_p50_us: Option<u64>,
+    pub service_p99_us: Option<u64>,
+    pub service_p999_us: Option<u64>,
     pub ttfb_p50_us: u64,
     pub ttfb_p99_us: u64,
     pub ttfb_p999_us: u64,
@@ -135,6 +145,16 @@ pub struct SummaryRow {
     pub connect_p50_us: u64,
     pub connect_p99_us: u64,
     pub connect_p999_us: u64,
+    /// Time from the connection's handshake to the worker taking it, from
+    /// the workers' `x-accepted-ns` stamps (empty: nothing stamped).
+    pub queue_p50_us: Option<u64>,
+    pub queue_p99_us: Option<u64>,
+    pub queue_p999_us: Option<u64>,
+    /// Time from the worker taking the connection to its first response
+    /// (`x-responded-ns`).
+    pub service_p50_us: Option<u64>,
+    pub service_p99_us: Option<u64>,
+    pub service_p999_us: Option<u64>,
     pub ttfb_p50_us: u64,
     pub ttfb_p99_us: u64,
     pub ttfb_p999_us: u64,
@@ -226,6 +246,31 @@ pub struct KernelRow {
     pub before: i64,
     pub after: i64,
     pub delta: i64,
+}
+
+/// One row of `connections.csv` (`--connection-log`): one connection's
+/// first response. Times are microseconds since the run's epoch (when the
+/// measured load began: the origin of `stall_from_ms` in workers.csv),
+/// all read from CLOCK_MONOTONIC; `accepted_us` and `responded_us` are the
+/// worker's own stamps (empty when the server sent none).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ConnectionRow {
+    /// The worker the response named (as in workers.csv's `worker_id`).
+    pub worker: String,
+    /// connect() called.
+    pub start_us: f64,
+    /// Established, as the load generator saw it.
+    pub established_us: f64,
+    /// The worker took it (`x-accepted-ns`).
+    pub accepted_us: Option<f64>,
+    /// The worker began the response (`x-responded-ns`).
+    pub responded_us: Option<f64>,
+    /// The response was complete.
+    pub done_us: f64,
+    /// `accepted_us - established_us`, at least 0.
+    pub queue_us: Option<f64>,
+    /// `responded_us - accepted_us`.
+    pub service_us: Option<f64>,
 }
 
 /// One row of `queue.csv`: one listening socket's accept queue at one

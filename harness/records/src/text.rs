@@ -109,6 +109,17 @@ pub fn run(summary: &SummaryRow, workers: &[WorkerRow], params: &[(&str, String)
         summary.uncorrected_p99_us,
         summary.uncorrected_p999_us
     );
+    if let (Some(q50), Some(q99), Some(s50), Some(s99)) = (
+        summary.queue_p50_us,
+        summary.queue_p99_us,
+        summary.service_p50_us,
+        summary.service_p99_us,
+    ) {
+        let _ = writeln!(
+            s,
+            "waited to be taken (queue) p50/p99 us: {q50}/{q99}; taken to first response (service): {s50}/{s99}"
+        );
+    }
     if summary.late > 0 || summary.dropped > 0 {
         let _ = writeln!(
             s,

@@ -163,8 +163,9 @@ fn with_netns_host_the_counters_are_machine_wide_and_sysctls_refused() {
 }
 
 /// Worker 0 stops serving for a second: under reuseport its own accept
-/// queue fills while the others' stay shallow; under shared-blocking the
-/// one shared queue is drained by the three others.
+/// queue fills while the others' stay shallow, and every connection that
+/// reached it during the stall waits out what remained of the stall; under
+/// shared-blocking the one shared queue is drained by the three others.
 #[test]
 fn a_stalled_reuseport_worker_fills_its_own_queue_only() {
     let _g = serial();
@@ -182,6 +183,7 @@ fn a_stalled_reuseport_worker_fills_its_own_queue_only() {
             "0:500ms:1s",
             "--timeout",
             "5s",
+            "--connection-log",
         ]
     };
     let (o, dir) = run("queue-stall-reuseport", &args("reuseport"));
@@ -203,6 +205,39 @@ fn a_stalled_reuseport_worker_fills_its_own_queue_only() {
     let rows = read_csv(&dir.join("queue.csv"));
     let deepest = rows.iter().max_by_key(|r| r["depth"].parse::<u32>().unwrap()).unwrap();
     assert_eq!(deepest["worker"], "0");
+    // Time in the queue: a connection established at t during the stall
+    // [from, to) is taken at `to` at the earliest, so its queue phase is at
+    // least to - t (to within the csv's 1 us). The stall begins as the
+    // worker takes a connection (it is spent serving that one, which was
+    // taken before `from` however late the generator saw it established).
+    let f = |r: &std::collections::HashMap<String, String>, k: &str| r[k].parse::<f64>().unwrap();
+    let (from, to) = (f(&w[0], "stall_from_ms") * 1000.0, f(&w[0], "stall_to_ms") * 1000.0);
+    let conns = read_csv(&dir.join("connections.csv"));
+    let completed = summary(&dir)["completed"].parse::<usize>().unwrap();
+    assert_eq!(conns.len(), completed, "one row per completed connection");
+    let stalled: Vec<_> = conns
+        .iter()
+        .filter(|c| c["worker"] == "0" && (from..to).contains(&f(c, "established_us")) && f(c, "accepted_us") >= from)
+        .collect();
+    assert!(
+        stalled.len() >= 10,
+        "{} connections reached worker 0 during its stall",
+        stalled.len()
+    );
+    for c in &stalled {
+        let remained = to - f(c, "established_us");
+        assert!(
+            f(c, "queue_us") + 1.0 >= remained,
+            "queued {} us with {remained} us of the stall left: {c:?}",
+            c["queue_us"]
+        );
+    }
+    let longest = |conns: &[std::collections::HashMap<String, String>]| {
+        conns.iter().map(|c| f(c, "queue_us")).fold(0.0, f64::max)
+    };
+    let reuseport_longest = longest(&conns);
+    let s = summary(&dir);
+    assert!(num(&s, "queue_p999_us") <= num(&s, "total_p999_us") + 1.0);
     let _ = std::fs::remove_dir_all(dir);
 
     let (o, dir) = run("queue-stall-shared", &args("shared-blocking"));
@@ -214,6 +249,13 @@ fn a_stalled_reuseport_worker_fills_its_own_queue_only() {
     assert!(
         rows.iter().all(|r| r["worker"].is_empty()),
         "a shared listener has no one worker"
+    );
+    // The shared queue's longest wait is far shorter: reuseport's tail is
+    // the stall's length, a shared queue's a few services.
+    let shared_longest = longest(&read_csv(&dir.join("connections.csv")));
+    assert!(
+        shared_longest * 4.0 < reuseport_longest,
+        "longest wait in the queue: shared {shared_longest} us, reuseport {reuseport_longest} us"
     );
     let _ = std::fs::remove_dir_all(dir);
 }

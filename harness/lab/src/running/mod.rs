@@ -43,6 +43,11 @@ pub trait Running {
     /// files into `dir` (the time series, faults, a server's own counts),
     /// and account for its workers.
     fn finish(self: Box<Self>, load: Option<&Driven>, dir: &Path) -> anyhow::Result<Account>;
+    /// The run's epoch (CLOCK_MONOTONIC ns), set in [`Running::begin`],
+    /// if the subject keeps one (a fleet: the origin of its stalls).
+    fn epoch_ns(&self) -> Option<u64> {
+        None
+    }
     /// The inode of the listening socket each worker takes connections
     /// from, as /proc showed it (by worker index; empty where unknown).
     fn listen_inodes(&self) -> Vec<Option<u64>> {

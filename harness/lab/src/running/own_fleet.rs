@@ -177,6 +177,13 @@ impl Running for OwnFleet {
         Ok(())
     }
 
+    fn epoch_ns(&self) -> Option<u64> {
+        match self.fleet.counters.header().epoch_ns.load(Ordering::Acquire) {
+            0 => None,
+            ns => Some(ns),
+        }
+    }
+
     fn listen_inodes(&self) -> Vec<Option<u64>> {
         self.endpoints.iter().map(|e| e.listen_inode).collect()
     }
