@@ -11,8 +11,11 @@
 //! reused, as in the engine). Cases:
 //!
 //! - `harness_worker`: the harness's own workers' response
-//!   (`harness::worker::response(3, false)`, copied as a literal since this
-//!   crate must not depend on the harness), in one chunk;
+//!   (`fleet::worker::response(3, false)` with its two stamps, copied as a
+//!   literal since this crate must not depend on the fleet), in one chunk;
+//! - `harness_worker_unstamped`: the same without the stamp headers (the
+//!   response before the queue and service phases), so the two side by
+//!   side give what reading the stamps costs;
 //! - `nginx_like`: the headers nginx sends (Server, Date, Content-Type,
 //!   Content-Length, Connection) plus `X-Worker: $pid`, in one chunk;
 //! - `nginx_like_split`: the same bytes in two chunks split in the middle of
@@ -29,8 +32,13 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use loadgen::http::{Progress, ResponseParser};
 use loadgen::Attribution;
 
-/// `harness::worker::response(3, false)`.
-const HARNESS_WORKER: &[u8] =
+/// `fleet::worker::response(3, false)`, stamped.
+const HARNESS_WORKER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 12\r\nx-worker: 3\r\n\
+x-accepted-ns: 00000012345678901234\r\nx-responded-ns: 00000012345678991234\r\n\
+connection: close\r\n\r\nhello nodejs";
+
+/// The same without its stamps.
+const HARNESS_WORKER_UNSTAMPED: &[u8] =
     b"HTTP/1.1 200 OK\r\ncontent-length: 12\r\nx-worker: 3\r\nconnection: close\r\n\r\nhello nodejs";
 
 /// nginx's headers for `return 200` with `add_header X-Worker $pid`.
@@ -63,6 +71,12 @@ fn bench(c: &mut Criterion) {
     let header = Attribution::default();
     for (name, chunks, attribution, want) in [
         ("harness_worker", vec![HARNESS_WORKER], &header, &b"3"[..]),
+        (
+            "harness_worker_unstamped",
+            vec![HARNESS_WORKER_UNSTAMPED],
+            &header,
+            b"3",
+        ),
         ("nginx_like", vec![NGINX_LIKE], &header, b"48213"),
         (
             "nginx_like_split",
