@@ -66,7 +66,11 @@ enum Cmd {
     /// List the accept models, one line each.
     #[command(after_help = "Example:\n  harness models")]
     Models,
-    /// Say what this machine lets the harness do: one line per capability (root, network namespaces, sock_diag, tracefs, perf events, bpf(2), classic BPF, io_uring, tcp_migrate_req, real servers and their versions), and what each missing one disables. Changes nothing.
+    /// Say what this machine lets the harness do, one line per capability, and what each missing one disables.
+    ///
+    /// Root, network namespaces, sock_diag, tracefs, perf events, bpf(2) program types, classic BPF, io_uring, the
+    /// tcp_migrate_req sysctl, and the real servers with their versions. Each is tried on something thrown away;
+    /// nothing on the machine is changed. Exits 0 whatever is missing.
     #[command(after_help = "Examples:\n  harness doctor\n  harness doctor --json")]
     Doctor {
         /// Print the capabilities as a JSON array instead.

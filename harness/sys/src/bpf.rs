@@ -7,7 +7,7 @@
 //! the maps they use (an ARRAY, a REUSEPORT_SOCKARRAY); the eBPF steering
 //! models will load their programs through the same two calls. No libbpf and
 //! no C toolchain: a program is a slice of [`Insn`], and the `union
-//! bpf_attr` of each command is built by hand ([`Attr`]), zeroed first, as
+//! bpf_attr` of each command is built by hand (`Attr`), zeroed first, as
 //! the kernel requires of every byte it does not know.
 //!
 //! Constants are those of the kernel's uapi `linux/bpf.h` (enum bpf_cmd,
