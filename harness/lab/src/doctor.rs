@@ -67,17 +67,18 @@ impl Capability {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
     /// unshare(CLONE_NEWNET): `--netns run`, as root.
-    NetworkNamespaces,
+    NetworkNamespaces = 0,
     /// NETLINK_SOCK_DIAG: every run samples its accept queues.
     SockDiag,
     /// SO_ATTACH_REUSEPORT_CBPF: `reuseport-cbpf`.
     ClassicBpf,
     /// A ring and a multishot accept: `io-uring`.
-    IoUring,
+    IoUring = 3,
 }
 
 impl Need {
-    const ALL: [Need; 4] = [Need::NetworkNamespaces, Need::SockDiag, Need::ClassicBpf, Need::IoUring];
+    /// How many there are (the variants are 0, 1, ... in order).
+    const COUNT: usize = 4;
 
     /// Tries the capability now.
     pub fn probe(self) -> Capability {
@@ -90,12 +91,14 @@ impl Need {
     }
 }
 
+// Every variant indexes `have`'s cache.
+const _: () = assert!(Need::IoUring as usize + 1 == Need::COUNT);
+
 /// `need`, probed the first time it is asked for in this process (a sweep
 /// checks every run; the answer does not change meanwhile).
 pub fn have(need: Need) -> &'static Capability {
-    static SEEN: [OnceLock<Capability>; Need::ALL.len()] = [const { OnceLock::new() }; Need::ALL.len()];
-    let i = Need::ALL.iter().position(|n| *n == need).unwrap_or(0);
-    SEEN[i].get_or_init(|| need.probe())
+    static SEEN: [OnceLock<Capability>; Need::COUNT] = [const { OnceLock::new() }; Need::COUNT];
+    SEEN[need as usize].get_or_init(|| need.probe())
 }
 
 /// What `spec` needs of the kernel, each with the option that asks for it.

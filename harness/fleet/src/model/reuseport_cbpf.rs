@@ -68,8 +68,11 @@ pub fn prepare(addr: SocketAddr, workers: usize, opts: &ModelOpts) -> io::Result
 pub fn check_available() -> io::Result<()> {
     let opts = ModelOpts::default();
     let (listeners, _) = super::reuseport::group(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)), 2, &opts)?;
+    let first = listeners
+        .first()
+        .ok_or_else(|| io::Error::other("a reuseport group of two came back empty"))?;
     for steer in [Steer::Cpu, Steer::Random] {
-        sys::attach_reuseport_cbpf(listeners[0].as_fd(), &program(steer, listeners.len())?).map_err(|e| {
+        sys::attach_reuseport_cbpf(first.as_fd(), &program(steer, listeners.len())?).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!("SO_ATTACH_REUSEPORT_CBPF refused the {} program: {e}", steer.name()),
