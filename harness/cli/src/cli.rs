@@ -1,4 +1,6 @@
-//! The command line: `harness run`, `harness reproduce`, `harness models`.
+//! The command line: `harness run`, `harness sweep`, `harness reproduce`,
+//! `harness external`, `harness plot`, `harness report`, `harness models`,
+//! `harness doctor`.
 //!
 //! Parsing errors and other usage errors print one line naming the bad value
 //! and exit with code 2 before anything starts; a run that fails exits 1; a
@@ -64,6 +66,17 @@ enum Cmd {
     /// List the accept models, one line each.
     #[command(after_help = "Example:\n  harness models")]
     Models,
+    /// Say what this machine lets the harness do, one line per capability, and what each missing one disables.
+    ///
+    /// Root, network namespaces, sock_diag, tracefs, perf events, bpf(2) program types, classic BPF, io_uring, the
+    /// tcp_migrate_req sysctl, and the real servers with their versions. Each is tried on something thrown away;
+    /// nothing on the machine is changed. Exits 0 whatever is missing.
+    #[command(after_help = "Examples:\n  harness doctor\n  harness doctor --json")]
+    Doctor {
+        /// Print the capabilities as a JSON array instead.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -217,6 +230,17 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             println!("\nReal servers (harness run --model NAME, harness external NAME):");
             for s in Server::ALL {
                 println!("{:<16} {}", s.name(), s.describe());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Doctor { json } => {
+            // A report: exit 0 whatever is missing (a signal still makes
+            // main exit 128 + it, after printing what was examined).
+            let caps = lab::doctor::examine();
+            if json {
+                println!("{}", lab::doctor::json(&caps)?);
+            } else {
+                print!("{}", lab::doctor::text(&caps));
             }
             Ok(ExitCode::SUCCESS)
         }

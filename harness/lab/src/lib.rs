@@ -10,8 +10,9 @@
 //! ([`scenario`], [`sweep`]), including the experiments the README reports
 //! ([`experiment`]: the seed's table, real servers beside their models).
 //! The real servers themselves are in [`servers`]; what is read off the
-//! machine (meta.json, the sysctls a run sets) in [`machine`]; SIGINT and
-//! SIGTERM in [`interrupt`]. Files are written through `records`; nothing
+//! machine (meta.json, the sysctls a run sets) in [`machine`]; what the
+//! machine lets the harness do, and the refusal of a run that needs what it
+//! lacks, in [`doctor`]; SIGINT and SIGTERM in [`interrupt`]. Files are written through `records`; nothing
 //! here draws: the `report` crate reads the files afterwards.
 
 #![deny(unsafe_code)]
@@ -19,6 +20,7 @@
 pub mod account;
 pub mod connections;
 pub mod conservation;
+pub mod doctor;
 pub mod experiment;
 pub mod interrupt;
 pub mod kernel;

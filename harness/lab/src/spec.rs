@@ -218,10 +218,15 @@ impl RunSpec {
     }
 
     /// What the machine must allow for this run, checked before it starts
-    /// (and not for `--dry-run`): root and a kernel with the sysctl for
+    /// (and not for `--dry-run`): the capabilities it needs
+    /// ([`crate::doctor::check`]: sock_diag, network namespaces as root,
+    /// io_uring or classic BPF for their models, a real server that is
+    /// installed or installable), root and a kernel with the sysctl for
     /// `--tcp-migrate-req`, a hard open-file limit high enough. Reads, never
-    /// changes anything; [`RunSpec::prepare_process`] raises the limit.
+    /// changes anything (a capability is tried on something thrown away);
+    /// [`RunSpec::prepare_process`] raises the limit.
     pub fn check_machine(&self) -> Result<(), UsageError> {
+        crate::doctor::check(self)?;
         if let Some((key, _)) = self.sysctls.iter().next() {
             if sys::geteuid() != 0 {
                 return Err(UsageError(format!(

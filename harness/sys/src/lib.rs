@@ -8,20 +8,26 @@
 //! (errno turned into `io::Error` in one place) and `OwnedFd`s, wrapped the
 //! moment a descriptor exists, so none is ever left without an owner.
 //!
-//! One module per kind of resource: [`net`] (sockets, SCM_RIGHTS, BPF),
-//! [`epoll`], [`process`] (fork, signals, limits), [`mem`] (shared memory),
-//! [`time`], [`uring`], [`netns`] (network namespaces) and [`diag`]
-//! (sock_diag: the kernel's view of listening sockets). Everything is also re-exported at the top.
+//! One module per kind of resource: [`net`] (sockets, SCM_RIGHTS, classic
+//! BPF), [`epoll`], [`process`] (fork, signals, limits), [`mem`] (shared
+//! memory), [`time`], [`uring`], [`netns`] (network namespaces), [`diag`]
+//! (sock_diag: the kernel's view of listening sockets), [`bpf`] (bpf(2):
+//! eBPF programs and maps, with the verifier's log) and [`perf`]
+//! (perf_event_open: counters on a thread, tracepoints). Everything but
+//! `diag` and `perf` is also re-exported at the top.
 
+pub mod bpf;
 pub mod diag;
 pub mod epoll;
 pub mod mem;
 pub mod net;
 pub mod netns;
+pub mod perf;
 pub mod process;
 pub mod time;
 pub mod uring;
 
+pub use bpf::*;
 pub use epoll::*;
 pub use mem::*;
 pub use net::*;

@@ -13,6 +13,7 @@ mod common;
 
 mod bench_script;
 mod chaos;
+mod doctor;
 mod external;
 mod faults;
 mod fleet;

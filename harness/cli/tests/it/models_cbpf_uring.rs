@@ -4,8 +4,9 @@
 //!
 //! Every test takes the shared lock (two cores: a distribution read beside
 //! another run would be the scheduler's). io-uring tests skip, saying why,
-//! where the kernel or sandbox refuses io_uring (the harness then stops
-//! before anything starts with "io_uring is not available here: ...").
+//! where the kernel or sandbox refuses io_uring (the harness then refuses
+//! the run before anything starts: "--model io-uring needs io_uring: it is
+//! not available here (...)", as `harness doctor` reports it).
 
 use std::collections::HashMap;
 use std::path::PathBuf;

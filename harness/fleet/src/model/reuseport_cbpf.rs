@@ -60,6 +60,28 @@ pub fn prepare(addr: SocketAddr, workers: usize, opts: &ModelOpts) -> io::Result
     Ok(Listeners::PerWorker { listeners, addr })
 }
 
+/// Whether this kernel lets a SO_REUSEPORT group take both steering
+/// programs (SO_ATTACH_REUSEPORT_CBPF, Linux 4.5, with the CPU and random
+/// ancillary loads): each is attached to a throw-away group of two loopback
+/// listeners that never has a connection. `Unsupported` with a one-line
+/// reason if not; `harness doctor` and the check before a run ask this.
+pub fn check_available() -> io::Result<()> {
+    let opts = ModelOpts::default();
+    let (listeners, _) = super::reuseport::group(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)), 2, &opts)?;
+    let first = listeners
+        .first()
+        .ok_or_else(|| io::Error::other("a reuseport group of two came back empty"))?;
+    for steer in [Steer::Cpu, Steer::Random] {
+        sys::attach_reuseport_cbpf(first.as_fd(), &program(steer, listeners.len())?).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("SO_ATTACH_REUSEPORT_CBPF refused the {} program: {e}", steer.name()),
+            )
+        })?;
+    }
+    Ok(())
+}
+
 pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
     blocking_accept_loop(listener, ctx)
 }
@@ -139,6 +161,12 @@ mod tests {
                 l
             })
             .collect()
+    }
+
+    #[test]
+    fn check_available_attaches_both_programs() {
+        // Classic BPF needs no privilege: every machine kind has it.
+        check_available().unwrap();
     }
 
     #[test]

@@ -28,17 +28,35 @@ fn is_executable(p: &Path) -> bool {
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// Why `binary` can be neither found nor installed by [`ensure`] (not
+/// root, or no apt-get), if so; `None` when it is there or can be installed.
+/// Reads, never changes anything: what `harness doctor` and the checks
+/// before a run ask.
+pub fn unavailable(binary: &str, package: &str) -> Option<String> {
+    if find(binary).is_some() {
+        return None;
+    }
+    if sys::geteuid() != 0 {
+        return Some(format!(
+            "{binary} is not installed and installing it needs root: run `apt-get install {package}` first"
+        ));
+    }
+    if find("apt-get").is_none() {
+        return Some(format!(
+            "{binary} is not installed and this machine has no apt-get: install {package} first"
+        ));
+    }
+    None
+}
+
 /// The path of `binary`; when missing, installs Debian's `package` with
 /// apt-get (as root only), printing what it does on stderr.
 pub fn ensure(binary: &str, package: &str) -> anyhow::Result<PathBuf> {
     if let Some(p) = find(binary) {
         return Ok(p);
     }
-    if sys::geteuid() != 0 {
-        bail!("{binary} is not installed and installing it needs root: run `apt-get install {package}` first");
-    }
-    if find("apt-get").is_none() {
-        bail!("{binary} is not installed and this machine has no apt-get: install {package} first");
+    if let Some(why) = unavailable(binary, package) {
+        bail!("{why}");
     }
     eprintln!(
         "{binary} not found: installing Debian's {package} with apt-get (apt-get update; apt-get install -y {package})"

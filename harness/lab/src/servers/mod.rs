@@ -103,12 +103,18 @@ impl Server {
     /// apt-get (as root) when it is missing: done before a run leaves the
     /// host's network namespace, where apt-get has a network.
     pub fn ensure_installed(self) -> anyhow::Result<()> {
-        if self.is_nginx() {
-            install::ensure("nginx", "nginx")?;
-        } else {
-            install::ensure("node", "nodejs")?;
-        }
+        let (binary, package) = self.binary();
+        install::ensure(binary, package)?;
         Ok(())
+    }
+
+    /// The server's binary and the Debian package that has it.
+    pub fn binary(self) -> (&'static str, &'static str) {
+        if self.is_nginx() {
+            ("nginx", "nginx")
+        } else {
+            ("node", "nodejs")
+        }
     }
 
     /// Finds (or installs) the server's binary and starts it with `workers`
