@@ -8,13 +8,16 @@
 //! worker with several open at once), the per-worker counters in shared
 //! memory ([`counters`]), forking, supervising and tearing down a fleet
 //! ([`supervise`]), what /proc says each worker listens on and has used
-//! ([`introspect`]), and faults injected into a running fleet ([`faults`]).
+//! ([`introspect`]), faults injected into a running fleet ([`faults`]), and
+//! the eBPF assembler the steering models' programs are written with
+//! ([`ebpf`]).
 //! It knows nothing of load, files or reports: the runner (crate `lab`)
 //! starts a fleet, drives it with the load generator and records it.
 
 #![deny(unsafe_code)]
 
 pub mod counters;
+pub mod ebpf;
 pub mod event_loop;
 pub mod faults;
 pub mod introspect;

@@ -74,11 +74,14 @@ pub enum Need {
     ClassicBpf,
     /// A ring and a multishot accept: `io-uring`.
     IoUring = 3,
+    /// An eBPF SOCKET_FILTER program with an atomic counter in an ARRAY
+    /// map, attached with SO_ATTACH_REUSEPORT_EBPF: `reuseport-ebpf-rr`.
+    EbpfSocketFilter = 4,
 }
 
 impl Need {
     /// How many there are (the variants are 0, 1, ... in order).
-    const COUNT: usize = 4;
+    const COUNT: usize = 5;
 
     /// Tries the capability now.
     pub fn probe(self) -> Capability {
@@ -87,12 +90,13 @@ impl Need {
             Need::SockDiag => sock_diag(),
             Need::ClassicBpf => classic_bpf(),
             Need::IoUring => io_uring(),
+            Need::EbpfSocketFilter => bpf_socket_filter(),
         }
     }
 }
 
 // Every variant indexes `have`'s cache.
-const _: () = assert!(Need::IoUring as usize + 1 == Need::COUNT);
+const _: () = assert!(Need::EbpfSocketFilter as usize + 1 == Need::COUNT);
 
 /// `need`, probed the first time it is asked for in this process (a sweep
 /// checks every run; the answer does not change meanwhile).
@@ -114,6 +118,9 @@ pub fn needs(spec: &RunSpec, root: bool) -> Vec<(Need, String)> {
     match spec.subject {
         Subject::Model(Model::IoUring) => all.push((Need::IoUring, "--model io-uring".into())),
         Subject::Model(Model::ReuseportCbpf) => all.push((Need::ClassicBpf, "--model reuseport-cbpf".into())),
+        Subject::Model(Model::ReuseportEbpfRr) => {
+            all.push((Need::EbpfSocketFilter, "--model reuseport-ebpf-rr".into()))
+        }
         _ => {}
     }
     all
@@ -405,19 +412,16 @@ fn jit() -> String {
 }
 
 fn bpf_socket_filter() -> Capability {
-    let program = [sys::Insn::mov64_imm(0, 1), sys::Insn::exit()];
-    let found = sys::prog_load(sys::BPF_PROG_TYPE_SOCKET_FILTER, 0, &program, LICENSE)
-        .map_err(|e| bpf_failure("BPF_PROG_LOAD", &e))
-        .and_then(|_prog| {
-            sys::map_create(sys::BPF_MAP_TYPE_ARRAY, 4, 8, 1).map_err(|e| bpf_failure("BPF_MAP_CREATE ARRAY", &e))
+    let found = fleet::model::reuseport_ebpf_rr::check_available()
+        .map(|()| {
+            format!(
+                "loaded reuseport-ebpf-rr's program (an atomic counter in an ARRAY map) and attached it to a \
+                 throw-away group ({})",
+                jit()
+            )
         })
-        .map(|_map| format!("loaded `r0 = 1; exit` and made an ARRAY map ({})", jit()));
-    Capability::new(
-        "bpf SOCKET_FILTER",
-        "nothing the harness does yet (eBPF steering of a SO_REUSEPORT group, round robin or least \
-         loaded, would need it)",
-        found,
-    )
+        .map_err(|e| e.to_string());
+    Capability::new("bpf SOCKET_FILTER", "--model reuseport-ebpf-rr is refused", found)
 }
 
 fn bpf_sk_reuseport() -> Capability {

@@ -455,6 +455,29 @@ pub fn attach_reuseport_cbpf(fd: BorrowedFd<'_>, prog: &[libc::sock_filter]) -> 
     Ok(())
 }
 
+/// SO_ATTACH_REUSEPORT_EBPF (asm-generic/socket.h).
+const SO_ATTACH_REUSEPORT_EBPF: libc::c_int = 52;
+
+/// Attaches the loaded eBPF program `prog` (a SOCKET_FILTER, whose return
+/// value is the index of the socket, or an SK_REUSEPORT program) to the
+/// SO_REUSEPORT group `fd` belongs to, replacing any earlier one. The group
+/// keeps its own reference: `prog` may be closed afterwards.
+pub fn attach_reuseport_ebpf(fd: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()> {
+    let prog_fd: libc::c_int = prog.as_raw_fd();
+    // SAFETY: the option value is one int that lives across the call, and
+    // its size is passed alongside it.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_ATTACH_REUSEPORT_EBPF,
+            (&prog_fd as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@ mod kernel;
 mod measure;
 mod models_cbpf_uring;
 mod models_dispatch_mutex;
+mod models_ebpf;
 mod report;
 mod scenario_props;
 mod sweep;

@@ -12,6 +12,7 @@ pub mod epoll_exclusive;
 pub mod io_uring;
 pub mod reuseport;
 pub mod reuseport_cbpf;
+pub mod reuseport_ebpf_rr;
 pub mod shared_blocking;
 pub mod shared_epoll;
 
@@ -83,6 +84,7 @@ pub enum Model {
     EpollExclusive,
     Reuseport,
     ReuseportCbpf,
+    ReuseportEbpfRr,
     AcceptMutex,
     DispatchRr,
     DispatchLeast,
@@ -90,7 +92,7 @@ pub enum Model {
 }
 
 impl Model {
-    pub const ALL: [Model; 9] = [
+    pub const ALL: [Model; 10] = [
         Model::SharedBlocking,
         Model::SharedEpoll,
         Model::EpollExclusive,
@@ -99,6 +101,7 @@ impl Model {
         Model::DispatchLeast,
         Model::AcceptMutex,
         Model::ReuseportCbpf,
+        Model::ReuseportEbpfRr,
         Model::IoUring,
     ];
 
@@ -112,6 +115,7 @@ impl Model {
             Model::DispatchLeast => "dispatch-least",
             Model::AcceptMutex => "accept-mutex",
             Model::ReuseportCbpf => "reuseport-cbpf",
+            Model::ReuseportEbpfRr => "reuseport-ebpf-rr",
             Model::IoUring => "io-uring",
         }
     }
@@ -127,6 +131,7 @@ impl Model {
             Model::DispatchLeast => "as dispatch-rr, to the worker with the fewest connections handed but not yet closed (HAProxy, actix)",
             Model::AcceptMutex => "shared socket; only the holder of a process-shared lock polls it, released after each accept batch (nginx accept_mutex on)",
             Model::ReuseportCbpf => "reuseport plus a classic BPF program (SO_ATTACH_REUSEPORT_CBPF) that picks the socket: --steer cpu (socket = CPU of the SYN mod N; workers beyond the CPU count get nothing) or random (Cloudflare)",
+            Model::ReuseportEbpfRr => "reuseport plus an eBPF program (SO_ATTACH_REUSEPORT_EBPF, assembled by the harness) that deals connections in turn from an atomic counter in a map: exact round robin without a dispatcher (H2O)",
             Model::IoUring => "shared socket; each worker accepts with an io_uring multishot accept on its own ring: the first armed worker is woken for every connection and takes them all",
         }
     }
@@ -162,6 +167,7 @@ impl Model {
             Model::DispatchLeast => dispatch_least::prepare(addr, workers, opts),
             Model::AcceptMutex => accept_mutex::prepare(addr, opts),
             Model::ReuseportCbpf => reuseport_cbpf::prepare(addr, workers, opts),
+            Model::ReuseportEbpfRr => reuseport_ebpf_rr::prepare(addr, workers, opts),
             Model::IoUring => io_uring::prepare(addr, opts),
         }
     }
@@ -177,6 +183,7 @@ impl Model {
             (Model::DispatchLeast, WorkerEnd::Channel(c)) => dispatch_least::run(c, ctx),
             (Model::AcceptMutex, WorkerEnd::Listener(l)) => accept_mutex::run(l, ctx),
             (Model::ReuseportCbpf, WorkerEnd::Listener(l)) => reuseport_cbpf::run(l, ctx),
+            (Model::ReuseportEbpfRr, WorkerEnd::Listener(l)) => reuseport_ebpf_rr::run(l, ctx),
             (Model::IoUring, WorkerEnd::Listener(l)) => io_uring::run(l, ctx),
             (m, _) => io::Error::other(format!("{m}: worker handed the wrong kind of endpoint")),
         }
@@ -198,6 +205,25 @@ impl std::str::FromStr for Model {
             .find(|m| m.name() == s)
             .ok_or_else(|| format!("unknown model '{s}' (valid: {})", Model::names()))
     }
+}
+
+/// An eBPF map or program the kernel refused, as one line: what was being
+/// done, the errno (EPERM: no CAP_BPF or CAP_SYS_ADMIN) and the verifier's
+/// last words, if it spoke.
+pub(crate) fn ebpf_refused(what: &str, e: io::Error) -> io::Error {
+    let why = match sys::load_error(&e) {
+        Some(l) => {
+            let last = l.log.lines().rev().find(|s| !s.trim().is_empty()).unwrap_or("");
+            format!(
+                "{} (errno {}); the verifier said: {last}",
+                io::Error::from_raw_os_error(l.errno),
+                l.errno
+            )
+        }
+        None if e.raw_os_error() == Some(libc::EPERM) => format!("{e}: loading eBPF needs CAP_BPF (root)"),
+        None => e.to_string(),
+    };
+    io::Error::new(io::ErrorKind::Unsupported, format!("{what}: {why}"))
 }
 
 /// What the master holds between `prepare` and the forks.

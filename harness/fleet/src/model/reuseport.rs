@@ -51,6 +51,17 @@ pub(super) fn group(addr: SocketAddr, workers: usize, opts: &ModelOpts) -> io::R
     Ok((listeners, addr))
 }
 
+/// A throw-away group of two loopback listeners that never has a
+/// connection: what the steering models try their programs on before a run.
+pub(super) fn probe_group() -> io::Result<Vec<OwnedFd>> {
+    let any = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+    let (listeners, _) = group(any, 2, &ModelOpts::default())?;
+    if listeners.is_empty() {
+        return Err(io::Error::other("a reuseport group of two came back empty"));
+    }
+    Ok(listeners)
+}
+
 pub fn run(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
     blocking_accept_loop(listener, ctx)
 }

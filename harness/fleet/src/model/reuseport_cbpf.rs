@@ -66,11 +66,8 @@ pub fn prepare(addr: SocketAddr, workers: usize, opts: &ModelOpts) -> io::Result
 /// listeners that never has a connection. `Unsupported` with a one-line
 /// reason if not; `harness doctor` and the check before a run ask this.
 pub fn check_available() -> io::Result<()> {
-    let opts = ModelOpts::default();
-    let (listeners, _) = super::reuseport::group(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)), 2, &opts)?;
-    let first = listeners
-        .first()
-        .ok_or_else(|| io::Error::other("a reuseport group of two came back empty"))?;
+    let listeners = super::reuseport::probe_group()?;
+    let first = &listeners[0];
     for steer in [Steer::Cpu, Steer::Random] {
         sys::attach_reuseport_cbpf(first.as_fd(), &program(steer, listeners.len())?).map_err(|e| {
             io::Error::new(

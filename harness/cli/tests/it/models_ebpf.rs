@@ -1,0 +1,108 @@
+//! The eBPF steering models by their kernel signatures: `reuseport-ebpf-rr`
+//! deals a serial client's connections in exact turns and keeps them within
+//! one of an even split when saturated; a user without CAP_BPF is refused
+//! in one line that says so.
+
+use std::os::unix::process::CommandExt;
+
+use crate::common::{assert_conserved, col, harness, is_root, needs, num, output_within, run, scratch, serial, show};
+
+/// Whether this machine loads and attaches the round-robin program, as
+/// `harness doctor` probes it.
+fn have_ebpf() -> bool {
+    let o = harness().arg("doctor").output().expect("harness doctor");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .any(|l| l.starts_with("ok") && l.contains("bpf SOCKET_FILTER"))
+}
+
+/// A conserved run of 4 reuseport-ebpf-rr workers, or `None` where this
+/// machine cannot load the program (off CI).
+fn rr_run(name: &str, concurrency: &str, connections: u64) -> Option<RunOf> {
+    if !needs(have_ebpf(), "eBPF socket filters on SO_REUSEPORT groups") {
+        return None;
+    }
+    let n = connections.to_string();
+    let args = [
+        "--model",
+        "reuseport-ebpf-rr",
+        "--workers",
+        "4",
+        "--concurrency",
+        concurrency,
+        "--connections",
+        &n,
+    ];
+    let (o, dir) = run(name, &args);
+    let (rows, s) = assert_conserved(&o, &dir, connections);
+    Some((o, dir, rows, s))
+}
+
+type Row = std::collections::HashMap<String, String>;
+type RunOf = (std::process::Output, std::path::PathBuf, Vec<Row>, Row);
+
+#[test]
+fn ebpf_rr_gives_a_serial_clients_connections_in_exact_turns() {
+    let _g = serial();
+    let Some((o, dir, rows, _)) = rr_run("ebpf-rr-serial", "1", 3000) else {
+        return;
+    };
+    for (i, a) in col(&rows, "accepted").iter().enumerate() {
+        assert!(a.abs_diff(750) <= 1, "worker {i} took {a} of 3000: {}", show(&o));
+    }
+    // One socket per worker, as reuseport.
+    let inodes = col(&rows, "listen_inode");
+    let mut distinct = inodes.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "a listener each: {inodes:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn ebpf_rr_stays_within_one_of_an_even_split_when_saturated() {
+    let _g = serial();
+    let Some((o, dir, rows, s)) = rr_run("ebpf-rr-saturated", "64", 20000) else {
+        return;
+    };
+    // A SYN the kernel dropped and the client sent again takes another turn.
+    let retried = num(&s, "kernel_syn_retrans") as u64;
+    for (i, a) in col(&rows, "accepted").iter().enumerate() {
+        assert!(
+            a.abs_diff(5000) <= 1 + retried,
+            "worker {i} took {a} of 20000 ({retried} SYNs retransmitted): {}",
+            show(&o)
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn without_cap_bpf_ebpf_rr_is_refused_in_one_line() {
+    if !is_root() {
+        eprintln!("skipped: only root can run the harness as another user");
+        return;
+    }
+    let out = scratch("ebpf-rr-nobody");
+    let mut cmd = harness();
+    cmd.args([
+        "run",
+        "--model",
+        "reuseport-ebpf-rr",
+        "--connections",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .uid(65534)
+    .gid(65534);
+    let o = output_within(&mut cmd, std::time::Duration::from_secs(60));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("--model reuseport-ebpf-rr") && stderr.contains("CAP_BPF"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "a refused run writes nothing");
+}
