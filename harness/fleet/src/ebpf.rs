@@ -96,11 +96,11 @@ pub enum Helper {
 #[derive(Debug, Default)]
 pub struct Asm {
     insns: Vec<Insn>,
-    labels: HashMap<&'static str, usize>,
+    labels: HashMap<String, usize>,
     /// (index of a jump, the label it goes to).
-    jumps: Vec<(usize, &'static str)>,
+    jumps: Vec<(usize, String)>,
     /// A label defined twice (reported by [`Asm::finish`]).
-    twice: Option<&'static str>,
+    twice: Option<String>,
 }
 
 impl Asm {
@@ -176,27 +176,27 @@ impl Asm {
     }
 
     /// `goto label`.
-    pub fn ja(&mut self, label: &'static str) -> &mut Asm {
-        self.jumps.push((self.insns.len(), label));
+    pub fn ja(&mut self, label: &str) -> &mut Asm {
+        self.jumps.push((self.insns.len(), label.to_owned()));
         self.push(JMP, R0, R0, 0, 0)
     }
 
     /// `if dst cond imm goto label`.
-    pub fn jmp_imm(&mut self, cond: Cond, dst: Reg, imm: i32, label: &'static str) -> &mut Asm {
-        self.jumps.push((self.insns.len(), label));
+    pub fn jmp_imm(&mut self, cond: Cond, dst: Reg, imm: i32, label: &str) -> &mut Asm {
+        self.jumps.push((self.insns.len(), label.to_owned()));
         self.push(JMP | cond as u8 | K, dst, R0, 0, imm)
     }
 
     /// `if dst cond src goto label`.
-    pub fn jmp_reg(&mut self, cond: Cond, dst: Reg, src: Reg, label: &'static str) -> &mut Asm {
-        self.jumps.push((self.insns.len(), label));
+    pub fn jmp_reg(&mut self, cond: Cond, dst: Reg, src: Reg, label: &str) -> &mut Asm {
+        self.jumps.push((self.insns.len(), label.to_owned()));
         self.push(JMP | cond as u8 | X, dst, src, 0, 0)
     }
 
     /// Names the next instruction.
-    pub fn label(&mut self, name: &'static str) -> &mut Asm {
-        if self.labels.insert(name, self.insns.len()).is_some() {
-            self.twice.get_or_insert(name);
+    pub fn label(&mut self, name: &str) -> &mut Asm {
+        if self.labels.insert(name.to_owned(), self.insns.len()).is_some() {
+            self.twice.get_or_insert_with(|| name.to_owned());
         }
         self
     }
@@ -204,11 +204,12 @@ impl Asm {
     /// The program, its jumps resolved; an error names a label that is
     /// missing, defined twice, or out of a jump's reach.
     pub fn finish(&self) -> Result<Vec<Insn>, String> {
-        if let Some(l) = self.twice {
+        if let Some(l) = &self.twice {
             return Err(format!("label '{l}' is defined twice"));
         }
         let mut out = self.insns.clone();
-        for &(at, label) in &self.jumps {
+        for (at, label) in &self.jumps {
+            let at = *at;
             let to = *self.labels.get(label).ok_or_else(|| format!("no label '{label}'"))?;
             let off = to as i64 - (at as i64 + 1);
             out[at].off = i16::try_from(off).map_err(|_| format!("label '{label}' is out of a jump's reach"))?;

@@ -77,11 +77,14 @@ pub enum Need {
     /// An eBPF SOCKET_FILTER program with an atomic counter in an ARRAY
     /// map, attached with SO_ATTACH_REUSEPORT_EBPF: `reuseport-ebpf-rr`.
     EbpfSocketFilter = 4,
+    /// An SK_REUSEPORT program with a REUSEPORT_SOCKARRAY and an mmap-able
+    /// ARRAY: `reuseport-ebpf-least`.
+    EbpfSkReuseport = 5,
 }
 
 impl Need {
     /// How many there are (the variants are 0, 1, ... in order).
-    const COUNT: usize = 5;
+    const COUNT: usize = 6;
 
     /// Tries the capability now.
     pub fn probe(self) -> Capability {
@@ -91,12 +94,13 @@ impl Need {
             Need::ClassicBpf => classic_bpf(),
             Need::IoUring => io_uring(),
             Need::EbpfSocketFilter => bpf_socket_filter(),
+            Need::EbpfSkReuseport => bpf_sk_reuseport(),
         }
     }
 }
 
 // Every variant indexes `have`'s cache.
-const _: () = assert!(Need::EbpfSocketFilter as usize + 1 == Need::COUNT);
+const _: () = assert!(Need::EbpfSkReuseport as usize + 1 == Need::COUNT);
 
 /// `need`, probed the first time it is asked for in this process (a sweep
 /// checks every run; the answer does not change meanwhile).
@@ -120,6 +124,9 @@ pub fn needs(spec: &RunSpec, root: bool) -> Vec<(Need, String)> {
         Subject::Model(Model::ReuseportCbpf) => all.push((Need::ClassicBpf, "--model reuseport-cbpf".into())),
         Subject::Model(Model::ReuseportEbpfRr) => {
             all.push((Need::EbpfSocketFilter, "--model reuseport-ebpf-rr".into()))
+        }
+        Subject::Model(Model::ReuseportEbpfLeast) => {
+            all.push((Need::EbpfSkReuseport, "--model reuseport-ebpf-least".into()))
         }
         _ => {}
     }
@@ -396,8 +403,9 @@ fn bpf_failure(what: &str, e: &io::Error) -> String {
         s.push_str(&format!(" (verifier: {reason})"));
     }
     if sys::geteuid() != 0 {
+        s.push_str("; loading these programs needs CAP_BPF (root)");
         if let Some(note) = sysctl_note("kernel.unprivileged_bpf_disabled") {
-            s.push_str(&format!("; not root, and {note}"));
+            s.push_str(&format!(", and {note}"));
         }
     }
     s
@@ -441,13 +449,13 @@ fn bpf_sk_reuseport() -> Capability {
             sys::map_create(sys::BPF_MAP_TYPE_REUSEPORT_SOCKARRAY, 4, 8, 2)
                 .map_err(|e| bpf_failure("BPF_MAP_CREATE REUSEPORT_SOCKARRAY", &e))
         })
-        .map(|_map| "loaded `r0 = SK_PASS; exit` for SELECT and SELECT_OR_MIGRATE, made a REUSEPORT_SOCKARRAY".into());
-    Capability::new(
-        "bpf SK_REUSEPORT",
-        "nothing the harness does yet (eBPF steering that also places the connections of a closing \
-         listener, SELECT_OR_MIGRATE, would need it)",
-        found,
-    )
+        .and_then(|_map| fleet::model::reuseport_ebpf_least::check_available().map_err(|e| e.to_string()))
+        .map(|()| {
+            "loaded `r0 = SK_PASS; exit` for SELECT and SELECT_OR_MIGRATE, and reuseport-ebpf-least's program \
+             with its REUSEPORT_SOCKARRAY and mmap-ed ARRAY, attached to a throw-away group"
+                .into()
+        });
+    Capability::new("bpf SK_REUSEPORT", "--model reuseport-ebpf-least is refused", found)
 }
 
 fn classic_bpf() -> Capability {

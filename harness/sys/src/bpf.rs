@@ -18,7 +18,7 @@ use std::ffi::CStr;
 use std::fmt;
 use std::io;
 use std::mem::size_of;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use crate::owned;
 
@@ -26,6 +26,10 @@ use crate::owned;
 const BPF_MAP_CREATE: libc::c_int = 0;
 /// BPF_PROG_LOAD (enum bpf_cmd).
 const BPF_PROG_LOAD: libc::c_int = 5;
+/// bpf(2) command: set one element of a map.
+const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
+/// map_flags: the map's values may be mmap(2)ed (ARRAY maps, Linux 5.5).
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 /// A program run on a socket's packets; attached to a SO_REUSEPORT group
 /// (SO_ATTACH_REUSEPORT_EBPF) its return value is the index of the socket
@@ -131,7 +135,18 @@ struct MapCreate {
     map_name: [u8; 16],
 }
 
-/// `union bpf_attr` as the two commands here use it, 128 bytes, 8-aligned
+/// The BPF_MAP_*_ELEM member of `union bpf_attr` (32 bytes).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct MapElem {
+    map_fd: u32,
+    pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// `union bpf_attr` as the commands here use it, 128 bytes, 8-aligned
 /// (as the kernel's `__aligned_u64` members are). Made zeroed ([`Attr::zeroed`])
 /// and then one member written: every byte past that member stays zero, as
 /// the kernel checks for the fields it knows and this code does not.
@@ -139,6 +154,7 @@ struct MapCreate {
 union Attr {
     prog_load: ProgLoad,
     map_create: MapCreate,
+    map_elem: MapElem,
     bytes: [u64; 16],
 }
 
@@ -189,17 +205,25 @@ impl std::error::Error for LoadError {}
 /// bpf(2) with `attr`; retried while the kernel says EAGAIN (a verifier
 /// interrupted by a signal), as libbpf does, a few times at most.
 fn bpf(cmd: libc::c_int, attr: &mut Attr) -> io::Result<OwnedFd> {
+    let ret = bpf_ret(cmd, attr)?;
+    let fd = i32::try_from(ret).map_err(|_| io::Error::other("bpf(2) returned an impossible descriptor"))?;
+    // The new program or map, CLOEXEC (the kernel always sets it).
+    Ok(owned(fd))
+}
+
+/// bpf(2) for a command that returns a number (0 for most), retried on
+/// EAGAIN a few times.
+fn bpf_ret(cmd: libc::c_int, attr: &mut Attr) -> io::Result<libc::c_long> {
     let mut tries = 0;
     loop {
         // SAFETY: `attr` is a valid, initialised union of the size passed,
         // alive across the call; every pointer stored in it (instructions,
-        // license, log buffer) points at memory the caller keeps alive and
-        // describes with the matching length.
+        // license, log buffer; a key and a value) points at memory the
+        // caller keeps alive and describes with the matching length (a
+        // key and a value have the map's sizes, which the caller made).
         let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut Attr, size_of::<Attr>() as libc::c_uint) };
         if ret >= 0 {
-            let fd = i32::try_from(ret).map_err(|_| io::Error::other("bpf(2) returned an impossible descriptor"))?;
-            // The new program or map, CLOEXEC (the kernel always sets it).
-            return Ok(owned(fd));
+            return Ok(ret);
         }
         let e = io::Error::last_os_error();
         tries += 1;
@@ -266,18 +290,43 @@ pub fn errno_of(e: &io::Error) -> Option<i32> {
 /// Makes a map of `map_type` with `max_entries` entries of the given key
 /// and value sizes.
 pub fn map_create(map_type: u32, key_size: u32, value_size: u32, max_entries: u32) -> io::Result<OwnedFd> {
+    map_create_flags(map_type, key_size, value_size, max_entries, 0)
+}
+
+/// [`map_create`] with `map_flags` (such as [`BPF_F_MMAPABLE`]).
+pub fn map_create_flags(
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+) -> io::Result<OwnedFd> {
     let mut attr = Attr::zeroed();
     attr.map_create = MapCreate {
         map_type,
         key_size,
         value_size,
         max_entries,
-        map_flags: 0,
+        map_flags,
         inner_map_fd: 0,
         numa_node: 0,
         map_name: [0; 16],
     };
     bpf(BPF_MAP_CREATE, &mut attr)
+}
+
+/// Sets the element of `map` under the u32 `key` to the u64 `value` (for a
+/// REUSEPORT_SOCKARRAY, a listening socket's descriptor).
+pub fn map_update_u32_u64(map: BorrowedFd<'_>, key: u32, value: u64) -> io::Result<()> {
+    let mut attr = Attr::zeroed();
+    attr.map_elem = MapElem {
+        map_fd: map.as_raw_fd() as u32,
+        pad: 0,
+        key: &key as *const u32 as u64,
+        value: &value as *const u64 as u64,
+        flags: 0, // BPF_ANY
+    };
+    bpf_ret(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
 }
 
 /// The verifier's log of a failed [`prog_load`], if `e` came from one.

@@ -15,15 +15,31 @@ pub struct SharedWords {
 impl SharedWords {
     /// `words` zeroed words, page-aligned.
     pub fn new(words: usize) -> io::Result<SharedWords> {
+        SharedWords::map(words, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1)
+    }
+
+    /// The values of an mmap-able BPF ARRAY map (`BPF_F_MMAPABLE`, 8-byte
+    /// values) as `words` shared words: what a program reads, the
+    /// processes forked afterwards write without a syscall.
+    pub fn of_bpf_array(map: std::os::fd::BorrowedFd<'_>, words: usize) -> io::Result<SharedWords> {
+        use std::os::fd::AsRawFd;
+        SharedWords::map(words, libc::MAP_SHARED, map.as_raw_fd())
+    }
+
+    /// A shared, readable and writable mapping of `words` words from
+    /// offset 0 of `fd` (-1 with MAP_ANONYMOUS).
+    fn map(words: usize, flags: libc::c_int, fd: libc::c_int) -> io::Result<SharedWords> {
         let bytes = words.max(1) * std::mem::size_of::<AtomicU64>();
-        // SAFETY: anonymous mapping with no address hint; checked for MAP_FAILED.
+        // SAFETY: a new mapping with no address hint, of an anonymous
+        // region or of `fd` from offset 0 (the kernel checks the length
+        // against what `fd` has); checked for MAP_FAILED.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 bytes,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
+                flags,
+                fd,
                 0,
             )
         };

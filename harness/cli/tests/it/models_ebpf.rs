@@ -1,19 +1,21 @@
 //! The eBPF steering models by their kernel signatures: `reuseport-ebpf-rr`
 //! deals a serial client's connections in exact turns and keeps them within
-//! one of an even split when saturated; a user without CAP_BPF is refused
-//! in one line that says so.
+//! one of an even split when saturated; `reuseport-ebpf-least` offers a
+//! worker ten times slower less than half its share; a user without
+//! CAP_BPF is refused in one line that says so.
 
 use std::os::unix::process::CommandExt;
 
 use crate::common::{assert_conserved, col, harness, is_root, needs, num, output_within, run, scratch, serial, show};
 
-/// Whether this machine loads and attaches the round-robin program, as
-/// `harness doctor` probes it.
+/// Whether this machine loads and attaches the steering programs (both
+/// kinds), as `harness doctor` probes them.
 fn have_ebpf() -> bool {
     let o = harness().arg("doctor").output().expect("harness doctor");
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .any(|l| l.starts_with("ok") && l.contains("bpf SOCKET_FILTER"))
+    let out = String::from_utf8_lossy(&o.stdout);
+    ["bpf SOCKET_FILTER", "bpf SK_REUSEPORT"]
+        .iter()
+        .all(|cap| out.lines().any(|l| l.starts_with("ok") && l.contains(cap)))
 }
 
 /// A conserved run of 4 reuseport-ebpf-rr workers, or `None` where this
@@ -78,17 +80,53 @@ fn ebpf_rr_stays_within_one_of_an_even_split_when_saturated() {
 }
 
 #[test]
-fn without_cap_bpf_ebpf_rr_is_refused_in_one_line() {
+fn ebpf_least_offers_a_slow_worker_less_than_half_its_share() {
+    let _g = serial();
+    if !needs(have_ebpf(), "eBPF SK_REUSEPORT programs") {
+        return;
+    }
+    let args = [
+        "--model",
+        "reuseport-ebpf-least",
+        "--workers",
+        "4",
+        "--concurrency",
+        "16",
+        "--connections",
+        "3000",
+        "--service",
+        "sleep:1ms",
+        "--slow-worker",
+        "0:10",
+    ];
+    let (o, dir) = run("ebpf-least-slow", &args);
+    let (rows, _) = assert_conserved(&o, &dir, 3000);
+    let accepted = col(&rows, "accepted");
+    // As dispatch-least: fair share 0.25, by capacity about 1/31; under
+    // 1/(2N) = 0.125 with room to spare, also with one core kept busy.
+    let share = accepted[0] as f64 / 3000.0;
+    assert!(share < 0.125, "the slow worker got {share:.3}: {accepted:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn without_cap_bpf_the_ebpf_models_are_refused_in_one_line() {
     if !is_root() {
         eprintln!("skipped: only root can run the harness as another user");
         return;
     }
-    let out = scratch("ebpf-rr-nobody");
+    for model in ["reuseport-ebpf-rr", "reuseport-ebpf-least"] {
+        refused_as_nobody(model);
+    }
+}
+
+fn refused_as_nobody(model: &str) {
+    let out = scratch(&format!("{model}-nobody"));
     let mut cmd = harness();
     cmd.args([
         "run",
         "--model",
-        "reuseport-ebpf-rr",
+        model,
         "--connections",
         "10",
         "--out",
@@ -101,7 +139,7 @@ fn without_cap_bpf_ebpf_rr_is_refused_in_one_line() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(
-        stderr.contains("--model reuseport-ebpf-rr") && stderr.contains("CAP_BPF"),
+        stderr.contains(&format!("--model {model} ")) && stderr.contains("CAP_BPF"),
         "{stderr}"
     );
     assert!(!out.exists(), "a refused run writes nothing");

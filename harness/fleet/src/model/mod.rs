@@ -12,6 +12,7 @@ pub mod epoll_exclusive;
 pub mod io_uring;
 pub mod reuseport;
 pub mod reuseport_cbpf;
+pub mod reuseport_ebpf_least;
 pub mod reuseport_ebpf_rr;
 pub mod shared_blocking;
 pub mod shared_epoll;
@@ -85,6 +86,7 @@ pub enum Model {
     Reuseport,
     ReuseportCbpf,
     ReuseportEbpfRr,
+    ReuseportEbpfLeast,
     AcceptMutex,
     DispatchRr,
     DispatchLeast,
@@ -92,7 +94,7 @@ pub enum Model {
 }
 
 impl Model {
-    pub const ALL: [Model; 10] = [
+    pub const ALL: [Model; 11] = [
         Model::SharedBlocking,
         Model::SharedEpoll,
         Model::EpollExclusive,
@@ -102,6 +104,7 @@ impl Model {
         Model::AcceptMutex,
         Model::ReuseportCbpf,
         Model::ReuseportEbpfRr,
+        Model::ReuseportEbpfLeast,
         Model::IoUring,
     ];
 
@@ -116,6 +119,7 @@ impl Model {
             Model::AcceptMutex => "accept-mutex",
             Model::ReuseportCbpf => "reuseport-cbpf",
             Model::ReuseportEbpfRr => "reuseport-ebpf-rr",
+            Model::ReuseportEbpfLeast => "reuseport-ebpf-least",
             Model::IoUring => "io-uring",
         }
     }
@@ -132,6 +136,7 @@ impl Model {
             Model::AcceptMutex => "shared socket; only the holder of a process-shared lock polls it, released after each accept batch (nginx accept_mutex on)",
             Model::ReuseportCbpf => "reuseport plus a classic BPF program (SO_ATTACH_REUSEPORT_CBPF) that picks the socket: --steer cpu (socket = CPU of the SYN mod N; workers beyond the CPU count get nothing) or random (Cloudflare)",
             Model::ReuseportEbpfRr => "reuseport plus an eBPF program (SO_ATTACH_REUSEPORT_EBPF, assembled by the harness) that deals connections in turn from an atomic counter in a map: exact round robin without a dispatcher (H2O)",
+            Model::ReuseportEbpfLeast => "reuseport plus an SK_REUSEPORT eBPF program that picks the socket of the worker with the fewest connections steered to it but not yet closed (counts in an mmap-ed BPF array the workers update without a syscall), ties in turn",
             Model::IoUring => "shared socket; each worker accepts with an io_uring multishot accept on its own ring: the first armed worker is woken for every connection and takes them all",
         }
     }
@@ -168,6 +173,7 @@ impl Model {
             Model::AcceptMutex => accept_mutex::prepare(addr, opts),
             Model::ReuseportCbpf => reuseport_cbpf::prepare(addr, workers, opts),
             Model::ReuseportEbpfRr => reuseport_ebpf_rr::prepare(addr, workers, opts),
+            Model::ReuseportEbpfLeast => reuseport_ebpf_least::prepare(addr, workers, opts),
             Model::IoUring => io_uring::prepare(addr, opts),
         }
     }
@@ -184,6 +190,7 @@ impl Model {
             (Model::AcceptMutex, WorkerEnd::Listener(l)) => accept_mutex::run(l, ctx),
             (Model::ReuseportCbpf, WorkerEnd::Listener(l)) => reuseport_cbpf::run(l, ctx),
             (Model::ReuseportEbpfRr, WorkerEnd::Listener(l)) => reuseport_ebpf_rr::run(l, ctx),
+            (Model::ReuseportEbpfLeast, WorkerEnd::Listener(l)) => reuseport_ebpf_least::run(l, ctx),
             (Model::IoUring, WorkerEnd::Listener(l)) => io_uring::run(l, ctx),
             (m, _) => io::Error::other(format!("{m}: worker handed the wrong kind of endpoint")),
         }
@@ -315,6 +322,12 @@ pub(crate) fn shared_listener(
 /// The accept loop shared by the blocking models: block in accept(2), serve,
 /// repeat. Each return of accept is one wakeup.
 pub(crate) fn blocking_accept_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io::Error {
+    blocking_accept_loop_then(listener, ctx, || {})
+}
+
+/// [`blocking_accept_loop`], calling `served` after each connection is
+/// served and closed.
+pub(crate) fn blocking_accept_loop_then(listener: OwnedFd, ctx: &WorkerCtx<'_>, served: impl Fn()) -> io::Error {
     use std::os::fd::{AsFd, AsRawFd};
     let slot = ctx.slot;
     Slot::set_fd(slot.listen_fd, listener.as_raw_fd());
@@ -325,6 +338,7 @@ pub(crate) fn blocking_accept_loop(listener: OwnedFd, ctx: &WorkerCtx<'_>) -> io
             Ok(conn) => {
                 Slot::bump(slot.wakeups);
                 ctx.take(conn);
+                served();
             }
             Err(e) if transient_accept_error(&e) => Slot::bump(slot.wakeups),
             Err(e) => return e,
