@@ -18,7 +18,7 @@ positive_ints "$rounds" "$connections" "$concurrency"
 
 cargo build --release --quiet -p harness
 bin=target/release/harness
-models=(shared-blocking shared-epoll epoll-exclusive reuseport dispatch-rr dispatch-least accept-mutex reuseport-cbpf reuseport-ebpf-rr reuseport-ebpf-least io-uring)
+models=(shared-blocking shared-epoll epoll-exclusive reuseport dispatch-rr dispatch-least accept-mutex reuseport-cbpf reuseport-ebpf-rr reuseport-ebpf-least reuseport-ebpf-migrate io-uring)
 mkdir -p results
 csv=results/bench-models-$(date -u +%Y%m%d-%H%M%S).csv
 tmp=$(mktemp -d)

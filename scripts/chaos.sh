@@ -461,7 +461,7 @@ PY
 
 # ---------------------------------------------------------------- trials
 
-MODELS=(shared-blocking shared-epoll epoll-exclusive reuseport dispatch-rr dispatch-least accept-mutex reuseport-cbpf reuseport-ebpf-rr reuseport-ebpf-least io-uring)
+MODELS=(shared-blocking shared-epoll epoll-exclusive reuseport dispatch-rr dispatch-least accept-mutex reuseport-cbpf reuseport-ebpf-rr reuseport-ebpf-least reuseport-ebpf-migrate io-uring)
 
 # A free port from 20000-29999 (below the ephemeral range), not drawn from
 # $RANDOM so that the trials stay the same whatever is in use.

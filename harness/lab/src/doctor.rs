@@ -125,8 +125,8 @@ pub fn needs(spec: &RunSpec, root: bool) -> Vec<(Need, String)> {
         Subject::Model(Model::ReuseportEbpfRr) => {
             all.push((Need::EbpfSocketFilter, "--model reuseport-ebpf-rr".into()))
         }
-        Subject::Model(Model::ReuseportEbpfLeast) => {
-            all.push((Need::EbpfSkReuseport, "--model reuseport-ebpf-least".into()))
+        Subject::Model(m @ (Model::ReuseportEbpfLeast | Model::ReuseportEbpfMigrate)) => {
+            all.push((Need::EbpfSkReuseport, format!("--model {m}")))
         }
         _ => {}
     }
@@ -455,7 +455,11 @@ fn bpf_sk_reuseport() -> Capability {
              with its REUSEPORT_SOCKARRAY and mmap-ed ARRAY, attached to a throw-away group"
                 .into()
         });
-    Capability::new("bpf SK_REUSEPORT", "--model reuseport-ebpf-least is refused", found)
+    Capability::new(
+        "bpf SK_REUSEPORT",
+        "--model reuseport-ebpf-least and reuseport-ebpf-migrate are refused",
+        found,
+    )
 }
 
 fn classic_bpf() -> Capability {

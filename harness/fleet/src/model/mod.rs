@@ -13,6 +13,7 @@ pub mod io_uring;
 pub mod reuseport;
 pub mod reuseport_cbpf;
 pub mod reuseport_ebpf_least;
+pub mod reuseport_ebpf_migrate;
 pub mod reuseport_ebpf_rr;
 pub mod shared_blocking;
 pub mod shared_epoll;
@@ -87,6 +88,7 @@ pub enum Model {
     ReuseportCbpf,
     ReuseportEbpfRr,
     ReuseportEbpfLeast,
+    ReuseportEbpfMigrate,
     AcceptMutex,
     DispatchRr,
     DispatchLeast,
@@ -94,7 +96,7 @@ pub enum Model {
 }
 
 impl Model {
-    pub const ALL: [Model; 11] = [
+    pub const ALL: [Model; 12] = [
         Model::SharedBlocking,
         Model::SharedEpoll,
         Model::EpollExclusive,
@@ -105,6 +107,7 @@ impl Model {
         Model::ReuseportCbpf,
         Model::ReuseportEbpfRr,
         Model::ReuseportEbpfLeast,
+        Model::ReuseportEbpfMigrate,
         Model::IoUring,
     ];
 
@@ -120,6 +123,7 @@ impl Model {
             Model::ReuseportCbpf => "reuseport-cbpf",
             Model::ReuseportEbpfRr => "reuseport-ebpf-rr",
             Model::ReuseportEbpfLeast => "reuseport-ebpf-least",
+            Model::ReuseportEbpfMigrate => "reuseport-ebpf-migrate",
             Model::IoUring => "io-uring",
         }
     }
@@ -137,6 +141,7 @@ impl Model {
             Model::ReuseportCbpf => "reuseport plus a classic BPF program (SO_ATTACH_REUSEPORT_CBPF) that picks the socket: --steer cpu (socket = CPU of the SYN mod N; workers beyond the CPU count get nothing) or random (Cloudflare)",
             Model::ReuseportEbpfRr => "reuseport plus an eBPF program (SO_ATTACH_REUSEPORT_EBPF, assembled by the harness) that deals connections in turn from an atomic counter in a map: exact round robin without a dispatcher (H2O)",
             Model::ReuseportEbpfLeast => "reuseport plus an SK_REUSEPORT eBPF program that picks the socket of the worker with the fewest connections steered to it but not yet closed (counts in an mmap-ed BPF array the workers update without a syscall), ties in turn",
+            Model::ReuseportEbpfMigrate => "reuseport-ebpf-least loaded for SELECT_OR_MIGRATE: a closing socket's queued connections move to a live one whatever tcp_migrate_req says (a reload resets nothing)",
             Model::IoUring => "shared socket; each worker accepts with an io_uring multishot accept on its own ring: the first armed worker is woken for every connection and takes them all",
         }
     }
@@ -174,6 +179,7 @@ impl Model {
             Model::ReuseportCbpf => reuseport_cbpf::prepare(addr, workers, opts),
             Model::ReuseportEbpfRr => reuseport_ebpf_rr::prepare(addr, workers, opts),
             Model::ReuseportEbpfLeast => reuseport_ebpf_least::prepare(addr, workers, opts),
+            Model::ReuseportEbpfMigrate => reuseport_ebpf_migrate::prepare(addr, workers, opts),
             Model::IoUring => io_uring::prepare(addr, opts),
         }
     }
@@ -191,6 +197,7 @@ impl Model {
             (Model::ReuseportCbpf, WorkerEnd::Listener(l)) => reuseport_cbpf::run(l, ctx),
             (Model::ReuseportEbpfRr, WorkerEnd::Listener(l)) => reuseport_ebpf_rr::run(l, ctx),
             (Model::ReuseportEbpfLeast, WorkerEnd::Listener(l)) => reuseport_ebpf_least::run(l, ctx),
+            (Model::ReuseportEbpfMigrate, WorkerEnd::Listener(l)) => reuseport_ebpf_migrate::run(l, ctx),
             (Model::IoUring, WorkerEnd::Listener(l)) => io_uring::run(l, ctx),
             (m, _) => io::Error::other(format!("{m}: worker handed the wrong kind of endpoint")),
         }

@@ -73,9 +73,8 @@ pub fn prepare(addr: SocketAddr, workers: usize, opts: &ModelOpts) -> io::Result
             "reuseport-ebpf-least needs at least one worker",
         )
     })?;
-    let steering = Steering::load(&listeners)?;
-    sys::attach_reuseport_ebpf(first.as_fd(), steering.prog.as_fd())?;
-    *LOAD.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&steering.load));
+    let steering = Steering::load(&listeners, sys::BPF_SK_REUSEPORT_SELECT)?;
+    steering.attach(first.as_fd())?;
     Ok(Listeners::PerWorker { listeners, addr })
 }
 
@@ -97,9 +96,19 @@ pub(crate) struct Steering {
 }
 
 impl Steering {
+    /// Attaches the program to the group of `first` and makes its counts
+    /// the ones the workers forked next decrement.
+    pub(crate) fn attach(&self, first: BorrowedFd<'_>) -> io::Result<()> {
+        sys::attach_reuseport_ebpf(first, self.prog.as_fd())?;
+        *LOAD.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&self.load));
+        Ok(())
+    }
+
     /// Makes the maps (the sockets of `listeners` in the array, in worker
-    /// order), maps `load` and loads the program.
-    pub(crate) fn load(listeners: &[OwnedFd]) -> io::Result<Steering> {
+    /// order), maps `load` and loads the program for `expected_attach_type`
+    /// (BPF_SK_REUSEPORT_SELECT, or _SELECT_OR_MIGRATE: the kernel also
+    /// runs it to place the connections of a closing socket).
+    pub(crate) fn load(listeners: &[OwnedFd], expected_attach_type: u32) -> io::Result<Steering> {
         let n = listeners.len();
         let refused = super::ebpf_refused;
         let load_map = sys::map_create_flags(sys::BPF_MAP_TYPE_ARRAY, 4, 8, n as u32 + 1, sys::BPF_F_MMAPABLE)
@@ -117,7 +126,7 @@ impl Steering {
         let insns = program(load_map.as_fd(), sockets.as_fd(), n).map_err(io::Error::other)?;
         let prog = sys::prog_load(
             sys::BPF_PROG_TYPE_SK_REUSEPORT,
-            sys::BPF_SK_REUSEPORT_SELECT,
+            expected_attach_type,
             &insns,
             c"Dual MIT/GPL",
         )
@@ -180,14 +189,20 @@ pub(crate) fn program(load: BorrowedFd<'_>, sockets: BorrowedFd<'_>, n: usize) -
 /// the program: a throw-away group of two loopback listeners that never
 /// has a connection. `harness doctor` and the check before a run ask this.
 pub fn check_available() -> io::Result<()> {
-    let listeners = super::reuseport::probe_group()?;
-    let steering = Steering::load(&listeners)?;
-    sys::attach_reuseport_ebpf(listeners[0].as_fd(), steering.prog.as_fd()).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!("SO_ATTACH_REUSEPORT_EBPF refused the least-loaded program: {e}"),
-        )
-    })
+    for (attach, name) in [
+        (sys::BPF_SK_REUSEPORT_SELECT, "SELECT"),
+        (sys::BPF_SK_REUSEPORT_SELECT_OR_MIGRATE, "SELECT_OR_MIGRATE"),
+    ] {
+        let listeners = super::reuseport::probe_group()?;
+        let steering = Steering::load(&listeners, attach)?;
+        sys::attach_reuseport_ebpf(listeners[0].as_fd(), steering.prog.as_fd()).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("SO_ATTACH_REUSEPORT_EBPF refused the least-loaded program for {name}: {e}"),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -204,7 +219,7 @@ mod tests {
         let opts = ModelOpts::default();
         let any = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
         let (listeners, addr) = super::super::reuseport::group(any, 3, &opts).unwrap();
-        let steering = match Steering::load(&listeners) {
+        let steering = match Steering::load(&listeners, sys::BPF_SK_REUSEPORT_SELECT) {
             Ok(s) => s,
             Err(e) => {
                 assert!(std::env::var_os("CI").is_none(), "{e}");
