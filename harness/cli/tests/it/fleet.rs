@@ -379,6 +379,9 @@ fn models_lists_every_model() {
             "dispatch-least",
             "accept-mutex",
             "reuseport-cbpf",
+            "reuseport-ebpf-rr",
+            "reuseport-ebpf-least",
+            "reuseport-ebpf-migrate",
             "io-uring"
         ]
     );
