@@ -197,7 +197,9 @@ impl Watch {
                 }
             }
             if threads.len() == before {
-                anyhow::bail!("--attribute kernel: process {pid} has no thread to count on (is it running?)");
+                return Err(anyhow::anyhow!(crate::UsageError(format!(
+                    "--attribute kernel: no process {pid} to count on (is it running?)"
+                ))));
             }
         }
         Ok(Watch { threads, by })

@@ -336,8 +336,9 @@ fn printed_counts(out: &str) -> BTreeMap<u64, u64> {
 }
 
 /// Runs the seed's demo under `harness run --target ... --attribute kernel`
-/// with `extra`; the run's output and directory, and what the demo printed.
-fn seed_demo_run(name: &str, extra: &[&str]) -> Option<(Output, PathBuf, BTreeMap<u64, u64>)> {
+/// with `extra` (and its workers named with `--target-pid` if `named`);
+/// the run's output and directory, and what the demo printed.
+fn seed_demo_run(name: &str, extra: &[&str], named: bool) -> Option<(Output, PathBuf, BTreeMap<u64, u64>)> {
     if !can_count() || !needs(on_path("node"), "node") {
         return None;
     }
@@ -357,6 +358,13 @@ fn seed_demo_run(name: &str, extra: &[&str]) -> Option<(Output, PathBuf, BTreeMa
         "1",
     ];
     args.extend_from_slice(extra);
+    let pids: Vec<String> = match named {
+        true => children(demo.pid()).iter().map(|p| p.to_string()).collect(),
+        false => Vec::new(),
+    };
+    for p in &pids {
+        args.extend(["--target-pid", p]);
+    }
     let (o, dir) = run(name, &args);
     let completed = summary(&dir).get("completed").and_then(|c| c.parse().ok()).unwrap_or(0);
     let printed = printed_counts(&demo.output(completed));
@@ -369,7 +377,7 @@ fn on_path(binary: &str) -> bool {
 
 #[test]
 fn the_seeds_demo_as_printed_agrees_with_the_kernel_by_pid() {
-    let Some((o, dir, printed)) = seed_demo_run("kattr-seed", &[]) else {
+    let Some((o, dir, printed)) = seed_demo_run("kattr-seed", &[], false) else {
         return;
     };
     let what = show(&o);
@@ -398,8 +406,8 @@ fn the_seeds_demo_as_printed_agrees_with_the_kernel_by_pid() {
 }
 
 #[test]
-fn the_seeds_demo_by_thread_has_a_row_per_accepting_thread() {
-    let Some((o, dir, printed)) = seed_demo_run("kattr-seed-threads", &["--kernel-by", "thread"]) else {
+fn the_seeds_demo_by_thread_and_named_by_pid_has_a_row_per_accepting_thread() {
+    let Some((o, dir, printed)) = seed_demo_run("kattr-seed-threads", &["--kernel-by", "thread"], true) else {
         return;
     };
     assert!(o.status.success(), "{}", show(&o));
@@ -416,6 +424,33 @@ fn the_seeds_demo_by_thread_has_a_row_per_accepting_thread() {
         .collect();
     assert_eq!(by_process, printed);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_target_pid_that_is_not_running_is_refused_naming_it() {
+    if !can_count() {
+        return;
+    }
+    let out = scratch("kattr-no-pid");
+    // The highest pid there can be, which no process has.
+    let o = output_within(
+        harness()
+            .args([
+                "run",
+                "--target",
+                "127.0.0.1:9",
+                "--attribute",
+                "kernel",
+                "--target-pid",
+                "4194304",
+            ])
+            .args(["--connections", "10", "--out"])
+            .arg(&out),
+        Duration::from_secs(120),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("no process 4194304 to count on"), "{stderr}");
 }
 
 #[test]
