@@ -150,6 +150,19 @@ fn kernel_accepts(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
     let Some(all) = &m.account.kernel else {
         return Vec::new();
     };
+    let exact = m.report.errors.total() == 0 && !m.account.faulted;
+    kernel_problems(all, workers, exact, m.account.source)
+}
+
+/// [`kernel_accepts`] on its figures: every watched process or thread,
+/// the worker rows, whether the totals must be equal (nothing failed) and
+/// whose counts the rows hold.
+fn kernel_problems(
+    all: &[crate::accepts::Accepted],
+    workers: &[WorkerRow],
+    exact: bool,
+    source: CountSource,
+) -> Vec<String> {
     let covered: Vec<&WorkerRow> = workers.iter().filter(|w| w.kernel_accepted.is_some()).collect();
     if covered.is_empty() {
         return Vec::new();
@@ -160,15 +173,15 @@ fn kernel_accepts(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
     let others = total.saturating_sub(by_workers);
     let accepted: u64 = workers.iter().map(|w| w.accepted).sum();
     let whole = covered.len() == workers.len();
-    if whole && m.report.errors.total() == 0 && !m.account.faulted && total != accepted {
+    if whole && exact && total != accepted {
         problems.push(format!(
             "the kernel saw {total} connections accepted but the workers took {accepted}"
         ));
     }
-    if m.account.source == CountSource::Kernel {
+    if source == CountSource::Kernel {
         return problems;
     }
-    let own = match m.account.source {
+    let own = match source {
         CountSource::Server => "the server's own count",
         _ => "its own count",
     };
@@ -378,6 +391,68 @@ fn failure_classes(r: &RunResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accepts::Accepted;
+
+    fn row(pid: i32, accepted: u64, attributed: u64, kernel: Option<u64>) -> WorkerRow {
+        WorkerRow {
+            pid,
+            worker_id: pid.to_string(),
+            accepted,
+            attributed,
+            kernel_accepted: kernel,
+            ..WorkerRow::default()
+        }
+    }
+
+    fn by(pid: i32, accepted: u64) -> Accepted {
+        Accepted {
+            pid,
+            tid: None,
+            accepted,
+        }
+    }
+
+    #[test]
+    fn the_kernel_is_checked_against_each_workers_own_count_and_named_where_it_differs() {
+        let rows = [row(10, 5, 5, Some(5)), row(11, 7, 7, Some(7))];
+        let all = [by(1, 0), by(10, 5), by(11, 7)];
+        assert!(kernel_problems(&all, &rows, true, CountSource::Server).is_empty());
+        // The server says 7 and the responses 7, the kernel 6.
+        let rows = [row(10, 5, 5, Some(5)), row(11, 7, 7, Some(6))];
+        let all = [by(10, 5), by(11, 6)];
+        let p = kernel_problems(&all, &rows, true, CountSource::Server);
+        assert_eq!(
+            p,
+            [
+                "the kernel saw 11 connections accepted but the workers took 12",
+                "worker 11 (pid 11): the kernel saw it accept 6 connections, the server's own count is 7 and 7 responses name it"
+            ]
+        );
+        // When connections failed the totals need not meet.
+        assert_eq!(kernel_problems(&all, &rows, false, CountSource::Server).len(), 1);
+    }
+
+    #[test]
+    fn a_dispatcher_accepts_everything_and_workers_that_accepted_beside_it_are_named() {
+        let rows = [row(10, 5, 5, Some(0)), row(11, 7, 7, Some(0))];
+        let all = [by(9, 12), by(10, 0), by(11, 0)];
+        assert!(kernel_problems(&all, &rows, true, CountSource::Workers).is_empty());
+        let rows = [row(10, 5, 5, Some(2)), row(11, 7, 7, Some(0))];
+        let all = [by(9, 10), by(10, 2), by(11, 0)];
+        let p = kernel_problems(&all, &rows, true, CountSource::Workers);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("worker 10 (pid 10): the kernel saw it accept 2") && p[0].contains("10 by 9"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_targets_kernel_count_is_only_checked_in_total() {
+        let rows = [row(10, 5, 0, Some(5)), row(11, 7, 0, Some(7))];
+        let all = [by(10, 5), by(11, 7)];
+        assert!(kernel_problems(&all, &rows, true, CountSource::Kernel).is_empty());
+    }
 
     #[test]
     fn address_exhaustion_names_the_remedy() {
