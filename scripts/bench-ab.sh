@@ -14,13 +14,7 @@ source scripts/lib.sh
 
 [[ $# -ge 1 ]] || { echo "usage: $(basename "$0") BASE [PAIRS] [CONNECTIONS] [-- RUN_ARGS...]" >&2; exit 2; }
 base=$1; shift
-pairs=7 connections=60000
-[[ $# -gt 0 && $1 != -- ]] && { pairs=$1; shift; }
-[[ $# -gt 0 && $1 != -- ]] && { connections=$1; shift; }
-[[ $# -gt 0 && $1 == -- ]] && shift
-positive_ints "$pairs" "$connections"
-args=("$@")
-[[ ${#args[@]} -gt 0 ]] || args=(--model reuseport --workers 4 --concurrency 64)
+bench_args "$@"
 rev=$(git rev-parse --verify --quiet "$base^{commit}") || { echo "$(basename "$0"): '$base' is not a git revision" >&2; exit 2; }
 
 cargo build --release --quiet -p harness

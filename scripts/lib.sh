@@ -15,3 +15,16 @@ positive_ints() {
     [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "$(basename "$0"): '$v' is not a positive whole number" >&2; exit 2; }
   done
 }
+
+# bench_args ARGS...: reads `[PAIRS] [CONNECTIONS] [-- RUN_ARGS...]` into
+# $pairs (default 7), $connections (60000) and the array $args (default:
+# reuseport, 4 workers, concurrency 64); exit 2 on a bad number.
+bench_args() {
+  pairs=7 connections=60000
+  [[ $# -gt 0 && $1 != -- ]] && { pairs=$1; shift; }
+  [[ $# -gt 0 && $1 != -- ]] && { connections=$1; shift; }
+  [[ $# -gt 0 && $1 == -- ]] && shift
+  positive_ints "$pairs" "$connections"
+  args=("$@")
+  [[ ${#args[@]} -gt 0 ]] || args=(--model reuseport --workers 4 --concurrency 64)
+}

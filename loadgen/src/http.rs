@@ -10,7 +10,9 @@
 //!   the first non-empty header of that name, matched case-insensitively;
 //! - [`Attribution::Body`]: the body's first line (up to the first `\n`),
 //!   trimmed of ASCII whitespace, of which at most [`MAX_BODY_ID`] bytes are
-//!   kept in a fixed buffer (the rest of the body is counted, not kept).
+//!   kept in a fixed buffer (the rest of the body is counted, not kept);
+//! - [`Attribution::Off`]: no response names a worker (the harness counts
+//!   who accepted in the kernel instead).
 //!
 //! It is reused across connections ([`ResponseParser::reset`]) so the hot
 //! path does not allocate.
@@ -57,6 +59,9 @@ pub enum Attribution {
     /// named by its first chunk-size line, so servers should send a
     /// content-length (or close after an EOF-delimited body).
     Body,
+    /// Nothing in a response names a worker: every response is the unknown
+    /// worker's (the harness then counts who accepted in the kernel).
+    Off,
 }
 
 /// The header every response carried before attribution was configurable.
@@ -96,7 +101,7 @@ impl Attribution {
             Attribution::Header(name) => {
                 header_name_problem(name).map(|why| format!("attribution 'header:{}': {why}", name.escape_debug()))
             }
-            Attribution::Body => None,
+            Attribution::Body | Attribution::Off => None,
         }
     }
 }
@@ -120,6 +125,7 @@ impl fmt::Display for Attribution {
         match self {
             Attribution::Header(name) => write!(f, "header:{name}"),
             Attribution::Body => f.write_str("body"),
+            Attribution::Off => f.write_str("none"),
         }
     }
 }
@@ -299,6 +305,7 @@ impl ResponseParser {
                 let id = trim_ascii_end(&self.body_id[..self.body_id_len]);
                 (!id.is_empty()).then_some(id)
             }
+            Attribution::Off => None,
         }
     }
 
@@ -433,7 +440,7 @@ impl ResponseParser {
         let mut worker = None;
         let worker_header = match &self.attribution {
             Attribution::Header(name) => Some(name.as_bytes()),
-            Attribution::Body => None,
+            Attribution::Body | Attribution::Off => None,
         };
         for (start, line) in lines {
             let colon = line.iter().position(|&b| b == b':').ok_or(ParseError::BadHeader)?;
@@ -588,6 +595,16 @@ mod tests {
         }
         let r = p.finish();
         (p, r)
+    }
+
+    #[test]
+    fn attribution_off_names_no_worker_even_with_the_header() {
+        let r: &[u8] = b"HTTP/1.1 200 OK\r\nx-worker: 7\r\ncontent-length: 2\r\n\r\n7\n";
+        let (p, done) = parse_all_with(&Attribution::Off, &[r]);
+        assert_eq!(done, Ok(()));
+        assert_eq!(p.worker(), None);
+        assert_eq!(Attribution::Off.to_string(), "none");
+        assert_eq!(Attribution::Off.problem(), None);
     }
 
     #[test]

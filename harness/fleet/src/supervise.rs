@@ -305,6 +305,12 @@ impl Fleet {
         Ok(pid)
     }
 
+    /// Every process of the fleet: the workers' (spares included; one for
+    /// a thread fleet) and the dispatcher's.
+    pub fn processes(&self) -> Vec<libc::pid_t> {
+        self.all_pids().collect()
+    }
+
     /// The processes to signal and reap.
     fn all_pids(&self) -> impl Iterator<Item = libc::pid_t> + '_ {
         self.procs.iter().copied().chain(self.dispatcher)

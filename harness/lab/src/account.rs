@@ -21,6 +21,9 @@ pub enum CountSource {
     /// Nobody but the load generator: a `--target` server's own counts are
     /// unknown, so only the attribution itself can be checked.
     Attribution,
+    /// The kernel's count of who accepted (`--attribute kernel` on a
+    /// `--target` whose responses name nobody).
+    Kernel,
 }
 
 /// What a subject counted of its workers over the measured load (between
@@ -56,6 +59,9 @@ pub struct Account {
     /// The signal that cut the subject's own stop short (a real server's
     /// counts are then lost); `None` normally.
     pub interrupted: Option<i32>,
+    /// `--attribute kernel`: every watched process (or thread) and what it
+    /// accepted over the measured load; `None` without it.
+    pub kernel: Option<Vec<crate::accepts::Accepted>>,
 }
 
 impl Account {

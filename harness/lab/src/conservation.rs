@@ -76,7 +76,9 @@ pub fn check(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
     // (0 without kills: then the counts must be equal.)
     let cut_short = report.requests >= requests && report.requests - requests <= uncounted;
     let cancelled_short = within(requests, report.requests, cancelled);
-    if !cut_short && !cancelled_short {
+    // Under kernel attribution a target's requests per worker are unknown.
+    let by_kernel = m.account.source == CountSource::Kernel;
+    if !cut_short && !cancelled_short && !by_kernel {
         problems.push(format!(
             "the load generator completed {} requests but the workers answered {requests}",
             report.requests
@@ -86,7 +88,7 @@ pub fn check(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
     // names it must fit in the cancelled count, in all.
     let lenient = cancelled > 0 && unfinished <= cancelled;
     for w in workers {
-        if killed(w) {
+        if killed(w) || by_kernel {
             continue;
         }
         if w.attributed != w.accepted && !(lenient && w.accepted > w.attributed) {
@@ -107,7 +109,7 @@ pub fn check(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
             }
         }
     }
-    for w in &report.per_worker {
+    for w in report.per_worker.iter().filter(|_| !by_kernel) {
         if !m.account.ids.contains(&w.id) {
             problems.push(format!("{} responses from unknown worker '{}'", w.requests, w.id));
         }
@@ -133,6 +135,84 @@ pub fn check(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
         problems.push(format!("{gone} during the run"));
     }
     problems.extend(kernel_witness(m, accepted));
+    problems.extend(kernel_accepts(m, workers));
+    problems
+}
+
+/// `--attribute kernel`: who the kernel saw accept against the workers'
+/// own counts and the responses. Where nobody but the workers accepted,
+/// each worker's kernel count equals its own count (and so the responses
+/// naming it); where someone else accepted (a dispatcher, Node's cluster
+/// master), the workers accepted nothing themselves. Either way the kernel
+/// saw every connection the workers took accepted once, exactly when none
+/// failed.
+fn kernel_accepts(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
+    let Some(all) = &m.account.kernel else {
+        return Vec::new();
+    };
+    let exact = m.report.errors.total() == 0 && !m.account.faulted;
+    kernel_problems(all, workers, exact, m.account.source)
+}
+
+/// [`kernel_accepts`] on its figures: every watched process or thread,
+/// the worker rows, whether the totals must be equal (nothing failed) and
+/// whose counts the rows hold.
+fn kernel_problems(
+    all: &[crate::accepts::Accepted],
+    workers: &[WorkerRow],
+    exact: bool,
+    source: CountSource,
+) -> Vec<String> {
+    let covered: Vec<&WorkerRow> = workers.iter().filter(|w| w.kernel_accepted.is_some()).collect();
+    if covered.is_empty() {
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    let total: u64 = all.iter().map(|a| a.accepted).sum();
+    let by_workers: u64 = covered.iter().filter_map(|w| w.kernel_accepted).sum();
+    let others = total.saturating_sub(by_workers);
+    let accepted: u64 = workers.iter().map(|w| w.accepted).sum();
+    let whole = covered.len() == workers.len();
+    if whole && exact && total != accepted {
+        problems.push(format!(
+            "the kernel saw {total} connections accepted but the workers took {accepted}"
+        ));
+    }
+    if source == CountSource::Kernel {
+        return problems;
+    }
+    let own = match source {
+        CountSource::Server => "the server's own count",
+        _ => "its own count",
+    };
+    let name = |w: &WorkerRow| format!("worker {} (pid {})", w.worker_id, w.pid);
+    if others == 0 {
+        for w in &covered {
+            let k = w.kernel_accepted.unwrap_or(0);
+            if k != w.accepted {
+                problems.push(format!(
+                    "{}: the kernel saw it accept {k} connections, {own} is {} and {} responses name it",
+                    name(w),
+                    w.accepted,
+                    w.attributed
+                ));
+            }
+        }
+    } else {
+        let elsewhere: Vec<String> = all
+            .iter()
+            .filter(|a| a.accepted > 0 && !covered.iter().any(|w| w.pid == a.id()))
+            .map(|a| format!("{} by {}", a.accepted, a.id()))
+            .collect();
+        for w in covered.iter().filter(|w| w.kernel_accepted.unwrap_or(0) > 0) {
+            problems.push(format!(
+                "{}: the kernel saw it accept {} connections while others accepted too ({}): neither one dispatcher nor the workers alone",
+                name(w),
+                w.kernel_accepted.unwrap_or(0),
+                elsewhere.join(", ")
+            ));
+        }
+    }
     problems
 }
 
@@ -223,7 +303,14 @@ pub const SOURCES_HINT: &str = "widen --sources (e.g. --sources 127.0.0.1-127.0.
 /// Whether conservation held, with the figures.
 fn held(r: &RunResult) -> String {
     let ok = r.problems.is_empty();
-    if ok && r.source == CountSource::Attribution {
+    if ok && r.source == CountSource::Kernel {
+        format!(
+            "conservation: ok as far as it can be checked ({} completed = {} the kernel saw {} workers accept, none failed; the responses name no worker and the server's own counts are unknown)",
+            r.summary.completed,
+            r.summary.accepted,
+            r.workers.len()
+        )
+    } else if ok && r.source == CountSource::Attribution {
         format!(
             "conservation: ok as far as it can be checked ({} completed, every response named one of {} workers, none failed; the server's own counts are unknown)",
             r.summary.completed,
@@ -262,8 +349,18 @@ fn held(r: &RunResult) -> String {
             ("own", Some(a), Some(p)) => format!("; the kernel saw {a} opened and {p} established"),
             _ => String::new(),
         };
+        let accepts = match r.summary.kernel_accepted {
+            Some(k) if r.workers.iter().all(|w| w.kernel_accepted == Some(w.accepted)) => {
+                format!("; the kernel saw {k} accepted, each worker's accepts equal to its count")
+            }
+            Some(k) if r.workers.iter().all(|w| w.kernel_accepted == Some(0)) => {
+                format!("; the kernel saw {k} accepted, all by a process that is no worker (a dispatcher)")
+            }
+            Some(k) => format!("; the kernel saw {k} accepted"),
+            None => String::new(),
+        };
         format!(
-            "conservation: ok ({} completed = {} accepted{requests}; {whose} the responses attributed to it{kernel})",
+            "conservation: ok ({} completed = {} accepted{requests}; {whose} the responses attributed to it{kernel}{accepts})",
             r.summary.completed, r.summary.accepted
         )
     } else {
@@ -294,6 +391,68 @@ fn failure_classes(r: &RunResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accepts::Accepted;
+
+    fn row(pid: i32, accepted: u64, attributed: u64, kernel: Option<u64>) -> WorkerRow {
+        WorkerRow {
+            pid,
+            worker_id: pid.to_string(),
+            accepted,
+            attributed,
+            kernel_accepted: kernel,
+            ..WorkerRow::default()
+        }
+    }
+
+    fn by(pid: i32, accepted: u64) -> Accepted {
+        Accepted {
+            pid,
+            tid: None,
+            accepted,
+        }
+    }
+
+    #[test]
+    fn the_kernel_is_checked_against_each_workers_own_count_and_named_where_it_differs() {
+        let rows = [row(10, 5, 5, Some(5)), row(11, 7, 7, Some(7))];
+        let all = [by(1, 0), by(10, 5), by(11, 7)];
+        assert!(kernel_problems(&all, &rows, true, CountSource::Server).is_empty());
+        // The server says 7 and the responses 7, the kernel 6.
+        let rows = [row(10, 5, 5, Some(5)), row(11, 7, 7, Some(6))];
+        let all = [by(10, 5), by(11, 6)];
+        let p = kernel_problems(&all, &rows, true, CountSource::Server);
+        assert_eq!(
+            p,
+            [
+                "the kernel saw 11 connections accepted but the workers took 12",
+                "worker 11 (pid 11): the kernel saw it accept 6 connections, the server's own count is 7 and 7 responses name it"
+            ]
+        );
+        // When connections failed the totals need not meet.
+        assert_eq!(kernel_problems(&all, &rows, false, CountSource::Server).len(), 1);
+    }
+
+    #[test]
+    fn a_dispatcher_accepts_everything_and_workers_that_accepted_beside_it_are_named() {
+        let rows = [row(10, 5, 5, Some(0)), row(11, 7, 7, Some(0))];
+        let all = [by(9, 12), by(10, 0), by(11, 0)];
+        assert!(kernel_problems(&all, &rows, true, CountSource::Workers).is_empty());
+        let rows = [row(10, 5, 5, Some(2)), row(11, 7, 7, Some(0))];
+        let all = [by(9, 10), by(10, 2), by(11, 0)];
+        let p = kernel_problems(&all, &rows, true, CountSource::Workers);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("worker 10 (pid 10): the kernel saw it accept 2") && p[0].contains("10 by 9"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_targets_kernel_count_is_only_checked_in_total() {
+        let rows = [row(10, 5, 0, Some(5)), row(11, 7, 0, Some(7))];
+        let all = [by(10, 5), by(11, 7)];
+        assert!(kernel_problems(&all, &rows, true, CountSource::Kernel).is_empty());
+    }
 
     #[test]
     fn address_exhaustion_names_the_remedy() {

@@ -80,11 +80,13 @@ pub enum Need {
     /// An SK_REUSEPORT program with a REUSEPORT_SOCKARRAY and an mmap-able
     /// ARRAY: `reuseport-ebpf-least`.
     EbpfSkReuseport = 5,
+    /// Filtered perf counters on the accept tracepoints: `--attribute kernel`.
+    KernelAccepts = 6,
 }
 
 impl Need {
     /// How many there are (the variants are 0, 1, ... in order).
-    const COUNT: usize = 6;
+    const COUNT: usize = 7;
 
     /// Tries the capability now.
     pub fn probe(self) -> Capability {
@@ -95,12 +97,13 @@ impl Need {
             Need::IoUring => io_uring(),
             Need::EbpfSocketFilter => bpf_socket_filter(),
             Need::EbpfSkReuseport => bpf_sk_reuseport(),
+            Need::KernelAccepts => kernel_accepts(),
         }
     }
 }
 
 // Every variant indexes `have`'s cache.
-const _: () = assert!(Need::EbpfSkReuseport as usize + 1 == Need::COUNT);
+const _: () = assert!(Need::KernelAccepts as usize + 1 == Need::COUNT);
 
 /// `need`, probed the first time it is asked for in this process (a sweep
 /// checks every run; the answer does not change meanwhile).
@@ -129,6 +132,9 @@ pub fn needs(spec: &RunSpec, root: bool) -> Vec<(Need, String)> {
             all.push((Need::EbpfSkReuseport, format!("--model {m}")))
         }
         _ => {}
+    }
+    if spec.kernel_attribution {
+        all.push((Need::KernelAccepts, "--attribute kernel".into()));
     }
     all
 }
@@ -167,12 +173,13 @@ pub fn check(spec: &RunSpec) -> Result<(), UsageError> {
 /// or SIGTERM stops it between probes (and a version command at once):
 /// what was examined by then is returned.
 pub fn examine() -> Vec<Capability> {
-    let kernel: [fn() -> Capability; 10] = [
+    let kernel: [fn() -> Capability; 11] = [
         root,
         network_namespaces,
         sock_diag,
         tracefs,
         perf_events,
+        kernel_accepts,
         bpf_socket_filter,
         bpf_sk_reuseport,
         classic_bpf,
@@ -337,9 +344,36 @@ fn accept4_tracepoint(tracefs: &str) -> io::Result<u64> {
     sys::perf::tracepoint_id(Path::new(tracefs), "syscalls", "sys_exit_accept4")
 }
 
-/// What tracefs and perf events would give: nothing the harness uses yet.
-const TRACING_DISABLES: &str = "nothing the harness does yet (the kernel's own count of who accepted, the \
-                                syscalls:sys_exit_accept4 tracepoint per thread, would need it)";
+/// What tracefs and perf events give.
+const TRACING_DISABLES: &str = "--attribute kernel without root (as root a run reads the tracepoints' ids in a \
+                                private tracefs and needs neither line)";
+
+/// The name of the capability `--attribute kernel` needs.
+const KERNEL_ACCEPTS: &str = "kernel accept counters";
+
+/// What `--attribute kernel` needs: the accept tracepoints' ids and a
+/// filtered counter on them, which takes root or perf_event_paranoid 1 or
+/// lower (and then a tracefs this user can read).
+fn kernel_accepts() -> Capability {
+    let paranoid = machine::sysctl("kernel.perf_event_paranoid").unwrap_or_else(|| "absent".into());
+    let uid = sys::geteuid();
+    let who = if uid == 0 {
+        "root".to_string()
+    } else {
+        format!("not root (euid {uid})")
+    };
+    let found = crate::accepts::probe().map(|d| format!("{who}; {d}")).map_err(|e| {
+        format!(
+            "{who} and kernel.perf_event_paranoid = {paranoid}: counting a tracepoint in another process takes \
+                 root, or kernel.perf_event_paranoid 1 or lower and a tracefs this user can read ({e})"
+        )
+    });
+    Capability::new(
+        KERNEL_ACCEPTS,
+        "--attribute kernel (the kernel's count of who accepted each connection)",
+        found,
+    )
+}
 
 fn tracefs() -> Capability {
     let found = match mounted_tracefs() {
@@ -745,6 +779,7 @@ mod tests {
             "sock_diag",
             "tracefs",
             "perf events",
+            KERNEL_ACCEPTS,
             "bpf SOCKET_FILTER",
         ]);
         names.extend(["bpf SK_REUSEPORT", "classic BPF", "io_uring", "tcp_migrate_req"]);

@@ -12,11 +12,12 @@
 //! The real servers themselves are in [`servers`]; what is read off the
 //! machine (meta.json, the sysctls a run sets) in [`machine`]; what the
 //! machine lets the harness do, and the refusal of a run that needs what it
-//! lacks, in [`doctor`]; SIGINT and SIGTERM in [`interrupt`]. Files are written through `records`; nothing
+//! lacks, in [`doctor`]; the kernel's count of who accepted in [`accepts`]; SIGINT and SIGTERM in [`interrupt`]. Files are written through `records`; nothing
 //! here draws: the `report` crate reads the files afterwards.
 
 #![deny(unsafe_code)]
 
+pub mod accepts;
 pub mod account;
 pub mod connections;
 pub mod conservation;

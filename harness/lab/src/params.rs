@@ -876,21 +876,66 @@ pub static PARAMS: &[Param] = &[
     Param {
         key: "attribute",
         flag: "attribute",
-        value_name: "header:NAME|body",
-        help: "With --target: how a response names its worker, header:NAME or body (the body's first line) [default: header:x-worker]",
+        value_name: "header:NAME|body|kernel",
+        help: "How a connection's worker is known: with --target, header:NAME or body (the body's first line) [default: header:x-worker]; kernel (any subject, root): the kernel counts who accepted, per process or thread (--kernel-by), beside what the responses say",
         default: None,
-        kind: Kind::Text { what: "header:NAME or body" },
+        kind: Kind::Text { what: "header:NAME, body or kernel" },
         scenario: false,
         repeat: false,
         set: |s, v| {
-            let a = Attribution::parse(v.text())?;
+            if v.text() == "kernel" {
+                s.kernel_attribution = true;
+                // A target's responses then name nobody: the kernel's
+                // workers are the workers.
+                if let Subject::Target(t) = &mut s.subject {
+                    t.attribution = Attribution::Off;
+                }
+                return Ok(());
+            }
+            let a = Attribution::parse(v.text()).map_err(|e| e.replace("or body", "or body, or kernel"))?;
             if let Subject::Target(t) = &mut s.subject {
                 t.attribution = a;
             }
             Ok(())
         },
-        // In `target`.
+        // In `target`, and `kernel_attribution`.
+        meta: |s| {
+            let by = s.kernel_attribution.then(|| s.kernel_by.name());
+            vec![("kernel_attribution", json!(by))]
+        },
+        columns: none,
+    },
+    Param {
+        key: "kernel_by",
+        flag: "kernel-by",
+        value_name: "process|thread",
+        help: "With --attribute kernel: a worker is a process (its threads summed) or a thread [default: process]",
+        default: None,
+        kind: Kind::Text { what: "process or thread" },
+        scenario: false,
+        repeat: false,
+        set: |s, v| {
+            s.kernel_by = v.text().parse()?;
+            Ok(())
+        },
+        // In `kernel_attribution`.
         meta: |_| Vec::new(),
+        columns: none,
+    },
+    Param {
+        key: "target_pid",
+        flag: "target-pid",
+        value_name: "PID",
+        help: "With --target and --attribute kernel: a process of the server to count (repeatable) [default: every process holding its listening socket]",
+        default: None,
+        kind: Kind::Int { lo: 1, hi: i32::MAX as u64, what: "a process id" },
+        scenario: false,
+        repeat: true,
+        set: |s, v| {
+            s.target_pids.push(v.int() as i32);
+            Ok(())
+        },
+        meta: |s| vec![("target_pids", json!(s.target_pids))],
         columns: none,
     },
     Param {
@@ -1171,7 +1216,7 @@ pub fn build(given: &Given, naming: Naming) -> Result<RunSpec, Refusal> {
         }
         _ => {}
     }
-    for k in ["attribute", "allow_remote"] {
+    for k in ["allow_remote", "target_pid"] {
         if has(k) && !has("target") {
             let key = by_key(k).map_or("target", |p| p.key);
             return Err(says(key, format!("applies to {} only", n("target"))));
@@ -1220,6 +1265,21 @@ pub fn build(given: &Given, naming: Naming) -> Result<RunSpec, Refusal> {
                     Naming::Keys => refuse(p.key, e),
                 }
             })?;
+        }
+    }
+    if has("attribute") && !has("target") && !spec.kernel_attribution {
+        return Err(says(
+            "attribute",
+            format!(
+                "header:NAME and body apply to {} only (kernel applies to any subject)",
+                n("target")
+            ),
+        ));
+    }
+    for k in ["kernel_by", "target_pid"] {
+        if has(k) && !spec.kernel_attribution {
+            let key = by_key(k).map_or("attribute", |p| p.key);
+            return Err(says(key, format!("applies with {} kernel only", n("attribute"))));
         }
     }
     // A rate given: the open loop's own defaults for what was not.
@@ -1316,6 +1376,54 @@ mod tests {
         assert_eq!((s.seed, s.requests_per_conn, s.worker_concurrency), (1, 1, 1));
         assert_eq!(s.model_opts.backlog, 511);
         assert_eq!(s.threads, loadgen::config::default_threads(32));
+    }
+
+    #[test]
+    fn kernel_attribution_applies_to_any_subject_and_a_target_then_names_nobody() {
+        let s = build(
+            &given(&[("model", "nginx-reuseport"), ("attribute", "kernel")]),
+            Naming::Flags,
+        )
+        .unwrap();
+        assert!(s.kernel_attribution);
+        assert_eq!(s.kernel_by, crate::accepts::KernelBy::Process);
+        let s = build(
+            &given(&[
+                ("target", "127.0.0.1:8080"),
+                ("attribute", "kernel"),
+                ("kernel_by", "thread"),
+                ("target_pid", "42"),
+            ]),
+            Naming::Flags,
+        )
+        .unwrap();
+        assert_eq!(s.kernel_by, crate::accepts::KernelBy::Thread);
+        assert_eq!(s.target_pids, [42]);
+        match &s.subject {
+            Subject::Target(t) => assert_eq!(t.attribution, Attribution::Off),
+            other => panic!("{other:?}"),
+        }
+        let refused = |pairs: &[(&str, &str)]| build(&given(pairs), Naming::Flags).unwrap_err().message;
+        assert_eq!(
+            refused(&[("model", "reuseport"), ("attribute", "body")]),
+            "--attribute header:NAME and body apply to --target only (kernel applies to any subject)"
+        );
+        assert_eq!(
+            refused(&[("model", "reuseport"), ("kernel_by", "thread")]),
+            "--kernel-by applies with --attribute kernel only"
+        );
+        assert_eq!(
+            refused(&[("model", "reuseport"), ("attribute", "kernel"), ("target_pid", "7")]),
+            "--target-pid applies to --target only"
+        );
+        assert_eq!(
+            refused(&[("target", "127.0.0.1:1"), ("target_pid", "7")]),
+            "--target-pid applies with --attribute kernel only"
+        );
+        let e = refused(&[("model", "reuseport"), ("attribute", "kernel"), ("kernel_by", "fibre")]);
+        assert_eq!(e, "--kernel-by fibre: 'fibre' is not process or thread");
+        let e = refused(&[("target", "127.0.0.1:1"), ("attribute", "kernal")]);
+        assert!(e.starts_with("--attribute kernal: ") && e.contains("or kernel"), "{e}");
     }
 
     #[test]

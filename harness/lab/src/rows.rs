@@ -7,10 +7,12 @@
 //! each phase has its own `<phase>_p50_us`, `_p99_us`, `_p999_us` (`queue`
 //! and `service` empty when the server stamped nothing).
 
-use crate::account::Measured;
+use crate::accepts::{self, Accepted, KernelBy};
+use crate::account::{CountSource, Measured};
 use crate::spec::RunSpec;
 
 use loadgen::Phases;
+use records::rows::AcceptRow;
 use records::stats::{self, Fairness, Quantiles};
 use records::{round, SummaryRow, WorkerRow};
 
@@ -94,6 +96,7 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
                 voluntary_switches: usage.voluntary_switches,
                 worker_errors: c.errors,
                 attributed: attributed.map_or(0, |w| w.completed),
+                kernel_accepted: kernel_of(spec, m, i),
                 requests: c.requests,
                 request_share: round(request_shares[i], 6),
                 attributed_requests: attributed.map_or(0, |w| w.requests),
@@ -133,6 +136,11 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
 
     let conn = Fairness::of(&accepted);
     let req = Fairness::of(&requests);
+    let who_accepted = kernel_distribution(spec, m);
+    let kernel_counts: Option<Vec<u64>> = who_accepted
+        .as_ref()
+        .map(|d| d.iter().map(|(_, a)| a.accepted).collect());
+    let kernel_fair = kernel_counts.as_deref().and_then(Fairness::of);
     let q = PhaseQuantiles::of(&report.phases);
     let e = &report.errors;
     let secs = report.elapsed.as_secs_f64();
@@ -165,6 +173,9 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
         req_cov: req.map(|f| round(f.cov, 6)),
         req_max_min_ratio: req.map(|f| round(f.max_min, 4)),
         req_gini: req.map(|f| round(f.gini, 6)),
+        kernel_accepted: kernel_counts.as_ref().map(|c| c.iter().sum()),
+        kernel_jain: kernel_fair.map(|f| round(f.jain, 6)),
+        kernel_max_min_ratio: kernel_fair.map(|f| round(f.max_min, 4)),
         connect_p50_us: q.connect.p50,
         connect_p99_us: q.connect.p99,
         connect_p999_us: q.connect.p999,
@@ -227,4 +238,64 @@ pub fn build(spec: &RunSpec, m: &Measured) -> (SummaryRow, Vec<WorkerRow>) {
         complete: true,
     };
     (summary, workers)
+}
+
+/// Whether the kernel's count covers worker `i`: not where it accepts
+/// through io_uring (no system call), nor a thread worker counted by
+/// process.
+fn kernel_covers(spec: &RunSpec, m: &Measured, i: usize) -> bool {
+    let uring = spec.subject.model() == Some(fleet::model::Model::IoUring);
+    let thread_by_process = spec.kernel_by == KernelBy::Process && m.account.processes.get(i) != m.account.pids.get(i);
+    m.account.kernel.is_some() && !uring && !thread_by_process
+}
+
+/// Worker `i`'s accepts as the kernel counted them (`--attribute kernel`).
+fn kernel_of(spec: &RunSpec, m: &Measured, i: usize) -> Option<u64> {
+    if !kernel_covers(spec, m, i) {
+        return None;
+    }
+    let all = m.account.kernel.as_ref()?;
+    let id = m.account.pids[i];
+    Some(all.iter().find(|a| a.id() == id).map_or(0, |a| a.accepted))
+}
+
+/// Who accepted, per the kernel: the workers it covers (with their index)
+/// and whoever else accepted (a dispatcher, a cluster master; no index).
+/// `None` without `--attribute kernel`, or where it covers no worker.
+pub fn kernel_distribution(spec: &RunSpec, m: &Measured) -> Option<Vec<(Option<usize>, Accepted)>> {
+    let all = m.account.kernel.as_ref()?;
+    let covered: Vec<usize> = (0..m.account.ids.len())
+        .filter(|&i| kernel_covers(spec, m, i))
+        .collect();
+    if covered.is_empty() {
+        return None;
+    }
+    let pids: Vec<i32> = covered.iter().map(|&i| m.account.pids[i]).collect();
+    let d = accepts::distribution(all, &pids);
+    Some(
+        d.into_iter()
+            .enumerate()
+            .map(|(k, a)| (covered.get(k).copied(), a))
+            .collect(),
+    )
+}
+
+/// The rows of `accepts.csv`: who accepted beside who served.
+pub fn accept_rows(spec: &RunSpec, m: &Measured, workers: &[WorkerRow]) -> Option<Vec<AcceptRow>> {
+    let d = kernel_distribution(spec, m)?;
+    Some(
+        d.into_iter()
+            .map(|(w, a)| AcceptRow {
+                worker: w,
+                pid: a.pid,
+                tid: a.tid,
+                kernel_accepted: a.accepted,
+                // A target's responses name nobody under kernel attribution.
+                served: w
+                    .filter(|_| m.account.source != CountSource::Kernel)
+                    .and_then(|w| workers.get(w))
+                    .map(|r| r.attributed),
+            })
+            .collect(),
+    )
 }

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::account::{Measured, RunResult};
+use crate::accepts::{Accepted, Watch};
+use crate::account::{CountSource, Measured, RunResult};
 use crate::kernel::{Counters, Delta};
 use crate::load::{drive, warm_up, Driven};
 use crate::netns::RunNamespace;
@@ -34,6 +35,15 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     let ns = RunNamespace::enter(spec)?;
     let signalled = || crate::interrupt::interrupted().is_some();
     let mut subject = crate::running::start(&spec.subject, spec, &signalled)?;
+    // Counters on the subject's threads, once it is ready; a failure stops
+    // the subject before it is reported.
+    let mut watch = match watch_accepts(spec, subject.as_ref()) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = subject.finish(None, dir);
+            return Err(e);
+        }
+    };
     let addr = subject.addr();
     let (attribution, allow_remote) = subject.attribution();
     let config = |stop: Stop| {
@@ -51,6 +61,9 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     let mut sampler: Option<Sampler> = None;
     let drove = warm.and_then(|warm| {
         subject.begin(warm.as_ref(), dir)?;
+        if let Some(w) = &mut watch {
+            w.baseline()?;
+        }
         before = Some(Counters::read().context("reading the kernel's counters")?);
         sampler = Some(Sampler::start(
             addr.port(),
@@ -67,6 +80,9 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
     let epoch_ns = subject.epoch_ns();
     let after = Counters::read().context("reading the kernel's counters");
     let sysctls = ns.sysctls(spec);
+    // Read at the end of the load, before the subject stops.
+    let accepts = watch.as_ref().map(Watch::read).transpose();
+    drop(watch);
     // The subject stops whatever happened to the load.
     let account = subject.finish(drove.as_ref().ok(), dir);
     let Driven {
@@ -76,7 +92,10 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         interrupted,
         ..
     } = drove?;
-    let account = account?;
+    let mut account = account?;
+    if let Some(all) = accepts? {
+        account = with_kernel(account, all, spec);
+    }
     let queues = queues?;
     if spec.connection_log {
         crate::connections::write(dir, &report.traced, epoch_ns.unwrap_or(started_ns))?;
@@ -106,6 +125,14 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         queues,
     };
     let (summary, workers) = rows::build(spec, &measured);
+    if let Some(accepts) = rows::accept_rows(spec, &measured, &workers) {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        for row in accepts {
+            w.serialize(row)?;
+        }
+        let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
+        records::write_atomic(dir, records::names::ACCEPTS, &bytes)?;
+    }
     let problems = conservation::check(&measured, &workers);
     Ok(RunResult {
         summary: records::SummaryRow {
@@ -122,6 +149,53 @@ pub fn execute(spec: &RunSpec, dir: &Path) -> anyhow::Result<RunResult> {
         sysctls,
         kernel_warning: measured.kernel.as_ref().and_then(Delta::warning),
     })
+}
+
+/// Opens the kernel's accept counters on the subject's processes (its
+/// own, or `--target-pid`'s) when the run asks for them.
+fn watch_accepts(spec: &RunSpec, subject: &dyn crate::running::Running) -> anyhow::Result<Option<Watch>> {
+    if !spec.kernel_attribution {
+        return Ok(None);
+    }
+    if spec.subject.model() == Some(fleet::model::Model::IoUring) {
+        eprintln!(
+            "harness: --attribute kernel: io-uring's accepts are not counted (IORING_OP_ACCEPT takes connections without an accept system call); kernel_accepted stays empty"
+        );
+    }
+    let pids = match spec.target_pids.is_empty() {
+        true => subject.kernel_pids(),
+        false => spec.target_pids.clone(),
+    };
+    if pids.is_empty() {
+        return Err(anyhow::anyhow!(crate::UsageError(format!(
+            "--attribute kernel: no process holds a socket listening on port {} here; name the server's processes with --target-pid PID",
+            subject.addr().port()
+        ))));
+    }
+    Watch::open(&pids, spec.kernel_by).map(Some)
+}
+
+/// The account with the kernel's count in it; for a target whose responses
+/// name nobody, the kernel's workers are the workers.
+fn with_kernel(mut account: crate::account::Account, all: Vec<Accepted>, spec: &RunSpec) -> crate::account::Account {
+    if let Subject::Target(_) = &spec.subject {
+        let named: Vec<i32> = spec.target_pids.clone();
+        let workers = crate::accepts::distribution(&all, &named);
+        let ids = workers.iter().map(|a| a.id().to_string()).collect();
+        let counts = workers
+            .iter()
+            .map(|a| fleet::counters::Snapshot {
+                accepted: a.accepted,
+                ..Default::default()
+            })
+            .collect();
+        let interrupted = account.interrupted;
+        account = crate::account::Account::attributed(ids, counts, CountSource::Kernel);
+        account.processes = workers.iter().map(|a| a.pid).collect();
+        account.interrupted = interrupted;
+    }
+    account.kernel = Some(all);
+    account
 }
 
 /// Listener inode -> the worker taking connections from it, for the

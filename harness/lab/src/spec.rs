@@ -147,6 +147,14 @@ pub struct RunSpec {
     pub queue_interval: Duration,
     /// Write `connections.csv`: every connection's milestones.
     pub connection_log: bool,
+    /// `--attribute kernel`: count who accepted with the kernel's accept
+    /// tracepoints (see [`crate::accepts`]).
+    pub kernel_attribution: bool,
+    /// What a worker is in the kernel's count (`--kernel-by`).
+    pub kernel_by: crate::accepts::KernelBy,
+    /// A target's processes, named (`--target-pid`), instead of found by
+    /// its listening socket.
+    pub target_pids: Vec<i32>,
 }
 
 impl RunSpec {
@@ -185,6 +193,9 @@ impl RunSpec {
             sysctls: std::collections::BTreeMap::new(),
             queue_interval: Duration::from_millis(10),
             connection_log: false,
+            kernel_attribution: false,
+            kernel_by: crate::accepts::KernelBy::Process,
+            target_pids: Vec::new(),
         }
     }
 

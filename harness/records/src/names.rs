@@ -22,6 +22,9 @@ pub const QUEUE: &str = "queue.csv";
 pub const CONNECTIONS: &str = "connections.csv";
 /// Workers killed, retired and started during a run.
 pub const FAULTS: &str = "faults.csv";
+/// `--attribute kernel`: who accepted, per the kernel, beside who served
+/// ([`crate::rows::AcceptRow`]).
+pub const ACCEPTS: &str = "accepts.csv";
 /// A real server's own per-worker counts.
 pub const SERVER_COUNTS: &str = "server-counts.csv";
 /// A sweep: one row per run.

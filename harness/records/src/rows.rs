@@ -42,6 +42,11 @@ pub struct WorkerRow {
     /// Connections the load generator attributed to this worker (x-worker of
     /// the connection's first response).
     pub attributed: u64,
+    /// Connections the kernel saw it accept (`--attribute kernel`: accept
+    /// and accept4 returns counted on its threads); empty without it, and
+    /// for io_uring accepts, which make no system call.
+    #[serde(default)]
+    pub kernel_accepted: Option<u64>,
     /// Requests the worker answered, and their share (differs from the
     /// connection share with keep-alive).
     pub requests: u64,
@@ -142,6 +147,15 @@ pub struct SummaryRow {
     pub req_cov: Option<f64>,
     pub req_max_min_ratio: Option<f64>,
     pub req_gini: Option<f64>,
+    /// `--attribute kernel`: the connections the kernel saw accepted, and
+    /// the fairness of who accepted them (the workers, and whoever else
+    /// accepted: a dispatcher, Node's cluster master); empty without it.
+    #[serde(default)]
+    pub kernel_accepted: Option<u64>,
+    #[serde(default)]
+    pub kernel_jain: Option<f64>,
+    #[serde(default)]
+    pub kernel_max_min_ratio: Option<f64>,
     pub connect_p50_us: u64,
     pub connect_p99_us: u64,
     pub connect_p999_us: u64,
@@ -271,6 +285,23 @@ pub struct ConnectionRow {
     pub queue_us: Option<f64>,
     /// `responded_us - accepted_us`.
     pub service_us: Option<f64>,
+}
+
+/// One row of `accepts.csv` (`--attribute kernel`): one process or thread
+/// the kernel saw accept, or a worker, with both views of it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AcceptRow {
+    /// Its index in workers.csv; empty for one that is no worker (a
+    /// dispatcher, a cluster master).
+    pub worker: Option<usize>,
+    pub pid: i32,
+    /// The thread, with `--kernel-by thread`.
+    pub tid: Option<i32>,
+    /// Who accepted: the connections the kernel saw it accept.
+    pub kernel_accepted: u64,
+    /// Who served: the connections whose first response named it (empty
+    /// for one that is no worker).
+    pub served: Option<u64>,
 }
 
 /// One row of `queue.csv`: one listening socket's accept queue at one

@@ -38,18 +38,24 @@ pub fn run(summary: &SummaryRow, workers: &[WorkerRow], params: &[(&str, String)
             summary.req_per_s
         );
     }
-    let header = [
+    let mut header = vec![
         "worker", "pid", "accepted", "share", "requests", "wakeups", "spurious", "cpu_ms", "p50_us", "p99_us",
         "p999_us", "max_us",
     ];
-    let widths = [6, 8, 9, 7, 9, 8, 9, 8, 7, 7, 8, 8];
-    for (h, w) in header.iter().zip(widths) {
+    let mut widths = vec![6, 8, 9, 7, 9, 8, 9, 8, 7, 7, 8, 8];
+    // `--attribute kernel`: who the kernel saw accept, beside the count.
+    let kernel = workers.iter().any(|w| w.kernel_accepted.is_some());
+    if kernel {
+        header.insert(3, "kernel");
+        widths.insert(3, 9);
+    }
+    for (h, w) in header.iter().zip(widths.iter().copied()) {
         let _ = write!(s, "{h:>w$} ");
     }
     s.pop();
     s.push('\n');
     for w in workers {
-        let cells = [
+        let mut cells = vec![
             w.worker.to_string(),
             w.pid.to_string(),
             w.accepted.to_string(),
@@ -63,7 +69,10 @@ pub fn run(summary: &SummaryRow, workers: &[WorkerRow], params: &[(&str, String)
             w.p999_us.to_string(),
             w.max_us.to_string(),
         ];
-        for (c, w) in cells.iter().zip(widths) {
+        if kernel {
+            cells.insert(3, w.kernel_accepted.map_or("-".into(), |k| k.to_string()));
+        }
+        for (c, w) in cells.iter().zip(widths.iter().copied()) {
             let _ = write!(s, "{c:>w$} ");
         }
         s.pop();
@@ -80,6 +89,20 @@ pub fn run(summary: &SummaryRow, workers: &[WorkerRow], params: &[(&str, String)
         show(summary.top1_share, 3),
         summary.idle_workers.map_or("n/a".into(), |n| n.to_string())
     );
+    if let Some(total) = summary.kernel_accepted {
+        let workers_took: u64 = workers.iter().filter_map(|w| w.kernel_accepted).sum();
+        let others = total.saturating_sub(workers_took);
+        let _ = writeln!(
+            s,
+            "who accepted (the kernel): {total} accepted{}, Jain {}, max/min {}",
+            match others {
+                0 => String::new(),
+                n => format!(", {n} by processes that are no worker (a dispatcher, a master)"),
+            },
+            show(summary.kernel_jain, 3),
+            ratio(summary.kernel_max_min_ratio)
+        );
+    }
     if keep_alive {
         let _ = writeln!(
             s,

@@ -125,6 +125,7 @@ fn check_state(p: &ResponseParser, fed: u64) {
                     "{w:?}"
                 );
             }
+            Attribution::Off => panic!("no worker is named when attribution is off: {w:?}"),
         }
     }
 }
@@ -455,7 +456,7 @@ impl Parts {
         if !has_body(self.status) {
             let worker = match attribution {
                 Attribution::Header(_) => Some(self.id.clone().into_bytes()),
-                Attribution::Body => None,
+                Attribution::Body | Attribution::Off => None,
             };
             let s = Seen {
                 status: Some(self.status),
@@ -471,6 +472,7 @@ impl Parts {
         let worker = match attribution {
             Attribution::Header(_) => Some(self.id.clone().into_bytes()),
             Attribution::Body => first_line_id(&body),
+            Attribution::Off => None,
         };
         let s = Seen {
             status: Some(self.status),
@@ -519,12 +521,12 @@ fn parts(attribution: Attribution) -> impl Strategy<Value = (Attribution, Parts)
                 })
                 .boxed()
         }
-        Attribution::Body => Just(String::new()).boxed(),
+        Attribution::Body | Attribution::Off => Just(String::new()).boxed(),
     };
     let id = match &attribution {
         Attribution::Header(_) => "[A-Za-z0-9._-]{1,40}".boxed(),
         // Longer than MAX_BODY_ID sometimes, with inner spaces.
-        Attribution::Body => "[A-Za-z0-9._ -]{0,80}".boxed(),
+        Attribution::Body | Attribution::Off => "[A-Za-z0-9._ -]{0,80}".boxed(),
     };
     let framing = prop_oneof![
         3 => (ows(), any::<bool>()).prop_map(|(ows, twice)| Framing::Length { ows, twice }),

@@ -16,12 +16,13 @@ use std::time::Duration;
 use crate::common::{alive, children, harness, is_root, needs, output_within, scratch, show, wait_until, wait_within};
 
 /// Every line the doctor prints, in its order.
-const NAMES: [&str; 19] = [
+const NAMES: [&str; 20] = [
     "root",
     "network namespaces",
     "sock_diag",
     "tracefs",
     "perf events",
+    "kernel accept counters",
     "bpf SOCKET_FILTER",
     "bpf SK_REUSEPORT",
     "classic BPF",
@@ -39,8 +40,9 @@ const NAMES: [&str; 19] = [
 ];
 
 /// What the models and runs use, which CI's machine kind has.
-const KERNEL_NEEDS: [&str; 7] = [
+const KERNEL_NEEDS: [&str; 8] = [
     "root",
+    "kernel accept counters",
     "network namespaces",
     "sock_diag",
     "bpf SOCKET_FILTER",
@@ -163,7 +165,7 @@ fn server_lines_agree_with_path_and_give_a_version() {
     let o = doctor(&[]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     let lines = parse(&stdout);
-    for name in &NAMES[10..] {
+    for name in &NAMES[11..] {
         let l = &lines[name];
         match on_path(name) {
             Some(p) => {
@@ -196,7 +198,7 @@ fn json_says_the_same() {
         assert!(!c["disables"].as_str().unwrap().is_empty(), "{c}");
         // Servers and probes can change between the two runs only if someone
         // installs or mounts something meanwhile: the kernel lines cannot.
-        if !NAMES[10..].contains(&name) && name != "tracefs" && name != "perf events" {
+        if !NAMES[11..].contains(&name) && name != "tracefs" && name != "perf events" {
             assert_eq!(c["ok"].as_bool(), Some(text[name].ok), "{name}");
         }
     }

@@ -19,6 +19,7 @@ mod faults;
 mod fleet;
 mod interrupt;
 mod kernel;
+mod kernel_attribution;
 mod measure;
 mod models_cbpf_uring;
 mod models_dispatch_mutex;

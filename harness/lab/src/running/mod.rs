@@ -53,6 +53,12 @@ pub trait Running {
     fn listen_inodes(&self) -> Vec<Option<u64>> {
         Vec::new()
     }
+    /// The processes whose accepts the kernel counts (`--attribute
+    /// kernel`): by default every one that holds a socket listening on the
+    /// run's port.
+    fn kernel_pids(&self) -> Vec<i32> {
+        crate::accepts::holders(self.addr().port())
+    }
 }
 
 /// Sets `subject` up for the run `spec`: forks and readies a fleet, starts

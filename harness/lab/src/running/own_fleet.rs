@@ -157,6 +157,14 @@ impl OwnFleet {
 }
 
 impl Running for OwnFleet {
+    /// Every worker's process (spares included) and the dispatcher.
+    fn kernel_pids(&self) -> Vec<i32> {
+        let mut pids = self.fleet.processes();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
     fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -262,6 +270,7 @@ impl Running for OwnFleet {
             poll_overlaps: overlaps1 - self.overlaps0,
             source: CountSource::Workers,
             interrupted: None,
+            kernel: None,
         })
     }
 }

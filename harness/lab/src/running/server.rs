@@ -90,6 +90,15 @@ impl Running for RealServer {
             .collect()
     }
 
+    /// Whoever holds its listening socket (a master too), and its workers.
+    fn kernel_pids(&self) -> Vec<i32> {
+        let mut pids = crate::accepts::holders(self.addr.port());
+        pids.extend(&self.known);
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
     fn tick(&mut self, _t_ms: f64) -> anyhow::Result<()> {
         self.server.check_alive()
     }
