@@ -330,7 +330,7 @@ pub fn print_drawn(drawn: &report::Drawn) {
 
 fn cmd_run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let spec = params::build(&a.given, Naming::Flags).map_err(|r| UsageError(r.message))?;
-    spec.check_machine()?;
+    lab::preflight::check(&spec)?;
     let (started, stamp) = records::meta::utc_now();
     let dir = out_dir(a.out, &stamp, spec.subject.name());
     let created = records::check_writable(&dir).map_err(UsageError)?;

@@ -14,7 +14,7 @@
 //! installs nothing).
 //!
 //! The same probes decide, before a run starts, whether it can run at all
-//! ([`check`], called by [`RunSpec::check_machine`]): a run that needs a
+//! ([`check`], called by [`crate::preflight::check`]): a run that needs a
 //! missing capability is refused in one line naming it (exit 2), instead of
 //! failing once its namespace, fleet or server is half made.
 

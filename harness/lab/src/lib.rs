@@ -30,6 +30,7 @@ pub mod machine;
 pub mod netns;
 pub mod output;
 pub mod params;
+pub mod preflight;
 pub mod queue;
 pub mod rows;
 pub mod run;

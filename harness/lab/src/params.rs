@@ -12,7 +12,7 @@
 //! Reading is pure: [`build`] turns the values given (as text, from either
 //! source) into a spec, or refuses them in one line naming the value; it
 //! changes nothing on the machine. Checks that look at the machine (root, the
-//! kernel, the open-file limit) are [`RunSpec::check_machine`], run before
+//! kernel, the open-file limit) are [`crate::preflight::check`], run before
 //! a run starts and never for `--dry-run`.
 
 use std::net::{IpAddr, SocketAddr};

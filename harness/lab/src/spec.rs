@@ -228,16 +228,12 @@ impl RunSpec {
         self.load.max_open() as u64 + 2 * self.workers as u64 + 64
     }
 
-    /// What the machine must allow for this run, checked before it starts
-    /// (and not for `--dry-run`): the capabilities it needs
-    /// ([`crate::doctor::check`]: sock_diag, network namespaces as root,
-    /// io_uring or classic BPF for their models, a real server that is
-    /// installed or installable), root and a kernel with the sysctl for
+    /// What the machine must allow for this run besides its capabilities
+    /// (those are [`crate::doctor::check`]; [`crate::preflight::check`] asks
+    /// both): root and a kernel with the sysctl for `--sysctl` and
     /// `--tcp-migrate-req`, a hard open-file limit high enough. Reads, never
-    /// changes anything (a capability is tried on something thrown away);
-    /// [`RunSpec::prepare_process`] raises the limit.
-    pub fn check_machine(&self) -> Result<(), UsageError> {
-        crate::doctor::check(self)?;
+    /// changes anything; [`RunSpec::prepare_process`] raises the limit.
+    pub fn check_limits(&self) -> Result<(), UsageError> {
         if let Some((key, _)) = self.sysctls.iter().next() {
             if sys::geteuid() != 0 {
                 return Err(UsageError(format!(

@@ -300,7 +300,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
             Stop::Duration(CAPACITY_RUN),
         );
         spec.requests_per_conn = p.requests_per_conn();
-        spec.check_machine()?;
+        crate::preflight::check(&spec)?;
         if let Some(sig) = interrupt::interrupted() {
             return Err(stopped(
                 sig,
@@ -401,7 +401,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
             continue;
         }
         // What the machine must allow (the point itself was checked with the file).
-        spec.check_machine()?;
+        crate::preflight::check(&spec)?;
         progress.start(&run.id, &point.label);
         let run_dir = dir.join("runs").join(&run.id);
         // What an earlier, interrupted or killed attempt at this run left.
