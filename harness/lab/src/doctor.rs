@@ -521,7 +521,15 @@ const SERVERS: [ServerBinary; 9] = [
                       apt-get on first use (needs the network)",
         not_installable: "--model node-seed, node-none, node-rr and `harness external node-*` are refused",
     },
-    ServerBinary::not_run("haproxy", "haproxy", &["-v"]),
+    ServerBinary {
+        binary: "haproxy",
+        package: "haproxy",
+        version: &["-v"],
+        installable: "nothing: --model haproxy* and `harness external haproxy*` install Debian's haproxy with \
+                      apt-get on first use (needs the network)",
+        not_installable: "--model haproxy, haproxy-nomq, haproxy-shards and `harness external haproxy*` are \
+                          refused",
+    },
     ServerBinary::not_run("apache2", "apache2", &["-v"]),
     ServerBinary::not_run("gunicorn", "gunicorn", &["--version"]),
     ServerBinary::not_run("uwsgi", "uwsgi", &["--version"]),

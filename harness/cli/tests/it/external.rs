@@ -19,7 +19,7 @@ use crate::common::*;
 
 /// How a server's workers take connections, as /proc shows it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Listener {
+pub(crate) enum Listener {
     /// One socket in every worker.
     Shared,
     /// A socket of its own in each worker (SO_REUSEPORT).
@@ -28,7 +28,10 @@ enum Listener {
     None,
 }
 
-fn check_server(name: &str, signature: Listener, extra: &[&str]) {
+/// A short run of the real server `name` (4 workers, 1200 connections of 2
+/// requests): it conserves, its own counts equal the attribution, and its
+/// workers show `signature` in /proc. Also used by `servers.rs`.
+pub(crate) fn check_server(name: &str, signature: Listener, extra: &[&str]) {
     let _g = serial();
     let mut args = vec![
         "--model",

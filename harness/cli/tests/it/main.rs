@@ -24,5 +24,6 @@ mod models_cbpf_uring;
 mod models_dispatch_mutex;
 mod report;
 mod scenario_props;
+mod servers;
 mod sweep;
 mod workloads;

@@ -63,6 +63,23 @@ impl Running for RealServer {
         self.warm = warm.cloned();
         self.usage0 = usage_of(&self.known);
         let listeners = introspect::listening_inodes(self.addr.port());
+        if let Some(inodes) = self.server.listen_inodes(&listeners) {
+            self.endpoints = self
+                .known
+                .iter()
+                .zip(inodes)
+                .map(|(&pid, listen_inode)| {
+                    (
+                        pid,
+                        Endpoint {
+                            listen_inode,
+                            epoll_owner: None,
+                        },
+                    )
+                })
+                .collect();
+            return Ok(());
+        }
         self.endpoints = self
             .known
             .iter()

@@ -13,6 +13,7 @@
 //! cannot pass unnoticed. The records are the same as for the harness's own
 //! fleets, with one row per server worker (its pid in `pid`).
 
+pub mod haproxy;
 pub mod install;
 pub mod nginx;
 pub mod node;
@@ -42,16 +43,22 @@ pub enum Server {
     NginxExclusive,
     NginxMutex,
     NginxReuseport,
+    Haproxy,
+    HaproxyNomq,
+    HaproxyShards,
 }
 
 impl Server {
-    pub const ALL: [Server; 6] = [
+    pub const ALL: [Server; 9] = [
         Server::NodeSeed,
         Server::NodeNone,
         Server::NodeRr,
         Server::NginxExclusive,
         Server::NginxMutex,
         Server::NginxReuseport,
+        Server::Haproxy,
+        Server::HaproxyNomq,
+        Server::HaproxyShards,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +69,9 @@ impl Server {
             Server::NginxExclusive => "nginx-exclusive",
             Server::NginxMutex => "nginx-mutex",
             Server::NginxReuseport => "nginx-reuseport",
+            Server::Haproxy => "haproxy",
+            Server::HaproxyNomq => "haproxy-nomq",
+            Server::HaproxyShards => "haproxy-shards",
         }
     }
 
@@ -74,6 +84,9 @@ impl Server {
             Server::NginxExclusive => "nginx, 4 workers, accept_mutex off: one shared socket in every worker's epoll set with EPOLLEXCLUSIVE (like epoll-exclusive)",
             Server::NginxMutex => "nginx, 4 workers, accept_mutex on: only the lock holder polls the shared socket (like accept-mutex, with a 500 ms retry)",
             Server::NginxReuseport => "nginx, 4 workers, listen ... reuseport: a socket per worker, the kernel hashes (like reuseport)",
+            Server::Haproxy => "HAProxy, nbthread 4, defaults: threads accept from one socket and the multi-queue listener pushes each connection to the least loaded thread (like dispatch-least)",
+            Server::HaproxyNomq => "HAProxy, nbthread 4, tune.listener.multi-queue off: one socket in every thread's epoll set, the thread that accepts serves (like shared-epoll)",
+            Server::HaproxyShards => "HAProxy, nbthread 4, bind ... shards by-thread: a SO_REUSEPORT socket per thread, the kernel hashes (like reuseport)",
         }
     }
 
@@ -84,7 +97,9 @@ impl Server {
             Server::NodeRr => Model::DispatchRr,
             Server::NginxExclusive => Model::EpollExclusive,
             Server::NginxMutex => Model::AcceptMutex,
-            Server::NginxReuseport => Model::Reuseport,
+            Server::NginxReuseport | Server::HaproxyShards => Model::Reuseport,
+            Server::Haproxy => Model::DispatchLeast,
+            Server::HaproxyNomq => Model::SharedEpoll,
         }
     }
 
@@ -93,6 +108,10 @@ impl Server {
             self,
             Server::NginxExclusive | Server::NginxMutex | Server::NginxReuseport
         )
+    }
+
+    pub fn is_haproxy(self) -> bool {
+        matches!(self, Server::Haproxy | Server::HaproxyNomq | Server::HaproxyShards)
     }
 
     pub fn names() -> String {
@@ -112,6 +131,8 @@ impl Server {
     pub fn binary(self) -> (&'static str, &'static str) {
         if self.is_nginx() {
             ("nginx", "nginx")
+        } else if self.is_haproxy() {
+            ("haproxy", "haproxy")
         } else {
             ("node", "nodejs")
         }
@@ -122,6 +143,8 @@ impl Server {
     pub fn start(self, workers: usize, port: u16) -> anyhow::Result<Box<dyn Started>> {
         Ok(if self.is_nginx() {
             Box::new(nginx::Nginx::start(self, workers, port)?)
+        } else if self.is_haproxy() {
+            Box::new(haproxy::Haproxy::start(self, workers, port)?)
         } else {
             Box::new(node::Node::start(self, workers, port)?)
         })
@@ -155,8 +178,17 @@ pub struct Own {
 /// A server the harness started and must stop.
 pub trait Started {
     fn addr(&self) -> SocketAddr;
-    /// The workers' pids, in ascending order.
+    /// The workers' pids (thread ids where the workers are threads), in
+    /// ascending order.
     fn workers(&self) -> Vec<i32>;
+    /// The listening socket (inode) each worker takes its connections from,
+    /// in the order of [`Started::workers`], when the server knows better
+    /// than /proc can say per process: a server whose workers are threads
+    /// of one process, which share its descriptors and epoll sets. `None`:
+    /// read each worker's own descriptors.
+    fn listen_inodes(&self, _listeners: &[u64]) -> Option<Vec<Option<u64>>> {
+        None
+    }
     /// An error if the server died.
     fn check_alive(&mut self) -> anyhow::Result<()>;
     /// Stops the server and returns each worker's own counts, by pid.
