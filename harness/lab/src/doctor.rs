@@ -145,6 +145,11 @@ pub fn check(spec: &RunSpec) -> Result<(), UsageError> {
         if let Some(why) = install::unavailable(binary, package) {
             return Err(UsageError(format!("--model {s}: {why}")));
         }
+        if s.one_request_per_connection() && spec.requests_per_conn > 1 {
+            return Err(UsageError(format!(
+                "--model {s} closes every connection after its response: --requests-per-conn must be 1"
+            )));
+        }
     }
     Ok(())
 }
@@ -531,8 +536,22 @@ const SERVERS: [ServerBinary; 9] = [
                           refused",
     },
     ServerBinary::not_run("apache2", "apache2", &["-v"]),
-    ServerBinary::not_run("gunicorn", "gunicorn", &["--version"]),
-    ServerBinary::not_run("uwsgi", "uwsgi", &["--version"]),
+    ServerBinary {
+        binary: "gunicorn",
+        package: "gunicorn",
+        version: &["--version"],
+        installable: "nothing: --model gunicorn and `harness external gunicorn` install Debian's gunicorn with \
+                      apt-get on first use (needs the network)",
+        not_installable: "--model gunicorn and `harness external gunicorn` are refused",
+    },
+    ServerBinary {
+        binary: "uwsgi",
+        package: "uwsgi",
+        version: &["--version"],
+        installable: "nothing: --model uwsgi* and `harness external uwsgi*` install Debian's uwsgi and \
+                      uwsgi-plugin-python3 with apt-get on first use (needs the network)",
+        not_installable: "--model uwsgi, uwsgi-thunder and `harness external uwsgi*` are refused",
+    },
     ServerBinary::not_run("h2o", "h2o", &["--version"]),
     ServerBinary::not_run("lighttpd", "lighttpd", &["-v"]),
     ServerBinary {

@@ -32,7 +32,14 @@ pub(crate) enum Listener {
 /// requests): it conserves, its own counts equal the attribution, and its
 /// workers show `signature` in /proc. Also used by `servers.rs`.
 pub(crate) fn check_server(name: &str, signature: Listener, extra: &[&str]) {
+    check_server_per_conn(name, signature, extra, 2);
+}
+
+/// [`check_server`] with `per_conn` requests on each connection (1 for a
+/// server that closes every connection after its response).
+pub(crate) fn check_server_per_conn(name: &str, signature: Listener, extra: &[&str], per_conn: u64) {
     let _g = serial();
+    let per_conn_arg = per_conn.to_string();
     let mut args = vec![
         "--model",
         name,
@@ -43,7 +50,7 @@ pub(crate) fn check_server(name: &str, signature: Listener, extra: &[&str]) {
         "--concurrency",
         "4",
         "--requests-per-conn",
-        "2",
+        &per_conn_arg,
         "--threads",
         "1",
     ];
@@ -73,7 +80,11 @@ pub(crate) fn check_server(name: &str, signature: Listener, extra: &[&str]) {
     assert_eq!(requests, attributed_requests, "{name}");
     assert_eq!(accepted.iter().sum::<u64>(), 1200, "{name}");
     for (c, r) in accepted.iter().zip(&requests) {
-        assert_eq!(*r, 2 * c, "{name}: both requests of a connection go to its worker");
+        assert_eq!(
+            *r,
+            per_conn * c,
+            "{name}: every request of a connection goes to its worker"
+        );
     }
     let pids = col(&rows, "pid");
     assert_eq!(pids.iter().collect::<HashSet<_>>().len(), 4, "{name}: {pids:?}");
@@ -119,7 +130,11 @@ pub(crate) fn check_server(name: &str, signature: Listener, extra: &[&str]) {
             .collect();
         assert!(!mine.is_empty(), "{name}: no time series for worker {i}");
         assert_eq!(col(&mine, "accepted").iter().sum::<u64>(), *c, "{name}: worker {i}");
-        assert_eq!(col(&mine, "requests").iter().sum::<u64>(), 2 * c, "{name}: worker {i}");
+        assert_eq!(
+            col(&mine, "requests").iter().sum::<u64>(),
+            per_conn * c,
+            "{name}: worker {i}"
+        );
     }
 
     let inodes: Vec<&str> = rows.iter().map(|r| r["listen_inode"].as_str()).collect();

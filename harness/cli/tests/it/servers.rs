@@ -8,7 +8,7 @@
 //! itself as root, and a test without root or the server skips.
 
 use crate::common::*;
-use crate::external::{check_server, Listener};
+use crate::external::{check_server, check_server_per_conn, Listener};
 
 /// Whether `binary` can be run or installed here (it is on PATH or in an
 /// sbin directory, or the tests run as root and the harness installs it).
@@ -44,5 +44,29 @@ fn haproxy_nomq_counts_agree_and_threads_share_one_socket() {
 fn haproxy_shards_counts_agree_and_each_thread_has_its_own_socket() {
     if have("haproxy") {
         check_server("haproxy-shards", Listener::OwnEach, &[]);
+    }
+}
+
+// gunicorn's sync workers and uWSGI's HTTP socket close every connection
+// after its response: one request per connection.
+
+#[test]
+fn gunicorn_counts_agree_and_workers_share_one_socket() {
+    if have("gunicorn") {
+        check_server_per_conn("gunicorn", Listener::Shared, &["--warmup", "200ms"], 1);
+    }
+}
+
+#[test]
+fn uwsgi_counts_agree_and_workers_share_one_socket() {
+    if have("uwsgi") {
+        check_server_per_conn("uwsgi", Listener::Shared, &[], 1);
+    }
+}
+
+#[test]
+fn uwsgi_thunder_lock_counts_agree_and_workers_share_one_socket() {
+    if have("uwsgi") {
+        check_server_per_conn("uwsgi-thunder", Listener::Shared, &["--warmup", "200ms"], 1);
     }
 }

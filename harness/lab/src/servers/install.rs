@@ -58,8 +58,31 @@ pub fn ensure(binary: &str, package: &str) -> anyhow::Result<PathBuf> {
     if let Some(why) = unavailable(binary, package) {
         bail!("{why}");
     }
+    apt_install(binary, package)?;
+    find(binary).with_context(|| format!("apt-get installed {package} but {binary} is still not found"))
+}
+
+/// Makes sure `path` exists (a plugin a server loads), installing Debian's
+/// `package` with apt-get (as root only) when it does not.
+pub fn ensure_file(path: &str, package: &str) -> anyhow::Result<()> {
+    if Path::new(path).exists() {
+        return Ok(());
+    }
+    if sys::geteuid() != 0 || find("apt-get").is_none() {
+        bail!("{path} is missing: install {package} first (apt-get install {package}, as root)");
+    }
+    apt_install(path, package)?;
+    if !Path::new(path).exists() {
+        bail!("apt-get installed {package} but {path} is still missing");
+    }
+    Ok(())
+}
+
+/// `apt-get update; apt-get install -y package`, said on stderr, with no
+/// system service started by the package.
+fn apt_install(what: &str, package: &str) -> anyhow::Result<()> {
     eprintln!(
-        "{binary} not found: installing Debian's {package} with apt-get (apt-get update; apt-get install -y {package})"
+        "{what} not found: installing Debian's {package} with apt-get (apt-get update; apt-get install -y {package})"
     );
     let _policy = NoServiceStarts::new();
     for args in [&["update", "-qq"][..], &["install", "-y", "-qq", package][..]] {
@@ -83,7 +106,7 @@ pub fn ensure(binary: &str, package: &str) -> anyhow::Result<PathBuf> {
             );
         }
     }
-    find(binary).with_context(|| format!("apt-get installed {package} but {binary} is still not found"))
+    Ok(())
 }
 
 /// Debian's policy-rc.d hook: while it exits 101, a package's postinst

@@ -13,11 +13,13 @@
 //! cannot pass unnoticed. The records are the same as for the harness's own
 //! fleets, with one row per server worker (its pid in `pid`).
 
+pub mod gunicorn;
 pub mod haproxy;
 pub mod install;
 pub mod nginx;
 pub mod node;
 pub mod process;
+pub mod uwsgi;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,10 +48,13 @@ pub enum Server {
     Haproxy,
     HaproxyNomq,
     HaproxyShards,
+    Gunicorn,
+    Uwsgi,
+    UwsgiThunder,
 }
 
 impl Server {
-    pub const ALL: [Server; 9] = [
+    pub const ALL: [Server; 12] = [
         Server::NodeSeed,
         Server::NodeNone,
         Server::NodeRr,
@@ -59,6 +64,9 @@ impl Server {
         Server::Haproxy,
         Server::HaproxyNomq,
         Server::HaproxyShards,
+        Server::Gunicorn,
+        Server::Uwsgi,
+        Server::UwsgiThunder,
     ];
 
     pub fn name(self) -> &'static str {
@@ -72,6 +80,9 @@ impl Server {
             Server::Haproxy => "haproxy",
             Server::HaproxyNomq => "haproxy-nomq",
             Server::HaproxyShards => "haproxy-shards",
+            Server::Gunicorn => "gunicorn",
+            Server::Uwsgi => "uwsgi",
+            Server::UwsgiThunder => "uwsgi-thunder",
         }
     }
 
@@ -87,6 +98,9 @@ impl Server {
             Server::Haproxy => "HAProxy, nbthread 4, defaults: threads accept from one socket and the multi-queue listener pushes each connection to the least loaded thread (like dispatch-least)",
             Server::HaproxyNomq => "HAProxy, nbthread 4, tune.listener.multi-queue off: one socket in every thread's epoll set, the thread that accepts serves (like shared-epoll)",
             Server::HaproxyShards => "HAProxy, nbthread 4, bind ... shards by-thread: a SO_REUSEPORT socket per thread, the kernel hashes (like reuseport)",
+            Server::Gunicorn => "gunicorn, 4 sync workers: the master's socket inherited by every worker, which accepts without blocking and waits in select() (a herd, like shared-epoll); one request per connection",
+            Server::Uwsgi => "uWSGI, 4 processes: the master's socket inherited by every worker, each waits for it in its own event loop and they race (a herd, like shared-epoll); one request per connection",
+            Server::UwsgiThunder => "uWSGI, 4 processes, --thunder-lock: a process-shared mutex serialises accept, one worker at a time waits for the socket (like accept-mutex); one request per connection",
         }
     }
 
@@ -99,7 +113,8 @@ impl Server {
             Server::NginxMutex => Model::AcceptMutex,
             Server::NginxReuseport | Server::HaproxyShards => Model::Reuseport,
             Server::Haproxy => Model::DispatchLeast,
-            Server::HaproxyNomq => Model::SharedEpoll,
+            Server::HaproxyNomq | Server::Gunicorn | Server::Uwsgi => Model::SharedEpoll,
+            Server::UwsgiThunder => Model::AcceptMutex,
         }
     }
 
@@ -114,6 +129,17 @@ impl Server {
         matches!(self, Server::Haproxy | Server::HaproxyNomq | Server::HaproxyShards)
     }
 
+    pub fn is_uwsgi(self) -> bool {
+        matches!(self, Server::Uwsgi | Server::UwsgiThunder)
+    }
+
+    /// Whether the server closes every connection after its response
+    /// (gunicorn's sync workers, uWSGI's HTTP socket): runs of more than
+    /// one request per connection are refused.
+    pub fn one_request_per_connection(self) -> bool {
+        self == Server::Gunicorn || self.is_uwsgi()
+    }
+
     pub fn names() -> String {
         Server::ALL.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
     }
@@ -124,6 +150,9 @@ impl Server {
     pub fn ensure_installed(self) -> anyhow::Result<()> {
         let (binary, package) = self.binary();
         install::ensure(binary, package)?;
+        if self.is_uwsgi() {
+            install::ensure_file(uwsgi::PYTHON_PLUGIN, uwsgi::PYTHON_PLUGIN_PACKAGE)?;
+        }
         Ok(())
     }
 
@@ -133,6 +162,10 @@ impl Server {
             ("nginx", "nginx")
         } else if self.is_haproxy() {
             ("haproxy", "haproxy")
+        } else if self == Server::Gunicorn {
+            ("gunicorn", "gunicorn")
+        } else if self.is_uwsgi() {
+            ("uwsgi", "uwsgi")
         } else {
             ("node", "nodejs")
         }
@@ -145,6 +178,10 @@ impl Server {
             Box::new(nginx::Nginx::start(self, workers, port)?)
         } else if self.is_haproxy() {
             Box::new(haproxy::Haproxy::start(self, workers, port)?)
+        } else if self == Server::Gunicorn {
+            Box::new(gunicorn::Gunicorn::start(self, workers, port)?)
+        } else if self.is_uwsgi() {
+            Box::new(uwsgi::Uwsgi::start(self, workers, port)?)
         } else {
             Box::new(node::Node::start(self, workers, port)?)
         })
@@ -174,6 +211,25 @@ pub struct Own {
     pub connections: u64,
     pub requests: u64,
 }
+
+/// The [`Started`] methods every server with the fields `proc`
+/// ([`process::ServerProcess`]), `addr` and `workers` answers the same way.
+macro_rules! started_from_fields {
+    () => {
+        fn addr(&self) -> std::net::SocketAddr {
+            self.addr
+        }
+
+        fn workers(&self) -> Vec<i32> {
+            self.workers.clone()
+        }
+
+        fn check_alive(&mut self) -> anyhow::Result<()> {
+            self.proc.check_alive()
+        }
+    };
+}
+pub(crate) use started_from_fields;
 
 /// A server the harness started and must stop.
 pub trait Started {
@@ -252,6 +308,101 @@ pub fn parse_count_line(line: &str) -> Option<(i32, Own)> {
             },
         )),
         _ => None,
+    }
+}
+
+/// The WSGI application gunicorn and uWSGI serve: a tiny static body, and
+/// the worker's pid in `x-worker`.
+pub const WSGI_APP: &str = "\
+# Written by the harness for one run: the smallest answer, naming its worker.
+import os
+
+BODY = b'hello wsgi\\n'
+
+
+def app(environ, start_response):
+    start_response('200 OK', [
+        ('Content-Type', 'text/plain'),
+        ('Content-Length', str(len(BODY))),
+        ('x-worker', str(os.getpid())),
+    ])
+    return [BODY]
+
+
+application = app
+";
+
+/// Counts per pid from a log with one line per request, on a server that
+/// serves one request per connection; `pid` reads a line's pid.
+pub fn one_request_per_line(
+    text: &str,
+    log: &str,
+    pid: impl Fn(&str) -> Option<i32>,
+) -> anyhow::Result<BTreeMap<i32, Own>> {
+    let mut own: BTreeMap<i32, Own> = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let p = pid(line).ok_or_else(|| anyhow!("{log} line {}: no pid in '{line}'", n + 1))?;
+        let o = own.entry(p).or_default();
+        o.connections += 1;
+        o.requests += 1;
+    }
+    Ok(own)
+}
+
+/// `own` with a row for every one of `workers`; an error if it names a pid
+/// that is not one of them.
+pub fn own_of_workers(
+    server: &str,
+    mut own: BTreeMap<i32, Own>,
+    workers: &[i32],
+) -> anyhow::Result<BTreeMap<i32, Own>> {
+    for pid in workers {
+        own.entry(*pid).or_default();
+    }
+    if let Some(stranger) = own.keys().find(|p| !workers.contains(p)) {
+        return Err(anyhow!(
+            "{server}'s log names pid {stranger}, which is not one of its workers"
+        ));
+    }
+    Ok(own)
+}
+
+/// Waits until the server `proc` (`what`) has forked `workers` workers and
+/// each holds the one socket listening on `addr`, which it inherited: the
+/// workers' pids. `detail` says what went wrong, for the error messages
+/// (the server's own log).
+pub(crate) fn wait_for_forked_workers(
+    proc: &mut process::ServerProcess,
+    what: &str,
+    workers: usize,
+    addr: SocketAddr,
+    detail: impl Fn(&process::ServerProcess) -> String,
+) -> anyhow::Result<Vec<i32>> {
+    use fleet::introspect;
+    let deadline = std::time::Instant::now() + START_TIMEOUT;
+    loop {
+        crate::interrupt::check(&format!("waiting for {what} to start"))?;
+        if let Err(e) = proc.check_alive() {
+            return Err(e.context(detail(proc)).context(format!("starting {what}")));
+        }
+        let kids = introspect::children_of(proc.pid());
+        let listening = introspect::listening_inodes(addr.port());
+        if kids.len() == workers
+            && listening.len() == 1
+            && kids
+                .iter()
+                .all(|&k| introspect::held_listeners(k, &listening).len() == 1)
+        {
+            return Ok(kids);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(anyhow!(
+                "{what} did not start {workers} workers on {addr} within {START_TIMEOUT:?} ({} running); {}",
+                kids.len(),
+                detail(proc)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
