@@ -535,7 +535,14 @@ const SERVERS: [ServerBinary; 9] = [
         not_installable: "--model haproxy, haproxy-nomq, haproxy-shards and `harness external haproxy*` are \
                           refused",
     },
-    ServerBinary::not_run("apache2", "apache2", &["-v"]),
+    ServerBinary {
+        binary: "apache2",
+        package: "apache2",
+        version: &["-v"],
+        installable: "nothing: --model apache-* and `harness external apache-*` install Debian's apache2 with \
+                      apt-get on first use (needs the network; its system service is not started)",
+        not_installable: "--model apache-prefork, apache-event and `harness external apache-*` are refused",
+    },
     ServerBinary {
         binary: "gunicorn",
         package: "gunicorn",

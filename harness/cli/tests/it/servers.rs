@@ -70,3 +70,17 @@ fn uwsgi_thunder_lock_counts_agree_and_workers_share_one_socket() {
         check_server_per_conn("uwsgi-thunder", Listener::Shared, &["--warmup", "200ms"], 1);
     }
 }
+
+#[test]
+fn apache_prefork_counts_agree_and_servers_share_one_socket() {
+    if have("apache2") {
+        check_server("apache-prefork", Listener::Shared, &["--warmup", "200ms"]);
+    }
+}
+
+#[test]
+fn apache_event_counts_agree_and_processes_share_one_socket() {
+    if have("apache2") {
+        check_server("apache-event", Listener::Shared, &[]);
+    }
+}

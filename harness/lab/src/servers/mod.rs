@@ -13,6 +13,7 @@
 //! cannot pass unnoticed. The records are the same as for the harness's own
 //! fleets, with one row per server worker (its pid in `pid`).
 
+pub mod apache;
 pub mod gunicorn;
 pub mod haproxy;
 pub mod install;
@@ -51,10 +52,12 @@ pub enum Server {
     Gunicorn,
     Uwsgi,
     UwsgiThunder,
+    ApachePrefork,
+    ApacheEvent,
 }
 
 impl Server {
-    pub const ALL: [Server; 12] = [
+    pub const ALL: [Server; 14] = [
         Server::NodeSeed,
         Server::NodeNone,
         Server::NodeRr,
@@ -67,6 +70,8 @@ impl Server {
         Server::Gunicorn,
         Server::Uwsgi,
         Server::UwsgiThunder,
+        Server::ApachePrefork,
+        Server::ApacheEvent,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +88,8 @@ impl Server {
             Server::Gunicorn => "gunicorn",
             Server::Uwsgi => "uwsgi",
             Server::UwsgiThunder => "uwsgi-thunder",
+            Server::ApachePrefork => "apache-prefork",
+            Server::ApacheEvent => "apache-event",
         }
     }
 
@@ -101,6 +108,8 @@ impl Server {
             Server::Gunicorn => "gunicorn, 4 sync workers: the master's socket inherited by every worker, which accepts without blocking and waits in select() (a herd, like shared-epoll); one request per connection",
             Server::Uwsgi => "uWSGI, 4 processes: the master's socket inherited by every worker, each waits for it in its own event loop and they race (a herd, like shared-epoll); one request per connection",
             Server::UwsgiThunder => "uWSGI, 4 processes, --thunder-lock: a process-shared mutex serialises accept, one worker at a time waits for the socket (like accept-mutex); one request per connection",
+            Server::ApachePrefork => "Apache, mpm_prefork, 4 servers and no more, one Listen: every child blocks in accept(2) on the shared socket, unserialized (like shared-blocking)",
+            Server::ApacheEvent => "Apache, mpm_event, 4 processes, one Listen: each process's listener thread polls the shared socket in its own epoll set (like shared-epoll)",
         }
     }
 
@@ -113,7 +122,8 @@ impl Server {
             Server::NginxMutex => Model::AcceptMutex,
             Server::NginxReuseport | Server::HaproxyShards => Model::Reuseport,
             Server::Haproxy => Model::DispatchLeast,
-            Server::HaproxyNomq | Server::Gunicorn | Server::Uwsgi => Model::SharedEpoll,
+            Server::HaproxyNomq | Server::Gunicorn | Server::Uwsgi | Server::ApacheEvent => Model::SharedEpoll,
+            Server::ApachePrefork => Model::SharedBlocking,
             Server::UwsgiThunder => Model::AcceptMutex,
         }
     }
@@ -131,6 +141,10 @@ impl Server {
 
     pub fn is_uwsgi(self) -> bool {
         matches!(self, Server::Uwsgi | Server::UwsgiThunder)
+    }
+
+    pub fn is_apache(self) -> bool {
+        matches!(self, Server::ApachePrefork | Server::ApacheEvent)
     }
 
     /// Whether the server closes every connection after its response
@@ -166,6 +180,8 @@ impl Server {
             ("gunicorn", "gunicorn")
         } else if self.is_uwsgi() {
             ("uwsgi", "uwsgi")
+        } else if self.is_apache() {
+            ("apache2", "apache2")
         } else {
             ("node", "nodejs")
         }
@@ -182,6 +198,8 @@ impl Server {
             Box::new(gunicorn::Gunicorn::start(self, workers, port)?)
         } else if self.is_uwsgi() {
             Box::new(uwsgi::Uwsgi::start(self, workers, port)?)
+        } else if self.is_apache() {
+            Box::new(apache::Apache::start(self, workers, port)?)
         } else {
             Box::new(node::Node::start(self, workers, port)?)
         })
@@ -289,6 +307,16 @@ impl TempDir {
     }
 }
 
+impl TempDir {
+    /// The last lines of the server's log `name` in this directory, on one
+    /// line, for error messages.
+    pub fn log_tail(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(self.0.join(name)).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(3).collect();
+        format!("{name}: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "))
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -345,6 +373,30 @@ pub fn one_request_per_line(
         let o = own.entry(p).or_default();
         o.connections += 1;
         o.requests += 1;
+    }
+    Ok(own)
+}
+
+/// Counts per pid from access-log lines `<pid> <n>`, `n` counting the
+/// requests of the line's connection from `first` (nginx's
+/// `$connection_requests` from 1, Apache's `%k` from 0): requests are
+/// lines, connections the lines whose `n` is `first`.
+pub fn pid_log(text: &str, first: u64) -> anyhow::Result<BTreeMap<i32, Own>> {
+    let mut own: BTreeMap<i32, Own> = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let mut w = line.split_whitespace();
+        let (Some(pid), Some(req), None) = (w.next(), w.next(), w.next()) else {
+            return Err(anyhow!(
+                "access.log line {}: expected '<pid> <connection requests>', got '{line}'",
+                n + 1
+            ));
+        };
+        let (Ok(pid), Ok(req)) = (pid.parse::<i32>(), req.parse::<u64>()) else {
+            return Err(anyhow!("access.log line {}: expected numbers, got '{line}'", n + 1));
+        };
+        let o = own.entry(pid).or_default();
+        o.requests += 1;
+        o.connections += u64::from(req == first);
     }
     Ok(own)
 }

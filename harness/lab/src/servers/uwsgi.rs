@@ -65,8 +65,7 @@ impl Uwsgi {
         }
         // SIGTERM with --die-on-term: the master stops its workers gracefully.
         let mut proc = ServerProcess::spawn(server.name(), cmd, libc::SIGTERM)?;
-        let tail = |dir: &TempDir| log_tail(&std::fs::read_to_string(dir.0.join("uwsgi.log")).unwrap_or_default());
-        let pids = super::wait_for_forked_workers(&mut proc, "uWSGI", workers, addr, |_| tail(&dir))?;
+        let pids = super::wait_for_forked_workers(&mut proc, "uWSGI", workers, addr, |_| dir.log_tail("uwsgi.log"))?;
         // uWSGI says whether the lock is on: check it did what was asked.
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let want = if thunder {
@@ -75,7 +74,10 @@ impl Uwsgi {
             "thunder lock: disabled"
         };
         if !text.lines().any(|l| l.starts_with(want)) {
-            bail!("{server}: uWSGI's log does not say '{want}'; {}", log_tail(&text));
+            bail!(
+                "{server}: uWSGI's log does not say '{want}'; {}",
+                dir.log_tail("uwsgi.log")
+            );
         }
         Ok(Uwsgi {
             proc,
@@ -84,12 +86,6 @@ impl Uwsgi {
             dir,
         })
     }
-}
-
-/// The last lines of uWSGI's log, for error messages.
-fn log_tail(text: &str) -> String {
-    let tail: Vec<&str> = text.lines().rev().take(3).collect();
-    format!("uwsgi.log: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "))
 }
 
 /// Counts per pid from the request lines `req pid:<pid>` of uWSGI's log
@@ -109,7 +105,7 @@ impl Started for Uwsgi {
         let status = self.proc.stop(libc::SIGTERM, STOP_GRACE)?;
         let text = std::fs::read_to_string(self.dir.0.join("uwsgi.log")).unwrap_or_default();
         if !status.success() {
-            bail!("uWSGI exited with {status}; {}", log_tail(&text));
+            bail!("uWSGI exited with {status}; {}", self.dir.log_tail("uwsgi.log"));
         }
         super::own_of_workers("uWSGI", parse_request_log(&text)?, &self.workers)
     }
