@@ -560,7 +560,15 @@ const SERVERS: [ServerBinary; 9] = [
         not_installable: "--model uwsgi, uwsgi-thunder and `harness external uwsgi*` are refused",
     },
     ServerBinary::not_run("h2o", "h2o", &["--version"]),
-    ServerBinary::not_run("lighttpd", "lighttpd", &["-v"]),
+    ServerBinary {
+        binary: "lighttpd",
+        package: "lighttpd",
+        version: &["-v"],
+        installable: "nothing: --model lighttpd and `harness external lighttpd` install Debian's lighttpd and \
+                      lighttpd-modules-lua with apt-get on first use (needs the network; its system service is \
+                      not started)",
+        not_installable: "--model lighttpd and `harness external lighttpd` are refused",
+    },
     ServerBinary {
         binary: "wrk",
         package: "wrk",

@@ -84,3 +84,10 @@ fn apache_event_counts_agree_and_processes_share_one_socket() {
         check_server("apache-event", Listener::Shared, &[]);
     }
 }
+
+#[test]
+fn lighttpd_counts_agree_and_workers_share_one_socket() {
+    if have("lighttpd") {
+        check_server_per_conn("lighttpd", Listener::Shared, &["--warmup", "200ms"], 1);
+    }
+}

@@ -17,6 +17,7 @@ pub mod apache;
 pub mod gunicorn;
 pub mod haproxy;
 pub mod install;
+pub mod lighttpd;
 pub mod nginx;
 pub mod node;
 pub mod process;
@@ -54,10 +55,11 @@ pub enum Server {
     UwsgiThunder,
     ApachePrefork,
     ApacheEvent,
+    Lighttpd,
 }
 
 impl Server {
-    pub const ALL: [Server; 14] = [
+    pub const ALL: [Server; 15] = [
         Server::NodeSeed,
         Server::NodeNone,
         Server::NodeRr,
@@ -72,6 +74,7 @@ impl Server {
         Server::UwsgiThunder,
         Server::ApachePrefork,
         Server::ApacheEvent,
+        Server::Lighttpd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -90,6 +93,7 @@ impl Server {
             Server::UwsgiThunder => "uwsgi-thunder",
             Server::ApachePrefork => "apache-prefork",
             Server::ApacheEvent => "apache-event",
+            Server::Lighttpd => "lighttpd",
         }
     }
 
@@ -110,6 +114,7 @@ impl Server {
             Server::UwsgiThunder => "uWSGI, 4 processes, --thunder-lock: a process-shared mutex serialises accept, one worker at a time waits for the socket (like accept-mutex); one request per connection",
             Server::ApachePrefork => "Apache, mpm_prefork, 4 servers and no more, one Listen: every child blocks in accept(2) on the shared socket, unserialized (like shared-blocking)",
             Server::ApacheEvent => "Apache, mpm_event, 4 processes, one Listen: each process's listener thread polls the shared socket in its own epoll set (like shared-epoll)",
+            Server::Lighttpd => "lighttpd, server.max-worker = 4: the master's socket inherited by 4 forked workers, each waits for it in its own epoll set (a herd, like shared-epoll); one request per connection",
         }
     }
 
@@ -122,7 +127,9 @@ impl Server {
             Server::NginxMutex => Model::AcceptMutex,
             Server::NginxReuseport | Server::HaproxyShards => Model::Reuseport,
             Server::Haproxy => Model::DispatchLeast,
-            Server::HaproxyNomq | Server::Gunicorn | Server::Uwsgi | Server::ApacheEvent => Model::SharedEpoll,
+            Server::HaproxyNomq | Server::Gunicorn | Server::Uwsgi | Server::ApacheEvent | Server::Lighttpd => {
+                Model::SharedEpoll
+            }
             Server::ApachePrefork => Model::SharedBlocking,
             Server::UwsgiThunder => Model::AcceptMutex,
         }
@@ -148,10 +155,11 @@ impl Server {
     }
 
     /// Whether the server closes every connection after its response
-    /// (gunicorn's sync workers, uWSGI's HTTP socket): runs of more than
+    /// (gunicorn's sync workers, uWSGI's HTTP socket, lighttpd as the harness
+    /// configures it): runs of more than
     /// one request per connection are refused.
     pub fn one_request_per_connection(self) -> bool {
-        self == Server::Gunicorn || self.is_uwsgi()
+        matches!(self, Server::Gunicorn | Server::Lighttpd) || self.is_uwsgi()
     }
 
     pub fn names() -> String {
@@ -166,6 +174,9 @@ impl Server {
         install::ensure(binary, package)?;
         if self.is_uwsgi() {
             install::ensure_file(uwsgi::PYTHON_PLUGIN, uwsgi::PYTHON_PLUGIN_PACKAGE)?;
+        }
+        if self == Server::Lighttpd {
+            install::ensure_file(lighttpd::MAGNET, lighttpd::MAGNET_PACKAGE)?;
         }
         Ok(())
     }
@@ -182,6 +193,8 @@ impl Server {
             ("uwsgi", "uwsgi")
         } else if self.is_apache() {
             ("apache2", "apache2")
+        } else if self == Server::Lighttpd {
+            ("lighttpd", "lighttpd")
         } else {
             ("node", "nodejs")
         }
@@ -200,6 +213,8 @@ impl Server {
             Box::new(uwsgi::Uwsgi::start(self, workers, port)?)
         } else if self.is_apache() {
             Box::new(apache::Apache::start(self, workers, port)?)
+        } else if self == Server::Lighttpd {
+            Box::new(lighttpd::Lighttpd::start(self, workers, port)?)
         } else {
             Box::new(node::Node::start(self, workers, port)?)
         })
