@@ -559,7 +559,14 @@ const SERVERS: [ServerBinary; 9] = [
                       uwsgi-plugin-python3 with apt-get on first use (needs the network)",
         not_installable: "--model uwsgi, uwsgi-thunder and `harness external uwsgi*` are refused",
     },
-    ServerBinary::not_run("h2o", "h2o", &["--version"]),
+    ServerBinary {
+        binary: "h2o",
+        package: "h2o",
+        version: &["--version"],
+        installable: "nothing: --model h2o and `harness external h2o` install Debian's h2o with apt-get on first \
+                      use (needs the network; its system service is not started)",
+        not_installable: "--model h2o and `harness external h2o` are refused",
+    },
     ServerBinary {
         binary: "lighttpd",
         package: "lighttpd",
@@ -581,18 +588,6 @@ const SERVERS: [ServerBinary; 9] = [
 ];
 
 impl ServerBinary {
-    /// A server the harness does not run (yet): its line is for the record.
-    const fn not_run(binary: &'static str, package: &'static str, version: &'static [&'static str]) -> ServerBinary {
-        const NOT_RUN: &str = "nothing the harness does yet: it does not run this server";
-        ServerBinary {
-            binary,
-            package,
-            version,
-            installable: NOT_RUN,
-            not_installable: NOT_RUN,
-        }
-    }
-
     fn probe(&self) -> Capability {
         let Some(path) = install::find(self.binary) else {
             let disables = match install::unavailable(self.binary, self.package) {

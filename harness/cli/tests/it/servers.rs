@@ -91,3 +91,51 @@ fn lighttpd_counts_agree_and_workers_share_one_socket() {
         check_server_per_conn("lighttpd", Listener::Shared, &["--warmup", "200ms"], 1);
     }
 }
+
+/// h2o keeps no per-worker count: its run is checked against the
+/// attribution alone (every response named one of its 4 worker threads),
+/// and its threads share one socket.
+#[test]
+fn h2o_threads_are_attributed_by_tid_and_share_one_socket() {
+    if !have("h2o") {
+        return;
+    }
+    let _g = serial();
+    let args = [
+        "--model",
+        "h2o",
+        "--workers",
+        "4",
+        "--connections",
+        "1200",
+        "--concurrency",
+        "4",
+        "--requests-per-conn",
+        "2",
+        "--threads",
+        "1",
+    ];
+    let (o, dir) = run("h2o", &args);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("every response named one of 4 workers") && stdout.contains("own counts are unknown"),
+        "{stdout}"
+    );
+    let s = summary(&dir);
+    assert_eq!((s["completed"].as_str(), s["errors"].as_str()), ("1200", "0"));
+    let rows = read_csv(&dir.join("workers.csv"));
+    assert_eq!(rows.len(), 4, "one row per worker thread");
+    assert_eq!(col(&rows, "attributed").iter().sum::<u64>(), 1200);
+    assert_eq!(col(&rows, "attributed_requests").iter().sum::<u64>(), 2400);
+    assert!(!dir.join("server-counts.csv").exists(), "h2o counts nothing itself");
+    let inodes: std::collections::HashSet<&str> = rows.iter().map(|r| r["listen_inode"].as_str()).collect();
+    assert!(
+        inodes.len() == 1 && !inodes.contains(""),
+        "one shared socket: {inodes:?}"
+    );
+    for pid in col(&rows, "pid") {
+        assert!(!alive(pid as u32), "thread {pid} outlived the run");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

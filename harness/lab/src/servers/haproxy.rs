@@ -116,18 +116,6 @@ pub fn activity(text: &str, name: &str) -> anyhow::Result<Vec<u64>> {
         .collect()
 }
 
-/// The thread ids of `pid`, in ascending order.
-fn tids_of(pid: i32) -> Vec<i32> {
-    let mut tids: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    tids.sort_unstable();
-    tids
-}
-
 /// The listening sockets `pid` holds, in descriptor order (the order
 /// HAProxy bound them: shard 1 first).
 fn listeners_by_fd(pid: i32, listeners: &[u64]) -> Vec<u64> {
@@ -183,7 +171,7 @@ impl Haproxy {
         let tids = loop {
             crate::interrupt::check("waiting for HAProxy to start")?;
             proc.check_alive().context("starting HAProxy")?;
-            let tids = tids_of(proc.pid());
+            let tids = super::threads_of(proc.pid());
             if tids.len() == threads && introspect::listening_inodes(port).len() == want_listeners && sock.exists() {
                 cli_calls += 1;
                 if cli(&sock, "show info").is_ok() {

@@ -108,6 +108,10 @@ impl Started for Lighttpd {
 
     fn stop(mut self: Box<Self>) -> anyhow::Result<BTreeMap<i32, Own>> {
         // SIGINT: graceful, the workers finish and flush the access log.
+        // The master exits before its workers are done: they are waited for
+        // (gone, or zombies), or the stop would kill them mid-flush.
+        sys::kill(self.proc.pid(), libc::SIGINT)?;
+        super::wait_gone(&self.workers, STOP_GRACE)?;
         let status = self.proc.stop(libc::SIGINT, STOP_GRACE)?;
         if !status.success() {
             bail!("lighttpd exited with {status}; {}", self.dir.log_tail("error.log"));

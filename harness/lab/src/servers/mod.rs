@@ -15,6 +15,7 @@
 
 pub mod apache;
 pub mod gunicorn;
+pub mod h2o;
 pub mod haproxy;
 pub mod install;
 pub mod lighttpd;
@@ -56,10 +57,11 @@ pub enum Server {
     ApachePrefork,
     ApacheEvent,
     Lighttpd,
+    H2o,
 }
 
 impl Server {
-    pub const ALL: [Server; 15] = [
+    pub const ALL: [Server; 16] = [
         Server::NodeSeed,
         Server::NodeNone,
         Server::NodeRr,
@@ -75,6 +77,7 @@ impl Server {
         Server::ApachePrefork,
         Server::ApacheEvent,
         Server::Lighttpd,
+        Server::H2o,
     ];
 
     pub fn name(self) -> &'static str {
@@ -94,6 +97,7 @@ impl Server {
             Server::ApachePrefork => "apache-prefork",
             Server::ApacheEvent => "apache-event",
             Server::Lighttpd => "lighttpd",
+            Server::H2o => "h2o",
         }
     }
 
@@ -115,6 +119,7 @@ impl Server {
             Server::ApachePrefork => "Apache, mpm_prefork, 4 servers and no more, one Listen: every child blocks in accept(2) on the shared socket, unserialized (like shared-blocking)",
             Server::ApacheEvent => "Apache, mpm_event, 4 processes, one Listen: each process's listener thread polls the shared socket in its own epoll set (like shared-epoll)",
             Server::Lighttpd => "lighttpd, server.max-worker = 4: the master's socket inherited by 4 forked workers, each waits for it in its own epoll set (a herd, like shared-epoll); one request per connection",
+            Server::H2o => "h2o, num-threads 4: one socket in every thread's event loop (like shared-epoll); h2o keeps no per-worker count: attributed by tid only",
         }
     }
 
@@ -127,9 +132,12 @@ impl Server {
             Server::NginxMutex => Model::AcceptMutex,
             Server::NginxReuseport | Server::HaproxyShards => Model::Reuseport,
             Server::Haproxy => Model::DispatchLeast,
-            Server::HaproxyNomq | Server::Gunicorn | Server::Uwsgi | Server::ApacheEvent | Server::Lighttpd => {
-                Model::SharedEpoll
-            }
+            Server::HaproxyNomq
+            | Server::Gunicorn
+            | Server::Uwsgi
+            | Server::ApacheEvent
+            | Server::Lighttpd
+            | Server::H2o => Model::SharedEpoll,
             Server::ApachePrefork => Model::SharedBlocking,
             Server::UwsgiThunder => Model::AcceptMutex,
         }
@@ -195,6 +203,8 @@ impl Server {
             ("apache2", "apache2")
         } else if self == Server::Lighttpd {
             ("lighttpd", "lighttpd")
+        } else if self == Server::H2o {
+            ("h2o", "h2o")
         } else {
             ("node", "nodejs")
         }
@@ -215,6 +225,8 @@ impl Server {
             Box::new(apache::Apache::start(self, workers, port)?)
         } else if self == Server::Lighttpd {
             Box::new(lighttpd::Lighttpd::start(self, workers, port)?)
+        } else if self == Server::H2o {
+            Box::new(h2o::H2o::start(self, workers, port)?)
         } else {
             Box::new(node::Node::start(self, workers, port)?)
         })
@@ -277,6 +289,12 @@ pub trait Started {
     /// read each worker's own descriptors.
     fn listen_inodes(&self, _listeners: &[u64]) -> Option<Vec<Option<u64>>> {
         None
+    }
+    /// Whether the server keeps a count of its own per worker (h2o does not:
+    /// its run is then checked against the attribution alone, and `stop`
+    /// returns no counts).
+    fn keeps_counts(&self) -> bool {
+        true
     }
     /// An error if the server died.
     fn check_alive(&mut self) -> anyhow::Result<()>;
@@ -471,6 +489,34 @@ pub(crate) fn wait_for_forked_workers(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The thread ids of `pid`, in ascending order.
+pub(crate) fn threads_of(pid: i32) -> Vec<i32> {
+    let mut tids: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    tids
+}
+
+/// Waits up to `limit` until every one of `pids` has exited (gone, or a
+/// zombie nobody reaps); a SIGINT/SIGTERM of the harness cuts it short.
+pub(crate) fn wait_gone(pids: &[i32], limit: Duration) -> anyhow::Result<()> {
+    let exited = |pid: &i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()) == Some("Z")
+        })
+    };
+    let deadline = std::time::Instant::now() + limit;
+    while !pids.iter().all(exited) && std::time::Instant::now() < deadline {
+        crate::interrupt::check("waiting for the server's workers to exit")?;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 /// Errors for a server line that says something unexpected.
