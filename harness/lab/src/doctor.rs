@@ -165,6 +165,11 @@ pub fn check(spec: &RunSpec) -> Result<(), UsageError> {
         if let Some(why) = install::unavailable(binary, package) {
             return Err(UsageError(format!("--model {s}: {why}")));
         }
+        if s.one_request_per_connection() && spec.requests_per_conn > 1 {
+            return Err(UsageError(format!(
+                "--model {s} closes every connection after its response: --requests-per-conn must be 1"
+            )));
+        }
     }
     Ok(())
 }
@@ -571,12 +576,56 @@ const SERVERS: [ServerBinary; 9] = [
                       apt-get on first use (needs the network)",
         not_installable: "--model node-seed, node-none, node-rr and `harness external node-*` are refused",
     },
-    ServerBinary::not_run("haproxy", "haproxy", &["-v"]),
-    ServerBinary::not_run("apache2", "apache2", &["-v"]),
-    ServerBinary::not_run("gunicorn", "gunicorn", &["--version"]),
-    ServerBinary::not_run("uwsgi", "uwsgi", &["--version"]),
-    ServerBinary::not_run("h2o", "h2o", &["--version"]),
-    ServerBinary::not_run("lighttpd", "lighttpd", &["-v"]),
+    ServerBinary {
+        binary: "haproxy",
+        package: "haproxy",
+        version: &["-v"],
+        installable: "nothing: --model haproxy* and `harness external haproxy*` install Debian's haproxy with \
+                      apt-get on first use (needs the network)",
+        not_installable: "--model haproxy, haproxy-nomq, haproxy-shards and `harness external haproxy*` are \
+                          refused",
+    },
+    ServerBinary {
+        binary: "apache2",
+        package: "apache2",
+        version: &["-v"],
+        installable: "nothing: --model apache-* and `harness external apache-*` install Debian's apache2 with \
+                      apt-get on first use (needs the network; its system service is not started)",
+        not_installable: "--model apache-prefork, apache-event and `harness external apache-*` are refused",
+    },
+    ServerBinary {
+        binary: "gunicorn",
+        package: "gunicorn",
+        version: &["--version"],
+        installable: "nothing: --model gunicorn and `harness external gunicorn` install Debian's gunicorn with \
+                      apt-get on first use (needs the network)",
+        not_installable: "--model gunicorn and `harness external gunicorn` are refused",
+    },
+    ServerBinary {
+        binary: "uwsgi",
+        package: "uwsgi",
+        version: &["--version"],
+        installable: "nothing: --model uwsgi* and `harness external uwsgi*` install Debian's uwsgi and \
+                      uwsgi-plugin-python3 with apt-get on first use (needs the network)",
+        not_installable: "--model uwsgi, uwsgi-thunder and `harness external uwsgi*` are refused",
+    },
+    ServerBinary {
+        binary: "h2o",
+        package: "h2o",
+        version: &["--version"],
+        installable: "nothing: --model h2o and `harness external h2o` install Debian's h2o with apt-get on first \
+                      use (needs the network; its system service is not started)",
+        not_installable: "--model h2o and `harness external h2o` are refused",
+    },
+    ServerBinary {
+        binary: "lighttpd",
+        package: "lighttpd",
+        version: &["-v"],
+        installable: "nothing: --model lighttpd and `harness external lighttpd` install Debian's lighttpd and \
+                      lighttpd-modules-lua with apt-get on first use (needs the network; its system service is \
+                      not started)",
+        not_installable: "--model lighttpd and `harness external lighttpd` are refused",
+    },
     ServerBinary {
         binary: "wrk",
         package: "wrk",
@@ -589,18 +638,6 @@ const SERVERS: [ServerBinary; 9] = [
 ];
 
 impl ServerBinary {
-    /// A server the harness does not run (yet): its line is for the record.
-    const fn not_run(binary: &'static str, package: &'static str, version: &'static [&'static str]) -> ServerBinary {
-        const NOT_RUN: &str = "nothing the harness does yet: it does not run this server";
-        ServerBinary {
-            binary,
-            package,
-            version,
-            installable: NOT_RUN,
-            not_installable: NOT_RUN,
-        }
-    }
-
     fn probe(&self) -> Capability {
         let Some(path) = install::find(self.binary) else {
             let disables = match install::unavailable(self.binary, self.package) {

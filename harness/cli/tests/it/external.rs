@@ -19,7 +19,7 @@ use crate::common::*;
 
 /// How a server's workers take connections, as /proc shows it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Listener {
+pub(crate) enum Listener {
     /// One socket in every worker.
     Shared,
     /// A socket of its own in each worker (SO_REUSEPORT).
@@ -28,8 +28,18 @@ enum Listener {
     None,
 }
 
-fn check_server(name: &str, signature: Listener, extra: &[&str]) {
+/// A short run of the real server `name` (4 workers, 1200 connections of 2
+/// requests): it conserves, its own counts equal the attribution, and its
+/// workers show `signature` in /proc. Also used by `servers.rs`.
+pub(crate) fn check_server(name: &str, signature: Listener, extra: &[&str]) {
+    check_server_per_conn(name, signature, extra, 2);
+}
+
+/// [`check_server`] with `per_conn` requests on each connection (1 for a
+/// server that closes every connection after its response).
+pub(crate) fn check_server_per_conn(name: &str, signature: Listener, extra: &[&str], per_conn: u64) {
     let _g = serial();
+    let per_conn_arg = per_conn.to_string();
     let mut args = vec![
         "--model",
         name,
@@ -40,7 +50,7 @@ fn check_server(name: &str, signature: Listener, extra: &[&str]) {
         "--concurrency",
         "4",
         "--requests-per-conn",
-        "2",
+        &per_conn_arg,
         "--threads",
         "1",
     ];
@@ -70,7 +80,11 @@ fn check_server(name: &str, signature: Listener, extra: &[&str]) {
     assert_eq!(requests, attributed_requests, "{name}");
     assert_eq!(accepted.iter().sum::<u64>(), 1200, "{name}");
     for (c, r) in accepted.iter().zip(&requests) {
-        assert_eq!(*r, 2 * c, "{name}: both requests of a connection go to its worker");
+        assert_eq!(
+            *r,
+            per_conn * c,
+            "{name}: every request of a connection goes to its worker"
+        );
     }
     let pids = col(&rows, "pid");
     assert_eq!(pids.iter().collect::<HashSet<_>>().len(), 4, "{name}: {pids:?}");
@@ -116,7 +130,11 @@ fn check_server(name: &str, signature: Listener, extra: &[&str]) {
             .collect();
         assert!(!mine.is_empty(), "{name}: no time series for worker {i}");
         assert_eq!(col(&mine, "accepted").iter().sum::<u64>(), *c, "{name}: worker {i}");
-        assert_eq!(col(&mine, "requests").iter().sum::<u64>(), 2 * c, "{name}: worker {i}");
+        assert_eq!(
+            col(&mine, "requests").iter().sum::<u64>(),
+            per_conn * c,
+            "{name}: worker {i}"
+        );
     }
 
     let inodes: Vec<&str> = rows.iter().map(|r| r["listen_inode"].as_str()).collect();

@@ -26,5 +26,6 @@ mod models_dispatch_mutex;
 mod models_ebpf;
 mod report;
 mod scenario_props;
+mod servers;
 mod sweep;
 mod workloads;

@@ -158,9 +158,19 @@ mod tests {
                 "{names:?}"
             );
         }
-        // Node's SCHED_NONE next to shared-epoll, SCHED_RR next to dispatch-rr.
+        // Node's SCHED_NONE among the servers before shared-epoll, SCHED_RR
+        // right before dispatch-rr: only kin between a server and its model.
         let at = |n: &str| names.iter().position(|x| x == n).unwrap();
-        assert_eq!(at("shared-epoll"), at("node-none") + 1, "{names:?}");
+        for (server, model) in [("node-none", "shared-epoll"), ("node-rr", "dispatch-rr")] {
+            let (i, c) = (at(server), at(model));
+            assert!(c > i, "{names:?}");
+            assert!(
+                names[i..c]
+                    .iter()
+                    .all(|n| n.parse::<Server>().is_ok_and(|s| s.counterpart().name() == model)),
+                "{names:?}"
+            );
+        }
         assert_eq!(at("dispatch-rr"), at("node-rr") + 1, "{names:?}");
         assert_eq!(s.points[0].spec(None).stop, loadgen::Stop::Connections(100));
     }

@@ -63,6 +63,23 @@ impl Running for RealServer {
         self.warm = warm.cloned();
         self.usage0 = usage_of(&self.known);
         let listeners = introspect::listening_inodes(self.addr.port());
+        if let Some(inodes) = self.server.listen_inodes(&listeners) {
+            self.endpoints = self
+                .known
+                .iter()
+                .zip(inodes)
+                .map(|(&pid, listen_inode)| {
+                    (
+                        pid,
+                        Endpoint {
+                            listen_inode,
+                            epoll_owner: None,
+                        },
+                    )
+                })
+                .collect();
+            return Ok(());
+        }
         self.endpoints = self
             .known
             .iter()
@@ -105,10 +122,12 @@ impl Running for RealServer {
 
     fn finish(self: Box<Self>, load: Option<&Driven>, dir: &Path) -> anyhow::Result<Account> {
         let usage1 = usage_of(&self.known);
+        let keeps = self.server.keeps_counts();
         // Stopped whatever happened to the load, so it never outlives the run.
         let mut interrupted = None;
         let own: Option<BTreeMap<i32, Own>> = match self.server.stop() {
-            Ok(own) => Some(own),
+            // A server that keeps no count of its own: the attribution alone.
+            Ok(own) => Some(own).filter(|_| keeps),
             // A signal during the stop loses the server's own counts: the run
             // is then cut short, checked against the attribution alone.
             Err(e) if e.downcast_ref::<crate::interrupt::Interrupted>().is_some() => {

@@ -58,9 +58,33 @@ pub fn ensure(binary: &str, package: &str) -> anyhow::Result<PathBuf> {
     if let Some(why) = unavailable(binary, package) {
         bail!("{why}");
     }
+    apt_install(binary, package)?;
+    find(binary).with_context(|| format!("apt-get installed {package} but {binary} is still not found"))
+}
+
+/// Makes sure `path` exists (a plugin a server loads), installing Debian's
+/// `package` with apt-get (as root only) when it does not.
+pub fn ensure_file(path: &str, package: &str) -> anyhow::Result<()> {
+    if Path::new(path).exists() {
+        return Ok(());
+    }
+    if sys::geteuid() != 0 || find("apt-get").is_none() {
+        bail!("{path} is missing: install {package} first (apt-get install {package}, as root)");
+    }
+    apt_install(path, package)?;
+    if !Path::new(path).exists() {
+        bail!("apt-get installed {package} but {path} is still missing");
+    }
+    Ok(())
+}
+
+/// `apt-get update; apt-get install -y package`, said on stderr, with no
+/// system service started by the package.
+fn apt_install(what: &str, package: &str) -> anyhow::Result<()> {
     eprintln!(
-        "{binary} not found: installing Debian's {package} with apt-get (apt-get update; apt-get install -y {package})"
+        "{what} not found: installing Debian's {package} with apt-get (apt-get update; apt-get install -y {package})"
     );
+    let _policy = NoServiceStarts::new();
     for args in [&["update", "-qq"][..], &["install", "-y", "-qq", package][..]] {
         let mut child = Command::new("apt-get")
             .args(args)
@@ -82,5 +106,43 @@ pub fn ensure(binary: &str, package: &str) -> anyhow::Result<PathBuf> {
             );
         }
     }
-    find(binary).with_context(|| format!("apt-get installed {package} but {binary} is still not found"))
+    Ok(())
+}
+
+/// Debian's policy-rc.d hook: while it exits 101, a package's postinst
+/// does not start its system service (Apache, HAProxy, lighttpd and h2o
+/// would otherwise start on port 80 and keep running after the harness).
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
+
+/// A policy-rc.d that refuses every service start, written for the length
+/// of an installation when the machine has none, and removed on drop.
+struct NoServiceStarts(bool);
+
+impl NoServiceStarts {
+    fn new() -> NoServiceStarts {
+        if Path::new(POLICY_RC_D).exists() {
+            return NoServiceStarts(false);
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let made = std::fs::write(
+            POLICY_RC_D,
+            "#!/bin/sh\n# harness: no service starts during its apt-get install\nexit 101\n",
+        )
+        .and_then(|()| std::fs::set_permissions(POLICY_RC_D, std::fs::Permissions::from_mode(0o755)))
+        .is_ok();
+        if made {
+            eprintln!("(a temporary {POLICY_RC_D} keeps the package's system service from starting)");
+        } else {
+            eprintln!("warning: could not write {POLICY_RC_D}: the package's system service may start; stop it with `service NAME stop`");
+        }
+        NoServiceStarts(made)
+    }
+}
+
+impl Drop for NoServiceStarts {
+    fn drop(&mut self) {
+        if self.0 {
+            let _ = std::fs::remove_file(POLICY_RC_D);
+        }
+    }
 }

@@ -13,10 +13,16 @@
 //! cannot pass unnoticed. The records are the same as for the harness's own
 //! fleets, with one row per server worker (its pid in `pid`).
 
+pub mod apache;
+pub mod gunicorn;
+pub mod h2o;
+pub mod haproxy;
 pub mod install;
+pub mod lighttpd;
 pub mod nginx;
 pub mod node;
 pub mod process;
+pub mod uwsgi;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -42,16 +48,36 @@ pub enum Server {
     NginxExclusive,
     NginxMutex,
     NginxReuseport,
+    Haproxy,
+    HaproxyNomq,
+    HaproxyShards,
+    Gunicorn,
+    Uwsgi,
+    UwsgiThunder,
+    ApachePrefork,
+    ApacheEvent,
+    Lighttpd,
+    H2o,
 }
 
 impl Server {
-    pub const ALL: [Server; 6] = [
+    pub const ALL: [Server; 16] = [
         Server::NodeSeed,
         Server::NodeNone,
         Server::NodeRr,
         Server::NginxExclusive,
         Server::NginxMutex,
         Server::NginxReuseport,
+        Server::Haproxy,
+        Server::HaproxyNomq,
+        Server::HaproxyShards,
+        Server::Gunicorn,
+        Server::Uwsgi,
+        Server::UwsgiThunder,
+        Server::ApachePrefork,
+        Server::ApacheEvent,
+        Server::Lighttpd,
+        Server::H2o,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +88,16 @@ impl Server {
             Server::NginxExclusive => "nginx-exclusive",
             Server::NginxMutex => "nginx-mutex",
             Server::NginxReuseport => "nginx-reuseport",
+            Server::Haproxy => "haproxy",
+            Server::HaproxyNomq => "haproxy-nomq",
+            Server::HaproxyShards => "haproxy-shards",
+            Server::Gunicorn => "gunicorn",
+            Server::Uwsgi => "uwsgi",
+            Server::UwsgiThunder => "uwsgi-thunder",
+            Server::ApachePrefork => "apache-prefork",
+            Server::ApacheEvent => "apache-event",
+            Server::Lighttpd => "lighttpd",
+            Server::H2o => "h2o",
         }
     }
 
@@ -74,6 +110,16 @@ impl Server {
             Server::NginxExclusive => "nginx, 4 workers, accept_mutex off: one shared socket in every worker's epoll set with EPOLLEXCLUSIVE (like epoll-exclusive)",
             Server::NginxMutex => "nginx, 4 workers, accept_mutex on: only the lock holder polls the shared socket (like accept-mutex, with a 500 ms retry)",
             Server::NginxReuseport => "nginx, 4 workers, listen ... reuseport: a socket per worker, the kernel hashes (like reuseport)",
+            Server::Haproxy => "HAProxy, nbthread 4, defaults: threads accept from one socket and the multi-queue listener pushes each connection to the least loaded thread (like dispatch-least)",
+            Server::HaproxyNomq => "HAProxy, nbthread 4, tune.listener.multi-queue off: one socket in every thread's epoll set, the thread that accepts serves (like shared-epoll)",
+            Server::HaproxyShards => "HAProxy, nbthread 4, bind ... shards by-thread: a SO_REUSEPORT socket per thread, the kernel hashes (like reuseport)",
+            Server::Gunicorn => "gunicorn, 4 sync workers: the master's socket inherited by every worker, which accepts without blocking and waits in select() (a herd, like shared-epoll); one request per connection",
+            Server::Uwsgi => "uWSGI, 4 processes: the master's socket inherited by every worker, each waits for it in its own event loop and they race (a herd, like shared-epoll); one request per connection",
+            Server::UwsgiThunder => "uWSGI, 4 processes, --thunder-lock: a process-shared mutex serialises accept, one worker at a time waits for the socket (like accept-mutex); one request per connection",
+            Server::ApachePrefork => "Apache, mpm_prefork, 4 servers and no more, one Listen: every child blocks in accept(2) on the shared socket, unserialized (like shared-blocking)",
+            Server::ApacheEvent => "Apache, mpm_event, 4 processes, one Listen: each process's listener thread polls the shared socket in its own epoll set (like shared-epoll)",
+            Server::Lighttpd => "lighttpd, server.max-worker = 4: the master's socket inherited by 4 forked workers, each waits for it in its own epoll set (a herd, like shared-epoll); one request per connection",
+            Server::H2o => "h2o, num-threads 4: one socket in every thread's event loop (like shared-epoll); h2o keeps no per-worker count: attributed by tid only",
         }
     }
 
@@ -84,7 +130,16 @@ impl Server {
             Server::NodeRr => Model::DispatchRr,
             Server::NginxExclusive => Model::EpollExclusive,
             Server::NginxMutex => Model::AcceptMutex,
-            Server::NginxReuseport => Model::Reuseport,
+            Server::NginxReuseport | Server::HaproxyShards => Model::Reuseport,
+            Server::Haproxy => Model::DispatchLeast,
+            Server::HaproxyNomq
+            | Server::Gunicorn
+            | Server::Uwsgi
+            | Server::ApacheEvent
+            | Server::Lighttpd
+            | Server::H2o => Model::SharedEpoll,
+            Server::ApachePrefork => Model::SharedBlocking,
+            Server::UwsgiThunder => Model::AcceptMutex,
         }
     }
 
@@ -93,6 +148,26 @@ impl Server {
             self,
             Server::NginxExclusive | Server::NginxMutex | Server::NginxReuseport
         )
+    }
+
+    pub fn is_haproxy(self) -> bool {
+        matches!(self, Server::Haproxy | Server::HaproxyNomq | Server::HaproxyShards)
+    }
+
+    pub fn is_uwsgi(self) -> bool {
+        matches!(self, Server::Uwsgi | Server::UwsgiThunder)
+    }
+
+    pub fn is_apache(self) -> bool {
+        matches!(self, Server::ApachePrefork | Server::ApacheEvent)
+    }
+
+    /// Whether the server closes every connection after its response
+    /// (gunicorn's sync workers, uWSGI's HTTP socket, lighttpd as the harness
+    /// configures it): runs of more than
+    /// one request per connection are refused.
+    pub fn one_request_per_connection(self) -> bool {
+        matches!(self, Server::Gunicorn | Server::Lighttpd) || self.is_uwsgi()
     }
 
     pub fn names() -> String {
@@ -105,6 +180,12 @@ impl Server {
     pub fn ensure_installed(self) -> anyhow::Result<()> {
         let (binary, package) = self.binary();
         install::ensure(binary, package)?;
+        if self.is_uwsgi() {
+            install::ensure_file(uwsgi::PYTHON_PLUGIN, uwsgi::PYTHON_PLUGIN_PACKAGE)?;
+        }
+        if self == Server::Lighttpd {
+            install::ensure_file(lighttpd::MAGNET, lighttpd::MAGNET_PACKAGE)?;
+        }
         Ok(())
     }
 
@@ -112,6 +193,18 @@ impl Server {
     pub fn binary(self) -> (&'static str, &'static str) {
         if self.is_nginx() {
             ("nginx", "nginx")
+        } else if self.is_haproxy() {
+            ("haproxy", "haproxy")
+        } else if self == Server::Gunicorn {
+            ("gunicorn", "gunicorn")
+        } else if self.is_uwsgi() {
+            ("uwsgi", "uwsgi")
+        } else if self.is_apache() {
+            ("apache2", "apache2")
+        } else if self == Server::Lighttpd {
+            ("lighttpd", "lighttpd")
+        } else if self == Server::H2o {
+            ("h2o", "h2o")
         } else {
             ("node", "nodejs")
         }
@@ -122,6 +215,18 @@ impl Server {
     pub fn start(self, workers: usize, port: u16) -> anyhow::Result<Box<dyn Started>> {
         Ok(if self.is_nginx() {
             Box::new(nginx::Nginx::start(self, workers, port)?)
+        } else if self.is_haproxy() {
+            Box::new(haproxy::Haproxy::start(self, workers, port)?)
+        } else if self == Server::Gunicorn {
+            Box::new(gunicorn::Gunicorn::start(self, workers, port)?)
+        } else if self.is_uwsgi() {
+            Box::new(uwsgi::Uwsgi::start(self, workers, port)?)
+        } else if self.is_apache() {
+            Box::new(apache::Apache::start(self, workers, port)?)
+        } else if self == Server::Lighttpd {
+            Box::new(lighttpd::Lighttpd::start(self, workers, port)?)
+        } else if self == Server::H2o {
+            Box::new(h2o::H2o::start(self, workers, port)?)
         } else {
             Box::new(node::Node::start(self, workers, port)?)
         })
@@ -152,11 +257,45 @@ pub struct Own {
     pub requests: u64,
 }
 
+/// The [`Started`] methods every server with the fields `proc`
+/// ([`process::ServerProcess`]), `addr` and `workers` answers the same way.
+macro_rules! started_from_fields {
+    () => {
+        fn addr(&self) -> std::net::SocketAddr {
+            self.addr
+        }
+
+        fn workers(&self) -> Vec<i32> {
+            self.workers.clone()
+        }
+
+        fn check_alive(&mut self) -> anyhow::Result<()> {
+            self.proc.check_alive()
+        }
+    };
+}
+pub(crate) use started_from_fields;
+
 /// A server the harness started and must stop.
 pub trait Started {
     fn addr(&self) -> SocketAddr;
-    /// The workers' pids, in ascending order.
+    /// The workers' pids (thread ids where the workers are threads), in
+    /// ascending order.
     fn workers(&self) -> Vec<i32>;
+    /// The listening socket (inode) each worker takes its connections from,
+    /// in the order of [`Started::workers`], when the server knows better
+    /// than /proc can say per process: a server whose workers are threads
+    /// of one process, which share its descriptors and epoll sets. `None`:
+    /// read each worker's own descriptors.
+    fn listen_inodes(&self, _listeners: &[u64]) -> Option<Vec<Option<u64>>> {
+        None
+    }
+    /// Whether the server keeps a count of its own per worker (h2o does not:
+    /// its run is then checked against the attribution alone, and `stop`
+    /// returns no counts).
+    fn keeps_counts(&self) -> bool {
+        true
+    }
     /// An error if the server died.
     fn check_alive(&mut self) -> anyhow::Result<()>;
     /// Stops the server and returns each worker's own counts, by pid.
@@ -201,6 +340,16 @@ impl TempDir {
     }
 }
 
+impl TempDir {
+    /// The last lines of the server's log `name` in this directory, on one
+    /// line, for error messages.
+    pub fn log_tail(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(self.0.join(name)).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(3).collect();
+        format!("{name}: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "))
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -221,6 +370,153 @@ pub fn parse_count_line(line: &str) -> Option<(i32, Own)> {
         )),
         _ => None,
     }
+}
+
+/// The WSGI application gunicorn and uWSGI serve: a tiny static body, and
+/// the worker's pid in `x-worker`.
+pub const WSGI_APP: &str = "\
+# Written by the harness for one run: the smallest answer, naming its worker.
+import os
+
+BODY = b'hello wsgi\\n'
+
+
+def app(environ, start_response):
+    start_response('200 OK', [
+        ('Content-Type', 'text/plain'),
+        ('Content-Length', str(len(BODY))),
+        ('x-worker', str(os.getpid())),
+    ])
+    return [BODY]
+
+
+application = app
+";
+
+/// Counts per pid from a log with one line per request, on a server that
+/// serves one request per connection; `pid` reads a line's pid.
+pub fn one_request_per_line(
+    text: &str,
+    log: &str,
+    pid: impl Fn(&str) -> Option<i32>,
+) -> anyhow::Result<BTreeMap<i32, Own>> {
+    let mut own: BTreeMap<i32, Own> = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let p = pid(line).ok_or_else(|| anyhow!("{log} line {}: no pid in '{line}'", n + 1))?;
+        let o = own.entry(p).or_default();
+        o.connections += 1;
+        o.requests += 1;
+    }
+    Ok(own)
+}
+
+/// Counts per pid from access-log lines `<pid> <n>`, `n` counting the
+/// requests of the line's connection from `first` (nginx's
+/// `$connection_requests` from 1, Apache's `%k` from 0): requests are
+/// lines, connections the lines whose `n` is `first`.
+pub fn pid_log(text: &str, first: u64) -> anyhow::Result<BTreeMap<i32, Own>> {
+    let mut own: BTreeMap<i32, Own> = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let mut w = line.split_whitespace();
+        let (Some(pid), Some(req), None) = (w.next(), w.next(), w.next()) else {
+            return Err(anyhow!(
+                "access.log line {}: expected '<pid> <connection requests>', got '{line}'",
+                n + 1
+            ));
+        };
+        let (Ok(pid), Ok(req)) = (pid.parse::<i32>(), req.parse::<u64>()) else {
+            return Err(anyhow!("access.log line {}: expected numbers, got '{line}'", n + 1));
+        };
+        let o = own.entry(pid).or_default();
+        o.requests += 1;
+        o.connections += u64::from(req == first);
+    }
+    Ok(own)
+}
+
+/// `own` with a row for every one of `workers`; an error if it names a pid
+/// that is not one of them.
+pub fn own_of_workers(
+    server: &str,
+    mut own: BTreeMap<i32, Own>,
+    workers: &[i32],
+) -> anyhow::Result<BTreeMap<i32, Own>> {
+    for pid in workers {
+        own.entry(*pid).or_default();
+    }
+    if let Some(stranger) = own.keys().find(|p| !workers.contains(p)) {
+        return Err(anyhow!(
+            "{server}'s log names pid {stranger}, which is not one of its workers"
+        ));
+    }
+    Ok(own)
+}
+
+/// Waits until the server `proc` (`what`) has forked `workers` workers and
+/// each holds the one socket listening on `addr`, which it inherited: the
+/// workers' pids. `detail` says what went wrong, for the error messages
+/// (the server's own log).
+pub(crate) fn wait_for_forked_workers(
+    proc: &mut process::ServerProcess,
+    what: &str,
+    workers: usize,
+    addr: SocketAddr,
+    detail: impl Fn(&process::ServerProcess) -> String,
+) -> anyhow::Result<Vec<i32>> {
+    use fleet::introspect;
+    let deadline = std::time::Instant::now() + START_TIMEOUT;
+    loop {
+        crate::interrupt::check(&format!("waiting for {what} to start"))?;
+        if let Err(e) = proc.check_alive() {
+            return Err(e.context(detail(proc)).context(format!("starting {what}")));
+        }
+        let kids = introspect::children_of(proc.pid());
+        let listening = introspect::listening_inodes(addr.port());
+        if kids.len() == workers
+            && listening.len() == 1
+            && kids
+                .iter()
+                .all(|&k| introspect::held_listeners(k, &listening).len() == 1)
+        {
+            return Ok(kids);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(anyhow!(
+                "{what} did not start {workers} workers on {addr} within {START_TIMEOUT:?} ({} running); {}",
+                kids.len(),
+                detail(proc)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The thread ids of `pid`, in ascending order.
+pub(crate) fn threads_of(pid: i32) -> Vec<i32> {
+    let mut tids: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    tids
+}
+
+/// Waits up to `limit` until every one of `pids` has exited (gone, or a
+/// zombie nobody reaps); a SIGINT/SIGTERM of the harness cuts it short.
+pub(crate) fn wait_gone(pids: &[i32], limit: Duration) -> anyhow::Result<()> {
+    let exited = |pid: &i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()) == Some("Z")
+        })
+    };
+    let deadline = std::time::Instant::now() + limit;
+    while !pids.iter().all(exited) && std::time::Instant::now() < deadline {
+        crate::interrupt::check("waiting for the server's workers to exit")?;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 /// Errors for a server line that says something unexpected.

@@ -101,30 +101,12 @@ impl Nginx {
 
 /// The end of nginx's error log, for error messages.
 fn error_log(dir: &TempDir) -> String {
-    let text = std::fs::read_to_string(dir.0.join("error.log")).unwrap_or_default();
-    let tail: Vec<&str> = text.lines().rev().take(3).collect();
-    format!("error.log: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "))
+    dir.log_tail("error.log")
 }
 
 /// Counts per pid from access-log lines `$pid $connection_requests`.
 pub fn parse_access_log(text: &str) -> anyhow::Result<BTreeMap<i32, Own>> {
-    let mut own: BTreeMap<i32, Own> = BTreeMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let mut w = line.split_whitespace();
-        let (Some(pid), Some(req), None) = (w.next(), w.next(), w.next()) else {
-            bail!(
-                "access.log line {}: expected '<pid> <connection_requests>', got '{line}'",
-                n + 1
-            );
-        };
-        let (Ok(pid), Ok(req)) = (pid.parse::<i32>(), req.parse::<u64>()) else {
-            bail!("access.log line {}: expected numbers, got '{line}'", n + 1);
-        };
-        let o = own.entry(pid).or_default();
-        o.requests += 1;
-        o.connections += u64::from(req == 1);
-    }
-    Ok(own)
+    super::pid_log(text, 1)
 }
 
 impl Started for Nginx {
