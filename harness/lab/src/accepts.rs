@@ -171,13 +171,32 @@ fn threads_of(pid: i32) -> Vec<i32> {
     tids
 }
 
+/// The process (thread group) that `id` belongs to: `id` itself for a
+/// process, its process for a thread (a server whose workers are threads
+/// names them by thread id); `id` if /proc does not say.
+fn process_of(id: i32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{id}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(id)
+}
+
 impl Watch {
-    /// Opens counters on every thread of each of `pids` (a thread that
-    /// ended meanwhile is skipped; a process that has none is an error).
+    /// Opens counters on every thread of each process among `pids` (a
+    /// thread id stands for its process, and each process is watched
+    /// once; a thread that ended meanwhile is skipped; a process that has
+    /// none is an error).
     pub fn open(pids: &[i32], by: KernelBy) -> anyhow::Result<Watch> {
         let ids = tracepoint_ids().map_err(|e| anyhow::anyhow!("--attribute kernel: {e}"))?;
         let mut threads = Vec::new();
-        for &pid in pids {
+        let mut processes: Vec<i32> = pids.iter().map(|&p| process_of(p)).collect();
+        processes.sort_unstable();
+        processes.dedup();
+        for pid in processes {
             let tids = threads_of(pid);
             let before = threads.len();
             for tid in tids {

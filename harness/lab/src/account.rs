@@ -62,6 +62,10 @@ pub struct Account {
     /// `--attribute kernel`: every watched process (or thread) and what it
     /// accepted over the measured load; `None` without it.
     pub kernel: Option<Vec<crate::accepts::Accepted>>,
+    /// The workers pass connections among themselves after accepting them
+    /// (HAProxy's multi-queue listener): who accepted and whose own count
+    /// a connection is in may differ, so only the totals must agree.
+    pub redistributes: bool,
 }
 
 impl Account {

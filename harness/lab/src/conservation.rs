@@ -151,7 +151,12 @@ fn kernel_accepts(m: &Measured, workers: &[WorkerRow]) -> Vec<String> {
         return Vec::new();
     };
     let exact = m.report.errors.total() == 0 && !m.account.faulted;
-    kernel_problems(all, workers, exact, m.account.source)
+    // Workers that pass connections among themselves: the totals only.
+    let source = match m.account.redistributes {
+        true => CountSource::Kernel,
+        false => m.account.source,
+    };
+    kernel_problems(all, workers, exact, source)
 }
 
 /// [`kernel_accepts`] on its figures: every watched process or thread,

@@ -195,6 +195,7 @@ fn with_kernel(mut account: crate::account::Account, all: Vec<Accepted>, spec: &
         account.interrupted = interrupted;
     }
     account.kernel = Some(all);
+    account.redistributes = matches!(spec.subject, Subject::Server(crate::servers::Server::Haproxy));
     account
 }
 

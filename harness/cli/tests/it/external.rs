@@ -71,6 +71,15 @@ pub(crate) fn check_server_per_conn(name: &str, signature: Listener, extra: &[&s
 
     let rows = read_csv(&dir.join("workers.csv"));
     assert_eq!(rows.len(), 4, "{name}: one row per server worker");
+    if extra.contains(&"kernel") {
+        // The kernel saw every connection accepted once, by the workers.
+        assert_eq!(
+            col(&rows, "kernel_accepted").iter().sum::<u64>(),
+            1200,
+            "{name}: {}",
+            show(&o)
+        );
+    }
     let (accepted, attributed) = (col(&rows, "accepted"), col(&rows, "attributed"));
     let (requests, attributed_requests) = (col(&rows, "requests"), col(&rows, "attributed_requests"));
     assert_eq!(

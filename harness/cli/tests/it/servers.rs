@@ -4,6 +4,12 @@
 //! generator's attribution, and its workers must show the kernel signature
 //! of its accept mechanism in /proc (one shared socket, or one per worker).
 //!
+//! Each run also counts accepts in the kernel (`--attribute kernel`, by
+//! thread for HAProxy and h2o): conservation then checks that each worker's
+//! kernel count equals the server's own count (HAProxy's multi-queue
+//! listener passes connections between threads, so there only the totals),
+//! and the kernel saw every connection accepted once.
+//!
 //! `.ci/run` installs the servers; off CI the harness installs a missing one
 //! itself as root, and a test without root or the server skips.
 
@@ -29,21 +35,33 @@ fn have(binary: &str) -> bool {
 #[test]
 fn haproxy_multi_queue_counts_agree_and_threads_share_one_socket() {
     if have("haproxy") {
-        check_server("haproxy", Listener::Shared, &["--warmup", "200ms"]);
+        check_server(
+            "haproxy",
+            Listener::Shared,
+            &["--warmup", "200ms", "--attribute", "kernel", "--kernel-by", "thread"],
+        );
     }
 }
 
 #[test]
 fn haproxy_nomq_counts_agree_and_threads_share_one_socket() {
     if have("haproxy") {
-        check_server("haproxy-nomq", Listener::Shared, &[]);
+        check_server(
+            "haproxy-nomq",
+            Listener::Shared,
+            &["--attribute", "kernel", "--kernel-by", "thread"],
+        );
     }
 }
 
 #[test]
 fn haproxy_shards_counts_agree_and_each_thread_has_its_own_socket() {
     if have("haproxy") {
-        check_server("haproxy-shards", Listener::OwnEach, &[]);
+        check_server(
+            "haproxy-shards",
+            Listener::OwnEach,
+            &["--attribute", "kernel", "--kernel-by", "thread"],
+        );
     }
 }
 
@@ -53,42 +71,61 @@ fn haproxy_shards_counts_agree_and_each_thread_has_its_own_socket() {
 #[test]
 fn gunicorn_counts_agree_and_workers_share_one_socket() {
     if have("gunicorn") {
-        check_server_per_conn("gunicorn", Listener::Shared, &["--warmup", "200ms"], 1);
+        check_server_per_conn(
+            "gunicorn",
+            Listener::Shared,
+            &["--warmup", "200ms", "--attribute", "kernel"],
+            1,
+        );
     }
 }
 
 #[test]
 fn uwsgi_counts_agree_and_workers_share_one_socket() {
     if have("uwsgi") {
-        check_server_per_conn("uwsgi", Listener::Shared, &[], 1);
+        check_server_per_conn("uwsgi", Listener::Shared, &["--attribute", "kernel"], 1);
     }
 }
 
 #[test]
 fn uwsgi_thunder_lock_counts_agree_and_workers_share_one_socket() {
     if have("uwsgi") {
-        check_server_per_conn("uwsgi-thunder", Listener::Shared, &["--warmup", "200ms"], 1);
+        check_server_per_conn(
+            "uwsgi-thunder",
+            Listener::Shared,
+            &["--warmup", "200ms", "--attribute", "kernel"],
+            1,
+        );
     }
 }
 
 #[test]
 fn apache_prefork_counts_agree_and_servers_share_one_socket() {
     if have("apache2") {
-        check_server("apache-prefork", Listener::Shared, &["--warmup", "200ms"]);
+        check_server(
+            "apache-prefork",
+            Listener::Shared,
+            &["--warmup", "200ms", "--attribute", "kernel"],
+        );
     }
 }
 
 #[test]
 fn apache_event_counts_agree_and_processes_share_one_socket() {
     if have("apache2") {
-        check_server("apache-event", Listener::Shared, &[]);
+        check_server("apache-event", Listener::Shared, &["--attribute", "kernel"]);
     }
 }
 
 #[test]
 fn lighttpd_counts_agree_and_workers_share_one_socket() {
     if have("lighttpd") {
-        check_server_per_conn("lighttpd", Listener::Shared, &["--warmup", "200ms"], 1);
+        check_server_per_conn(
+            "lighttpd",
+            Listener::Shared,
+            &["--warmup", "200ms", "--attribute", "kernel"],
+            1,
+        );
     }
 }
 
@@ -114,6 +151,10 @@ fn h2o_threads_are_attributed_by_tid_and_share_one_socket() {
         "2",
         "--threads",
         "1",
+        "--attribute",
+        "kernel",
+        "--kernel-by",
+        "thread",
     ];
     let (o, dir) = run("h2o", &args);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
@@ -129,6 +170,9 @@ fn h2o_threads_are_attributed_by_tid_and_share_one_socket() {
     assert_eq!(col(&rows, "attributed").iter().sum::<u64>(), 1200);
     assert_eq!(col(&rows, "attributed_requests").iter().sum::<u64>(), 2400);
     assert!(!dir.join("server-counts.csv").exists(), "h2o counts nothing itself");
+    // Kernel attribution is h2o's count: each thread's accepts are the
+    // connections whose first response named it.
+    assert_eq!(col(&rows, "kernel_accepted"), col(&rows, "attributed"), "{}", show(&o));
     let inodes: std::collections::HashSet<&str> = rows.iter().map(|r| r["listen_inode"].as_str()).collect();
     assert!(
         inodes.len() == 1 && !inodes.contains(""),

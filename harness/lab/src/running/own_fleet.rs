@@ -271,6 +271,7 @@ impl Running for OwnFleet {
             source: CountSource::Workers,
             interrupted: None,
             kernel: None,
+            redistributes: false,
         })
     }
 }
