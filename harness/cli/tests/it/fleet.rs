@@ -365,7 +365,17 @@ fn models_lists_every_model() {
             "node-rr",
             "nginx-exclusive",
             "nginx-mutex",
-            "nginx-reuseport"
+            "nginx-reuseport",
+            "haproxy",
+            "haproxy-nomq",
+            "haproxy-shards",
+            "gunicorn",
+            "uwsgi",
+            "uwsgi-thunder",
+            "apache-prefork",
+            "apache-event",
+            "lighttpd",
+            "h2o"
         ]
     );
     assert_eq!(
