@@ -743,26 +743,32 @@ impl Recorder {
         }
         let w = &mut self.workers[idx];
         w.requests += 1;
+        // A connection's first response: when it was established, on the
+        // servers' clock (for the trace and the queue phase).
+        let established_ns = t
+            .established
+            .filter(|_| self.record || self.trace.is_some())
+            .map(|e| self.clock.ns(e));
+        if let (Some(trace), Some(established_ns)) = (&mut self.trace, established_ns) {
+            trace.push(TraceRow {
+                worker: idx,
+                start_ns: self.clock.ns(t.start),
+                established_ns,
+                stamps: t.stamps,
+                done_ns: self.clock.ns(t.done),
+            });
+        }
         if self.record {
             let ttfb = micros(t.first_byte.saturating_duration_since(t.start));
             let total = micros(t.done.saturating_duration_since(t.intended));
             let unc = micros(t.done.saturating_duration_since(t.start));
             // Queue and service: from the first response's stamps.
-            let split = t.established.zip(t.stamps).map(|(e, s)| {
+            let split = established_ns.zip(t.stamps).map(|(e, s)| {
                 (
-                    micros_between(self.clock.ns(e), s.accepted_ns),
+                    micros_between(e, s.accepted_ns),
                     micros_between(s.accepted_ns, s.responded_ns),
                 )
             });
-            if let (Some(trace), Some(e)) = (&mut self.trace, t.established) {
-                trace.push(TraceRow {
-                    worker: idx,
-                    start_ns: self.clock.ns(t.start),
-                    established_ns: self.clock.ns(e),
-                    stamps: t.stamps,
-                    done_ns: self.clock.ns(t.done),
-                });
-            }
             for p in [&mut w.phases, &mut self.phases] {
                 record_us(&mut p.ttfb, ttfb);
                 record_us(&mut p.total, total);
@@ -1128,6 +1134,10 @@ mod tests {
         assert!(r.traced.iter().all(|t| t.done_ns - t.start_ns == 100_000));
         let off = Recorder::new(true);
         assert!(off.into_report(SystemTime::UNIX_EPOCH).traced.is_empty());
+        // Traced also when no latency is recorded (`--no-record`).
+        let mut unrecorded = Recorder::new(false).traced(true);
+        unrecorded.response(Some(b"x"), &times(Some(t0)));
+        assert_eq!(unrecorded.into_report(SystemTime::UNIX_EPOCH).traced.len(), 1);
     }
 
     #[test]

@@ -348,25 +348,7 @@ fn tcp_migrate_req_decides_whether_a_reuseport_reload_resets() {
     for setting in ["off", "on"] {
         // A 1 ms service time keeps every socket's queue full at each close
         // (about 20 waiting on each of the three).
-        let (o, dir) = run(
-            &format!("migrate-{setting}"),
-            &[
-                "--model",
-                "reuseport",
-                "--workers",
-                "3",
-                "--concurrency",
-                "64",
-                "--duration",
-                "2s",
-                "--service",
-                "sleep:1ms",
-                "--rolling-restart",
-                "500ms",
-                "--tcp-migrate-req",
-                setting,
-            ],
-        );
+        let (o, dir) = reload_run(&format!("migrate-{setting}"), "reuseport", setting);
         balanced(&o, &dir);
         assert_eq!(std::fs::read_to_string(path).unwrap(), before, "the sysctl is restored");
         let meta: serde_json::Value =
@@ -399,6 +381,32 @@ fn tcp_migrate_req_decides_whether_a_reuseport_reload_resets() {
         resets[1] <= migrated[1].1,
         "with migration only a failed migration resets: {resets:?} {migrated:?}"
     );
+}
+
+/// A rolling restart of 3 workers of `model` from 500 ms into a 2 s run at
+/// concurrency 64, with tcp_migrate_req `setting` (on or off) in the run's
+/// namespace; a 1 ms service time keeps every socket's queue full at each
+/// close (about 20 waiting on each of the three).
+pub(crate) fn reload_run(name: &str, model: &str, setting: &str) -> (std::process::Output, std::path::PathBuf) {
+    run(
+        name,
+        &[
+            "--model",
+            model,
+            "--workers",
+            "3",
+            "--concurrency",
+            "64",
+            "--duration",
+            "2s",
+            "--service",
+            "sleep:1ms",
+            "--rolling-restart",
+            "500ms",
+            "--tcp-migrate-req",
+            setting,
+        ],
+    )
 }
 
 /// The effective uid, from /proc (no libc call in a test).

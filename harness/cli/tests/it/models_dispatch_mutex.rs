@@ -26,8 +26,9 @@ fn conserved_run(
 }
 
 /// Worker 0 is 10x slower (sleep 10 ms against 1 ms per request); returns
-/// each worker's share of the connections.
-fn slow_worker_shares(model: &str) -> Vec<f64> {
+/// each worker's share of the connections (a dispatcher's hand-offs
+/// checked against the takes).
+pub(crate) fn slow_worker_shares(model: &str) -> Vec<f64> {
     let (rows, _, _) = conserved_run(
         &format!("slow-{model}"),
         &[
@@ -50,11 +51,13 @@ fn slow_worker_shares(model: &str) -> Vec<f64> {
     let total: u64 = accepted.iter().sum();
     let shares: Vec<f64> = accepted.iter().map(|a| *a as f64 / total as f64).collect();
     eprintln!("{model}, worker 0 10x slower: accepted {accepted:?}, shares {shares:.3?}");
-    assert_eq!(
-        col(&rows, "dispatched"),
-        accepted,
-        "{model}: hand-offs differ from takes"
-    );
+    if model.starts_with("dispatch-") {
+        assert_eq!(
+            col(&rows, "dispatched"),
+            accepted,
+            "{model}: hand-offs differ from takes"
+        );
+    }
     shares
 }
 

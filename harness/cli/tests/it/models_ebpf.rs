@@ -85,28 +85,10 @@ fn ebpf_least_offers_a_slow_worker_less_than_half_its_share() {
     if !needs(have_ebpf(), "eBPF SK_REUSEPORT programs") {
         return;
     }
-    let args = [
-        "--model",
-        "reuseport-ebpf-least",
-        "--workers",
-        "4",
-        "--concurrency",
-        "16",
-        "--connections",
-        "3000",
-        "--service",
-        "sleep:1ms",
-        "--slow-worker",
-        "0:10",
-    ];
-    let (o, dir) = run("ebpf-least-slow", &args);
-    let (rows, _) = assert_conserved(&o, &dir, 3000);
-    let accepted = col(&rows, "accepted");
+    let shares = crate::models_dispatch_mutex::slow_worker_shares("reuseport-ebpf-least");
     // As dispatch-least: fair share 0.25, by capacity about 1/31; under
     // 1/(2N) = 0.125 with room to spare, also with one core kept busy.
-    let share = accepted[0] as f64 / 3000.0;
-    assert!(share < 0.125, "the slow worker got {share:.3}: {accepted:?}");
-    let _ = std::fs::remove_dir_all(dir);
+    assert!(shares[0] < 0.125, "the slow worker got {:.3}: {shares:.3?}", shares[0]);
 }
 
 /// A rolling restart with net.ipv4.tcp_migrate_req off: plain reuseport
@@ -121,23 +103,7 @@ fn ebpf_migrate_loses_nothing_in_a_rolling_restart_without_tcp_migrate_req() {
     {
         return;
     }
-    let args = [
-        "--model",
-        "reuseport-ebpf-migrate",
-        "--workers",
-        "3",
-        "--concurrency",
-        "64",
-        "--duration",
-        "2s",
-        "--service",
-        "sleep:1ms",
-        "--rolling-restart",
-        "500ms",
-        "--tcp-migrate-req",
-        "off",
-    ];
-    let (o, dir) = run("ebpf-migrate-churn", &args);
+    let (o, dir) = crate::faults::reload_run("ebpf-migrate-churn", "reuseport-ebpf-migrate", "off");
     assert!(o.status.success(), "{}", show(&o));
     let s = crate::common::summary(&dir);
     assert_eq!(s["errors"], "0", "nothing lost: {}", show(&o));

@@ -121,7 +121,6 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
-    use std::os::fd::AsRawFd;
 
     #[test]
     fn the_verifier_takes_the_program() {
@@ -176,6 +175,5 @@ mod tests {
         let first = order[0];
         let want: Vec<usize> = (0..9).map(|k| (first + k) % 3).collect();
         assert_eq!(order, want);
-        assert!(listeners.iter().all(|l| l.as_raw_fd() >= 0));
     }
 }
